@@ -1,0 +1,159 @@
+"""Typed, immutable site configuration: what `load_site` returns and every stage reads.
+
+The shape follows DESIGN.md (site, gateway, buses, devices, points, uplink, storage, outbox).
+Thresholds are kept in the field's terms (direction plus four colour levels and their restore
+levels); the detector parameters are built from them in one place (`detectors.registry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.profiles import DeviceProfile
+
+LEVELS = ("blue", "yellow", "orange", "red")
+DIRECTIONS = ("upper", "lower", "both")
+
+
+@dataclass(frozen=True)
+class Site:
+    code: str
+    name: str
+    kind: str  # tailings_pond | underground_mine | open_pit | chemical_plant
+    timezone: str
+
+
+@dataclass(frozen=True)
+class GatewayIdentity:
+    id: str
+    state_dir: Path
+
+
+@dataclass(frozen=True)
+class Bus:
+    name: str
+    transport: str  # tcp | rtu | rtu_over_tcp
+    host: str | None
+    port: int | None
+    serial_port: str | None
+    baudrate: int
+    parity: str
+    stopbits: int
+    bytesize: int
+    timeout: float  # seconds, per request
+    retries: int
+    max_outstanding: int  # 1 for serial lines, RTU over TCP and converters
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    bus: str
+    unit: int
+    profile: DeviceProfile
+    period: float  # seconds, normal state
+    abnormal_period: float  # seconds, while a point of one of its items is at blue or above
+    max_gap: int  # unused registers a merged read may bridge
+    max_read: int
+
+
+@dataclass(frozen=True)
+class LevelSet:
+    """Four colour thresholds on one side (NaN where a level is not used) and restore levels."""
+
+    thresholds: tuple[float, float, float, float]
+    restore: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    direction: str  # upper | lower | both
+    upper: LevelSet | None
+    lower: LevelSet | None
+    raise_samples: int
+    raise_hold: float
+    clear_samples: int
+    clear_hold: float
+    red_immediate: bool
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How a register value becomes the point's engineering value (domain.md R11)."""
+
+    kind: str  # none | linear | radar_level | vibrating_wire
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    index: int
+    quantity: str
+    unit: str
+    device: str
+    channel: str
+    conversion: Conversion
+    thresholds: Thresholds | None
+    detectors: tuple[str, ...]
+    description: str = ""
+    plausible_min: float | None = None
+    plausible_max: float | None = None
+
+
+@dataclass(frozen=True)
+class MqttUplink:
+    host: str
+    port: int
+    prefix: str
+    protocol: str  # "5" | "3.1.1"
+    client_id: str
+    keepalive: int
+    username: str | None
+    password_file: Path | None
+    tls_ca: Path | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    reconnect_min: float
+    reconnect_max: float
+
+
+@dataclass(frozen=True)
+class InfluxStorage:
+    url: str
+    org: str
+    bucket: str
+    token_file: Path | None
+
+
+@dataclass(frozen=True)
+class Outbox:
+    path: Path
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    path: Path
+    site: Site
+    gateway: GatewayIdentity
+    buses: tuple[Bus, ...]
+    devices: tuple[Device, ...]
+    points: tuple[Point, ...]
+    mqtt: MqttUplink | None
+    influx: InfluxStorage | None
+    outbox: Outbox
+
+    def device(self, name: str) -> Device:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def bus(self, name: str) -> Bus:
+        for b in self.buses:
+            if b.name == name:
+                return b
+        raise KeyError(name)

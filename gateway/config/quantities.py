@@ -1,0 +1,41 @@
+"""The monitored quantities of the field (domain.md R1): unit, which way is worse, whether a
+quantity is a tailings-pond item (GB 39496-2020 §5.5.2), and its Chinese and English names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Quantity:
+    unit: str
+    direction: str  # upper = higher is worse, lower = lower is worse, both (O2)
+    tailings: bool
+    zh: str
+    en: str
+
+
+QUANTITIES: dict[str, Quantity] = {
+    "water_level": Quantity("m", "upper", True, "库水位", "reservoir water level"),
+    "freeboard": Quantity("m", "lower", True, "安全超高", "safety freeboard"),
+    "dry_beach_length": Quantity("m", "lower", True, "干滩长度", "dry beach length"),
+    "beach_crest_elev": Quantity("m", "lower", True, "滩顶高程", "beach crest elevation"),
+    "phreatic_depth": Quantity("m", "lower", True, "浸润线埋深", "phreatic line burial depth"),
+    "piezometric_head": Quantity("m", "upper", True, "测压管水头", "piezometric head"),
+    "pore_pressure": Quantity("kPa", "upper", True, "孔隙水压力", "pore-water pressure"),
+    "gnss_disp": Quantity("mm", "upper", True, "表面位移", "surface displacement (GNSS)"),
+    "inclinometer_disp": Quantity("mm", "upper", True, "内部位移", "internal displacement"),
+    "rainfall_1h": Quantity("mm", "upper", True, "1小时降雨量", "rainfall in 1 h"),
+    "rainfall_24h": Quantity("mm", "upper", True, "24小时降雨量", "rainfall in 24 h"),
+    "seepage_flow": Quantity("L/s", "upper", True, "渗流量", "seepage flow"),
+    "turbidity": Quantity("NTU", "upper", True, "浑浊度", "turbidity"),
+    "ch4": Quantity("%vol", "upper", False, "甲烷", "methane"),
+    "co": Quantity("ppm", "upper", False, "一氧化碳", "carbon monoxide"),
+    "h2s": Quantity("ppm", "upper", False, "硫化氢", "hydrogen sulphide"),
+    "no2": Quantity("ppm", "upper", False, "二氧化氮", "nitrogen dioxide"),
+    "o2": Quantity("%vol", "both", False, "氧气", "oxygen"),
+    "temperature": Quantity("degC", "upper", False, "温度", "temperature"),
+    "generic": Quantity("", "upper", False, "监测值", "measured value"),
+}
+
+TAILINGS_ITEMS = frozenset(k for k, q in QUANTITIES.items() if q.tailings)

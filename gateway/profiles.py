@@ -1,0 +1,269 @@
+"""Device profiles: the register maps of sensor models, loaded from `config/profiles/*.toml`.
+
+A profile is the one source of truth for how a sensor model speaks Modbus: the gateway reads with
+it and `firmware_sim` serves it, so a map error shows up in tests instead of on site. This module is
+the only part of `gateway/` that `firmware_sim` may import, so it depends on nothing else here.
+
+Addresses in a profile are written as the vendor's manual prints them; `address_base` says whether
+the manual counts from 0 or from 1 (4xxxx style), and `Register.wire_address` is what goes on the
+wire. Word order uses the common letters: ABCD (big-endian words and bytes), CDAB (word swap),
+BADC (byte swap inside each word), DCBA (both); 64-bit values generalise the same two swaps.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "TABLES",
+    "TYPES",
+    "WORD_ORDERS",
+    "ProfileError",
+    "Register",
+    "SerialDefaults",
+    "DeviceProfile",
+    "load_profile",
+    "find_profile",
+    "default_profile_dirs",
+]
+
+TABLES = ("holding", "input", "coil", "discrete")
+# data type -> number of 16-bit registers (bits and coils take one "slot" each)
+TYPES: dict[str, int] = {
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "float32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "float64": 4,
+    "bit": 1,  # one bit of a register (`bit` index) or one coil / discrete input
+    "string": 0,  # length from `length` (registers)
+}
+WORD_ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
+PARITIES = ("N", "E", "O")
+
+
+class ProfileError(ValueError):
+    """A profile file is malformed; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class SerialDefaults:
+    baudrate: int = 9600
+    parity: str = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+
+
+@dataclass(frozen=True)
+class Register:
+    """One value a device exposes: where it lives and how its raw words become a number."""
+
+    name: str
+    table: str
+    address: int  # as the manual prints it
+    wire_address: int  # as it goes on the wire (0-based)
+    type: str
+    count: int  # registers (or bits for coil/discrete tables)
+    word_order: str
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    quantity: str = ""
+    bit: int | None = None
+    decimals_register: str | None = None  # name of a register holding a power-of-ten divisor
+    valid_min: float | None = None  # the sensor's measuring range; outside is out_of_range
+    valid_max: float | None = None
+    role: str = "value"  # value | status | fault | config
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    model: str
+    path: Path
+    address_base: int
+    max_read: int
+    update_period: float
+    word_order: str
+    default_unit: int
+    serial: SerialDefaults
+    registers: tuple[Register, ...]
+    measure_delay: float = 0.0  # seconds a read takes when it triggers a measurement
+    description: str = ""
+    _by_name: dict[str, Register] = field(default_factory=dict, compare=False, repr=False)
+
+    def register(self, name: str) -> Register:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(
+                f"profile {self.name!r} ({self.path}) has no register {name!r}; "
+                f"it has: {', '.join(r.name for r in self.registers)}"
+            ) from None
+
+
+def default_profile_dirs() -> list[Path]:
+    """The repository's profile library (next to the packages in a source checkout)."""
+    return [Path(__file__).resolve().parent.parent / "config" / "profiles"]
+
+
+def find_profile(name: str, search: list[Path] | None = None) -> Path:
+    dirs = list(search or []) + default_profile_dirs()
+    for d in dirs:
+        p = Path(d) / f"{name}.toml"
+        if p.is_file():
+            return p
+    raise ProfileError(
+        f"device profile {name!r} not found in: {', '.join(str(d) for d in dirs)}"
+    )
+
+
+def _need(table: dict, key: str, where: str, kind: type | tuple[type, ...]):
+    if key not in table:
+        raise ProfileError(f"{where}: missing key '{key}'")
+    value = table[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ProfileError(f"{where}.{key}: expected {_kind_name(kind)}, got {value!r}")
+    return value
+
+
+def _opt(table: dict, key: str, where: str, kind: type | tuple[type, ...], default):
+    if key not in table:
+        return default
+    return _need(table, key, where, kind)
+
+
+def _kind_name(kind) -> str:
+    if isinstance(kind, tuple):
+        return " or ".join(k.__name__ for k in kind)
+    return kind.__name__
+
+
+_PROFILE_KEYS = {
+    "name", "model", "description", "address_base", "max_read", "update_period", "word_order",
+    "default_unit", "serial", "measure_delay", "registers",
+}
+_REGISTER_KEYS = {
+    "name", "table", "address", "type", "length", "word_order", "scale", "offset", "unit",
+    "quantity", "bit", "decimals_register", "valid_min", "valid_max", "role", "description",
+}
+
+
+def load_profile(path: str | Path) -> DeviceProfile:
+    """Load and check one profile file; every error names the file and the key path."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    where = f"{path}"
+    unknown = set(doc) - _PROFILE_KEYS
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {sorted(unknown)}")
+    name = _need(doc, "name", where, str)
+    base = _opt(doc, "address_base", where, int, 0)
+    if base not in (0, 1):
+        raise ProfileError(f"{where}.address_base: must be 0 or 1, got {base}")
+    max_read = _opt(doc, "max_read", where, int, 125)
+    if not 1 <= max_read <= 125:
+        raise ProfileError(f"{where}.max_read: must be 1..125, got {max_read}")
+    word_order = _opt(doc, "word_order", where, str, "ABCD")
+    if word_order not in WORD_ORDERS:
+        raise ProfileError(f"{where}.word_order: one of {WORD_ORDERS}, got {word_order!r}")
+    serial_doc = _opt(doc, "serial", where, dict, {})
+    serial = SerialDefaults(
+        baudrate=_opt(serial_doc, "baudrate", f"{where}.serial", int, 9600),
+        parity=_opt(serial_doc, "parity", f"{where}.serial", str, "N"),
+        stopbits=_opt(serial_doc, "stopbits", f"{where}.serial", int, 1),
+        bytesize=_opt(serial_doc, "bytesize", f"{where}.serial", int, 8),
+    )
+    if serial.parity not in PARITIES:
+        raise ProfileError(f"{where}.serial.parity: one of {PARITIES}, got {serial.parity!r}")
+    regs: list[Register] = []
+    seen: set[str] = set()
+    for i, r in enumerate(_need(doc, "registers", where, list)):
+        rw = f"{where}.registers[{i}]"
+        if not isinstance(r, dict):
+            raise ProfileError(f"{rw}: expected a table")
+        unknown = set(r) - _REGISTER_KEYS
+        if unknown:
+            raise ProfileError(f"{rw}: unknown key(s) {sorted(unknown)}")
+        rname = _need(r, "name", rw, str)
+        rw = f"{where}.registers[{i}] ({rname})"
+        if rname in seen:
+            raise ProfileError(f"{rw}.name: duplicate register name")
+        seen.add(rname)
+        table = _opt(r, "table", rw, str, "holding")
+        if table not in TABLES:
+            raise ProfileError(f"{rw}.table: one of {TABLES}, got {table!r}")
+        rtype = _need(r, "type", rw, str)
+        if rtype not in TYPES:
+            raise ProfileError(f"{rw}.type: one of {sorted(TYPES)}, got {rtype!r}")
+        address = _need(r, "address", rw, int)
+        wire = address - base
+        if wire < 0 or wire > 0xFFFF:
+            raise ProfileError(
+                f"{rw}.address: {address} is outside the device's address space "
+                f"(address_base {base})"
+            )
+        count = _need(r, "length", rw, int) if rtype == "string" else TYPES[rtype]
+        if table in ("coil", "discrete") and rtype != "bit":
+            raise ProfileError(f"{rw}.type: {table} tables hold bits; use type 'bit'")
+        bit = _opt(r, "bit", rw, int, None)
+        if rtype == "bit" and table in ("holding", "input") and (bit is None or not 0 <= bit <= 15):
+            raise ProfileError(f"{rw}.bit: a bit field of a register needs bit = 0..15")
+        order = _opt(r, "word_order", rw, str, word_order)
+        if order not in WORD_ORDERS:
+            raise ProfileError(f"{rw}.word_order: one of {WORD_ORDERS}, got {order!r}")
+        regs.append(
+            Register(
+                name=rname,
+                table=table,
+                address=address,
+                wire_address=wire,
+                type=rtype,
+                count=count,
+                word_order=order,
+                scale=float(_opt(r, "scale", rw, (int, float), 1.0)),
+                offset=float(_opt(r, "offset", rw, (int, float), 0.0)),
+                unit=_opt(r, "unit", rw, str, ""),
+                quantity=_opt(r, "quantity", rw, str, ""),
+                bit=bit,
+                decimals_register=_opt(r, "decimals_register", rw, str, None),
+                valid_min=_opt(r, "valid_min", rw, (int, float), None),
+                valid_max=_opt(r, "valid_max", rw, (int, float), None),
+                role=_opt(r, "role", rw, str, "value"),
+                description=_opt(r, "description", rw, str, ""),
+            )
+        )
+    by_name = {r.name: r for r in regs}
+    for r in regs:
+        if r.decimals_register and r.decimals_register not in by_name:
+            raise ProfileError(
+                f"{where}: register {r.name!r} names decimals_register "
+                f"{r.decimals_register!r}, which the profile does not define"
+            )
+    return DeviceProfile(
+        name=name,
+        model=_opt(doc, "model", where, str, name),
+        path=path,
+        address_base=base,
+        max_read=max_read,
+        update_period=float(_opt(doc, "update_period", where, (int, float), 1.0)),
+        word_order=word_order,
+        default_unit=_opt(doc, "default_unit", where, int, 1),
+        serial=serial,
+        registers=tuple(regs),
+        measure_delay=float(_opt(doc, "measure_delay", where, (int, float), 0.0)),
+        description=_opt(doc, "description", where, str, ""),
+        _by_name=by_name,
+    )

@@ -1,0 +1,140 @@
+"""Site config loading: a good example loads; every kind of mistake is named with file, line, key."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import ConfigError, load_site, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+EXAMPLE = ROOT / "config" / "examples" / "tailings_pond.toml"
+
+
+def _variant(tmp_path: Path, old: str, new: str) -> Path:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "site.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def _problems(path: Path) -> list:
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    return info.value.problems
+
+
+def test_example_loads_with_directions_and_restore_levels() -> None:
+    cfg = load_site(EXAMPLE)
+    wl, p1 = cfg.points[0], cfg.points[1]
+    assert (wl.quantity, wl.thresholds.direction) == ("water_level", "upper")
+    assert wl.thresholds.upper.thresholds == (1253.0, 1254.0, 1255.0, 1256.0)
+    # default deadband: 2 % of the threshold, capped at a quarter of the 1 m gap between levels
+    assert wl.thresholds.upper.restore == pytest.approx((1252.75, 1253.75, 1254.75, 1255.75))
+    assert (p1.quantity, p1.thresholds.direction) == ("phreatic_depth", "lower")
+    assert p1.thresholds.lower.thresholds == (11.0, 10.0, 8.8, 8.0)
+    assert all(r > t for r, t in zip(p1.thresholds.lower.restore, p1.thresholds.lower.thresholds,
+                                     strict=True))
+    assert cfg.device("radar_wl1").period == 600 and cfg.device("radar_wl1").abnormal_period == 300
+    assert cfg.devices[0].profile.register("empty_height").wire_address == 1
+
+
+def test_unknown_key_is_named_with_line_and_suggestion(tmp_path: Path) -> None:
+    path = _variant(tmp_path, 'abnormal_period = "5min"', 'abnormal_perod = "5min"')
+    (p,) = _problems(path)
+    assert p.path == "devices[0].abnormal_perod"
+    assert p.line == path.read_text().splitlines().index('abnormal_perod = "5min"') + 1
+    assert "abnormal_period" in p.hint
+    assert str(path) in p.render(path)
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "unit = 1\n", 'unit = "one"\n')
+    (p,) = _problems(path)
+    assert p.path == "devices[0].unit" and "expected int" in p.message
+
+
+@pytest.mark.parametrize("old,new,key", [
+    ("yellow = 1254.0", "yellow = 1256.5", "points[0].thresholds.orange"),  # upper out of order
+    ("blue = 11.0, yellow = 10.0", "blue = 9.0, yellow = 10.0", "points[1].thresholds.yellow"),
+])
+def test_thresholds_out_of_order_for_direction(tmp_path: Path, old: str, new: str, key: str) -> None:
+    problems = _problems(_variant(tmp_path, old, new))
+    assert [p.path for p in problems] == [key]
+    assert "out of order" in problems[0].message
+
+
+def test_restore_on_the_wrong_side_is_rejected(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "red = 1256.0 }", "red = 1256.0, restore = { red = 1256.5 } }")
+    (p,) = _problems(path)
+    assert p.path == "points[0].thresholds.restore.red" and "safe side" in p.message
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text = text.replace('channel = "freq_ch2"', 'channel = "freq_ch22"')
+    text = text.replace('device = "radar_wl1"', 'device = "radar_wl9"', 1)
+    text = text.replace("unit = 2\n", "unit = 1\n")
+    path = tmp_path / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    keys = {p.path for p in _problems(path)}
+    assert {"points[2].channel", "points[0].device", "devices[1].unit"} <= keys
+
+
+def test_tailings_period_slower_than_a_day_is_an_error(tmp_path: Path) -> None:
+    path = _variant(tmp_path, 'period = "10min"', 'period = "2d"')
+    (p,) = [p for p in _problems(path) if p.path.endswith(".period")]
+    assert p.path == "devices[0].period" and "GB 51108" in p.hint
+
+
+def test_not_toml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text("[site]\ncode = \n", encoding="utf-8")
+    (p,) = _problems(path)
+    assert p.line == 2 and "not valid TOML" in p.message
+
+
+def test_both_direction_for_oxygen(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8") + """
+[[points]]
+name = "O2-01"
+quantity = "o2"
+device = "radar_wl1"
+channel = "level"
+[points.thresholds]
+direction = "both"
+lower = { blue = 20.5, orange = 20.0, red = 19.5 }
+upper = { yellow = 23.5 }
+"""
+    path = tmp_path / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    o2 = load_site(path).points[-1]
+    assert o2.thresholds.direction == "both"
+    assert o2.thresholds.lower.thresholds[0] == 20.5 and math.isnan(o2.thresholds.lower.thresholds[1])
+    assert o2.thresholds.upper.thresholds[1] == 23.5
+
+
+def test_durations() -> None:
+    assert parse_duration("10min") == 600 and parse_duration("1h") == 3600
+    assert parse_duration("500ms") == 0.5 and parse_duration(30) == 30.0
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+
+
+def test_run_with_bad_config_exits_2_naming_file_and_key(tmp_path: Path, capsys) -> None:
+    path = _variant(tmp_path, "yellow = 1254.0", "yellow = 1256.5")
+    assert main(["run", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "points[0].thresholds.orange" in err
+
+
+def test_validate_command(tmp_path: Path, capsys) -> None:
+    assert main(["config", "validate", str(EXAMPLE)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = _variant(tmp_path, 'profile = "radar_level_80ghz"', 'profile = "radar_9000"')
+    assert main(["config", "validate", str(bad), "--json"]) == 2
+    assert "radar_9000" in capsys.readouterr().out
