@@ -1,0 +1,199 @@
+"""Acquisition: one scheduler per bus polls its devices with planned reads and emits Batches.
+
+Each bus has its own task and client, so a slow or dead device on one bus never delays another
+bus; on a bus, polls are due on simulated-clock multiples of each device's period (its abnormal
+period while one of its items is at blue or above, domain.md R7). A poll that starts after its
+next due time counts as a missed deadline: that counter, not a wall-clock timing, is how
+scheduling is judged. A failed read marks the device's points `comm_fail` (no answer) or
+`device_fault` (an exception reply); the values go on as NaN so gaps are explained, not silent.
+The gateway only reads: no code path here writes to a field device.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectors.base import Quality
+from gateway.batch import Batch
+from gateway.clock import Clock
+from gateway.config.model import Bus, Device, SiteConfig
+from gateway.convert import DeviceConverter
+from gateway.modbus.decode import DeviceDecoder
+from gateway.modbus.planner import ReadRequest, plan_reads
+
+__all__ = ["DevicePoller", "BusWorker", "DeviceStats", "make_client"]
+
+log = logging.getLogger("minewatch.acquire")
+
+
+@dataclass
+class DeviceStats:
+    polls: int = 0
+    requests: int = 0
+    errors: Counter = field(default_factory=Counter)
+    latency_sum: float = 0.0
+    latency_max: float = 0.0
+    last_good: float | None = None
+    consecutive_failures: int = 0
+    missed_deadlines: int = 0
+
+    def as_dict(self) -> dict:
+        return {"polls": self.polls, "requests": self.requests, "errors": dict(self.errors),
+                "latency_avg_ms": 1000 * self.latency_sum / max(1, self.requests),
+                "latency_max_ms": 1000 * self.latency_max, "last_good": self.last_good,
+                "consecutive_failures": self.consecutive_failures,
+                "missed_deadlines": self.missed_deadlines}
+
+
+class ReadFailure(Exception):
+    def __init__(self, quality: int, kind: str, detail: str):
+        super().__init__(detail)
+        self.quality = quality
+        self.kind = kind
+
+
+def make_client(bus: Bus):
+    """A pymodbus 3.x async client for the bus; reconnecting is ours to schedule, not pymodbus's."""
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+    from pymodbus.framer import FramerType
+
+    common = {"timeout": bus.timeout, "retries": 0}
+    if bus.transport == "tcp":
+        return AsyncModbusTcpClient(bus.host, port=bus.port, reconnect_delay=0, **common)
+    if bus.transport == "rtu_over_tcp":
+        return AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU,
+                                    reconnect_delay=0, **common)
+    return AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU, baudrate=bus.baudrate,
+                                   parity=bus.parity, stopbits=bus.stopbits,
+                                   bytesize=bus.bytesize, reconnect_delay=0, **common)
+
+
+class DevicePoller:
+    """The read plan, decoder and converter of one device; `poll` gives one Batch."""
+
+    def __init__(self, device: Device, cfg: SiteConfig):
+        self.device = device
+        self.points = [p for p in cfg.points if p.device == device.name]
+        needed = {p.channel for p in self.points}
+        for p in self.points:
+            tc = p.conversion.params.get("temperature_channel")
+            if tc:
+                needed.add(tc)
+        registers = [r for r in device.profile.registers if r.name in needed]
+        self.requests: list[ReadRequest] = plan_reads(registers, max_read=device.max_read,
+                                                      max_gap=device.max_gap)
+        self.decoder = DeviceDecoder(self.requests)
+        self.converter = DeviceConverter(device, self.points, self.decoder.register_index)
+        self.idx = self.converter.idx
+        self.stats = DeviceStats()
+
+    async def poll(self, client, clock: Clock, retries: int) -> Batch:
+        t = clock.now()
+        self.stats.polls += 1
+        replies: list[np.ndarray] = []
+        try:
+            for req in self.requests:
+                replies.append(await self._read(client, req, retries))
+        except ReadFailure as exc:
+            self.stats.errors[exc.kind] += 1
+            self.stats.consecutive_failures += 1
+            if self.stats.consecutive_failures in (1, 10) or self.stats.consecutive_failures % 100 == 0:
+                log.warning("device %s: %s (%d failed polls in a row)", self.device.name, exc,
+                            self.stats.consecutive_failures,
+                            extra={"event": "read_failed", "device": self.device.name,
+                                   "kind": exc.kind})
+            n = len(self.idx)
+            return Batch(self.device.name, t, self.idx, np.full(n, np.nan),
+                         np.full(n, exc.quality, dtype=np.uint8))
+        self.stats.consecutive_failures = 0
+        self.stats.last_good = t
+        reg_values, reg_ok = self.decoder.decode(replies)
+        values, quality = self.converter.convert(reg_values, reg_ok)
+        return Batch(self.device.name, t, self.idx, values, quality)
+
+    async def _read(self, client, req: ReadRequest, retries: int) -> np.ndarray:
+        from pymodbus.exceptions import ModbusException
+
+        unit = self.device.unit
+        last = "no reply"
+        for _attempt in range(retries + 1):
+            if not client.connected:
+                started = time.monotonic()
+                if not await client.connect():
+                    raise ReadFailure(Quality.COMM_FAIL, "connect",
+                                      f"cannot connect ({time.monotonic() - started:.1f} s)")
+            started = time.monotonic()
+            self.stats.requests += 1
+            try:
+                if req.table == "holding":
+                    rr = await client.read_holding_registers(req.address, count=req.count,
+                                                             device_id=unit)
+                elif req.table == "input":
+                    rr = await client.read_input_registers(req.address, count=req.count,
+                                                           device_id=unit)
+                elif req.table == "coil":
+                    rr = await client.read_coils(req.address, count=req.count, device_id=unit)
+                else:
+                    rr = await client.read_discrete_inputs(req.address, count=req.count,
+                                                           device_id=unit)
+            except ModbusException as exc:
+                last = f"no valid reply to FC{req.function_code} @{req.address}x{req.count}: {exc}"
+                self.stats.errors["timeout"] += 1
+                continue
+            latency = time.monotonic() - started
+            self.stats.latency_sum += latency
+            self.stats.latency_max = max(self.stats.latency_max, latency)
+            if rr.isError():
+                code = getattr(rr, "exception_code", 0)
+                raise ReadFailure(Quality.DEVICE_FAULT, f"exception_{code}",
+                                  f"exception {code} to FC{req.function_code} register "
+                                  f"{req.address} count {req.count}")
+            if req.table in ("coil", "discrete"):
+                return np.asarray(rr.bits[: req.count], dtype=np.uint8)
+            return np.asarray(rr.registers, dtype=np.uint16)
+        raise ReadFailure(Quality.COMM_FAIL, "timeout", last)
+
+
+class BusWorker:
+    """Polls the devices of one bus on their schedules and hands each Batch to `on_batch`."""
+
+    def __init__(self, bus: Bus, pollers: list[DevicePoller], clock: Clock,
+                 on_batch: Callable[[Batch], None], period_of: Callable[[Device], float]):
+        self.bus = bus
+        self.pollers = pollers
+        self.clock = clock
+        self.on_batch = on_batch
+        self.period_of = period_of
+        self.client = None
+
+    async def run(self) -> None:
+        self.client = make_client(self.bus)
+        now = self.clock.now()
+        # due times on multiples of each period, so devices of one period poll together
+        due = {id(p): math.ceil(now / self.period_of(p.device)) * self.period_of(p.device)
+               for p in self.pollers}
+        try:
+            while True:
+                poller = min(self.pollers, key=lambda p: due[id(p)])
+                t_due = due[id(poller)]
+                await self.clock.sleep_until(t_due)
+                batch = await poller.poll(self.client, self.clock, self.bus.retries)
+                self.on_batch(batch)
+                period = self.period_of(poller.device)
+                nxt = math.floor(t_due / period + 1e-9) * period + period
+                now = self.clock.now()
+                if nxt <= now:
+                    skipped = math.floor((now - nxt) / period) + 1
+                    poller.stats.missed_deadlines += skipped
+                    nxt += skipped * period
+                due[id(poller)] = nxt
+        finally:
+            if self.client is not None:
+                self.client.close()

@@ -1,0 +1,1 @@
+"""Alert engine and the platform encoder."""

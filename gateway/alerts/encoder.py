@@ -1,0 +1,89 @@
+"""The platform encoder: event and status payloads as the city platform receives them.
+
+This is the one module that knows the wire format (DESIGN.md "Events", `config/schema/`), so a
+platform with its own interface document is served by another encoder without touching the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from gateway.config.quantities import QUANTITIES
+
+__all__ = ["LEVEL_NAMES", "ROMAN", "EVENT_SCHEMA", "topic", "time_fields", "safety_message",
+           "fault_message", "status_payload", "with_sent_at"]
+
+LEVEL_NAMES = ("none", "blue", "yellow", "orange", "red")
+ROMAN = (None, "IV", "III", "II", "I")  # blue = IV (一般) ... red = I (特别严重)
+LEVEL_ZH = ("无", "蓝色", "黄色", "橙色", "红色")
+EVENT_SCHEMA = "minewatch/event/1"
+QUALITY_NAMES = ("good", "suspect", "stale", "out_of_range", "device_fault", "comm_fail")
+QUALITY_ZH = ("正常", "可疑", "数据过期", "超量程", "设备故障", "通信故障")
+
+
+def topic(prefix: str, site: str, gateway: str, kind: str) -> str:
+    """`<prefix>/<site>/<gateway>/{status,alert,fault,telemetry,health}`."""
+    return f"{prefix}/{site}/{gateway}/{kind}"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def time_fields(name: str, ts: float, tz: ZoneInfo | None = None) -> dict:
+    """`<name>` epoch ms, `<name>_iso` ISO 8601 UTC, and `<name>_local` for people."""
+    out = {name: int(round(ts * 1000)), f"{name}_iso": _iso(ts)}
+    if tz is not None:
+        out[f"{name}_local"] = datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+    return out
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.3f}".rstrip("0").rstrip(".")
+
+
+def safety_message(state: str, level: int, prev: int, point: str, quantity: str, value: float,
+                   unit: str, threshold: float | None) -> dict[str, str]:
+    q = QUANTITIES.get(quantity)
+    zh_q, en_q = (q.zh, q.en) if q else (quantity, quantity)
+    v = f"{_fmt(value)} {unit}".strip()
+    thr = f"{_fmt(threshold)} {unit}".strip() if threshold is not None else ""
+    if state == "cleared":
+        zh = f"{point} {zh_q} {v}，{LEVEL_ZH[prev]}预警解除"
+        en = f"{point} {en_q} {v}: {LEVEL_NAMES[prev]} warning cleared"
+    elif state == "downgraded":
+        zh = f"{point} {zh_q} {v}，由{LEVEL_ZH[prev]}预警降为{LEVEL_ZH[level]}预警"
+        en = f"{point} {en_q} {v}: downgraded from {LEVEL_NAMES[prev]} to {LEVEL_NAMES[level]} warning"
+    else:
+        verb_zh = "升级为" if state == "escalated" else "达到"
+        verb_en = "escalated to" if state == "escalated" else "reached"
+        zh = f"{point} {zh_q} {v}，{verb_zh}{LEVEL_ZH[level]}预警" + (f"（阈值 {thr}）" if thr else "")
+        en = f"{point} {en_q} {v} {verb_en} {LEVEL_NAMES[level]} warning" + (
+            f" (threshold {thr})" if thr else "")
+    return {"zh": zh, "en": en}
+
+
+def fault_message(state: str, point: str, device: str, quality: int, duration_s: float) -> dict:
+    name, zh_name = QUALITY_NAMES[quality], QUALITY_ZH[quality]
+    if state == "cleared":
+        return {"zh": f"{point}（设备 {device}）故障恢复，持续 {duration_s / 3600:.1f} 小时",
+                "en": f"{point} (device {device}) fault cleared after {duration_s / 3600:.1f} h"}
+    return {"zh": f"{point}（设备 {device}）{zh_name}", "en": f"{point} (device {device}): {name}"}
+
+
+def status_payload(state: str, site: str, gateway: str, ts: float, version: str) -> bytes:
+    doc = {"schema": "minewatch/status/1", "state": state, "site": site, "gateway": gateway,
+           "version": version, **time_fields("ts", ts)}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def with_sent_at(payload: bytes, ts: float) -> bytes:
+    """Stamp `sent_at` on an event at the moment of each (re)transmission; ids stay the same."""
+    doc = json.loads(payload)
+    doc.update(time_fields("sent_at", ts))
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,265 @@
+"""The alert engine: turns grade changes into safety events and quality changes into fault events.
+
+It never second-guesses a grade (hysteresis and debounce belong to the detectors); it only names
+the change (raised, escalated, downgraded, cleared), keeps one `alert_id` per episode from raise to
+clear, gives every event its own `event_id`, and commits the events with its state to the outbox
+in one transaction, where they get their gap-free `seq`.
+
+Faults (DESIGN.md quality codes; GB 39496-2020 §5.5.3 self-diagnosis) are never coloured safety
+alerts: a point whose quality stays bad for `fault_after` polls raises a fault event with the
+quality kind, and its first good value clears it with the fault's duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from detectors.base import Quality
+from gateway.alerts.encoder import (
+    EVENT_SCHEMA,
+    LEVEL_NAMES,
+    ROMAN,
+    fault_message,
+    safety_message,
+    time_fields,
+    topic,
+)
+from gateway.config.model import Point, SiteConfig
+from gateway.outbox import AlertState, Outbox
+
+__all__ = ["AlertEngine", "PointVerdict"]
+
+log = logging.getLogger("minewatch.alerts")
+
+
+class PointVerdict:
+    """What the detector stage says of a batch, per point: grade, score, the detector that set
+    the grade and its evidence row (`evidence[j]`, named by `evidence_names`)."""
+
+    __slots__ = ("grade", "score", "detector", "evidence", "evidence_names")
+
+    def __init__(self, grade: np.ndarray, score: np.ndarray, detector: Sequence[str],
+                 evidence: np.ndarray, evidence_names: Sequence[str]):
+        self.grade = grade
+        self.score = score
+        self.detector = detector
+        self.evidence = evidence
+        self.evidence_names = evidence_names
+
+    def evidence_of(self, j: int) -> dict[str, float]:
+        return {name: float(self.evidence[j, k]) for k, name in enumerate(self.evidence_names)}
+
+
+class AlertEngine:
+    def __init__(self, cfg: SiteConfig, outbox: Outbox, prefix: str, fault_after: int = 3):
+        self.cfg = cfg
+        self.outbox = outbox
+        self.tz = ZoneInfo(cfg.site.timezone)
+        self.points: tuple[Point, ...] = cfg.points
+        self.alert_topic = topic(prefix, cfg.site.code, cfg.gateway.id, "alert")
+        self.fault_topic = topic(prefix, cfg.site.code, cfg.gateway.id, "fault")
+        self.fault_after = fault_after
+        n = len(self.points)
+        self.level = np.zeros(n, dtype=np.int8)
+        self.alert_id: list[str | None] = [None] * n
+        self.since = np.full(n, np.nan)
+        self.fault = np.zeros(n, dtype=np.uint8)  # quality code of the open fault, 0 = none
+        self.fault_id: list[str | None] = [None] * n
+        self.fault_since = np.full(n, np.nan)
+        self.bad_run = np.zeros(n, dtype=np.int64)
+        self.bad_since = np.full(n, np.nan)
+        self._restore()
+
+    def _restore(self) -> None:
+        """Continue open episodes after a restart: the same alert_id, no duplicate 'raised'."""
+        states = self.outbox.alert_states()
+        for p in self.points:
+            s = states.get(f"safety/{p.name}")
+            if s and s.level > 0:
+                self.level[p.index] = s.level
+                self.alert_id[p.index] = s.alert_id
+                self.since[p.index] = s.since if s.since is not None else np.nan
+            f = states.get(f"fault/{p.name}")
+            if f and f.level > 0:
+                self.fault[p.index] = f.level
+                self.fault_id[p.index] = f.alert_id
+                self.fault_since[p.index] = f.since if f.since is not None else np.nan
+
+    def active(self) -> list[dict]:
+        """Open safety alerts and faults, for status and health."""
+        out = []
+        for p in self.points:
+            i = p.index
+            if self.level[i] > 0:
+                out.append({"kind": "safety", "point": p.name, "level": LEVEL_NAMES[self.level[i]],
+                            "alert_id": self.alert_id[i], "since": float(self.since[i])})
+            if self.fault[i] > 0:
+                out.append({"kind": "fault", "point": p.name, "quality": int(self.fault[i]),
+                            "alert_id": self.fault_id[i], "since": float(self.fault_since[i])})
+        return out
+
+    def process(self, t: float, idx: np.ndarray, values: np.ndarray, quality: np.ndarray,
+                verdict: PointVerdict) -> list[dict]:
+        """Events for one batch, committed to the outbox before this returns."""
+        events: list[tuple[str, dict]] = []
+        states: list[AlertState] = []
+        prev_levels = self.level[idx]
+        for j in np.flatnonzero(verdict.grade != prev_levels):
+            self._safety_event(t, int(idx[j]), float(values[j]), int(verdict.grade[j]),
+                               verdict.detector[j], verdict.evidence_of(j), events, states)
+        bad = quality != Quality.GOOD
+        if bad.any() or self.fault[idx].any():
+            self._fault_events(t, idx, quality, events, states)
+        if not events:
+            return []
+        return self.outbox.commit_events(events, states)
+
+    def _base(self, p: Point, t: float) -> dict:
+        device = self.cfg.device(p.device)
+        return {
+            "schema": EVENT_SCHEMA,
+            "event_id": str(uuid.uuid4()),
+            "site": self.cfg.site.code,
+            "gateway": self.cfg.gateway.id,
+            "device": device.name,
+            "point": p.name,
+            "quantity": p.quantity,
+            "unit": p.unit,
+            **time_fields("observed_at", t, self.tz),
+        }
+
+    def _safety_event(self, t: float, i: int, value: float, grade: int, detector: str,
+                      evidence: dict[str, float], events: list, states: list) -> None:
+        p = self.points[i]
+        prev = int(self.level[i])
+        if prev == 0:
+            state = "raised"
+            self.alert_id[i] = str(uuid.uuid4())
+            self.since[i] = t
+        elif grade == 0:
+            state = "cleared"
+        elif grade > prev:
+            state = "escalated"
+        else:
+            state = "downgraded"
+        threshold, criterion = self._criterion(p, grade, prev, state)
+        ev = self._base(p, t)
+        ev.update({
+            "alert_id": self.alert_id[i],
+            "kind": "safety",
+            "state": state,
+            "level": LEVEL_NAMES[grade],
+            "grade_roman": ROMAN[grade],
+            "prev_level": LEVEL_NAMES[prev],
+            "detector": detector,
+            "value": _num(value),
+            "threshold": _num(threshold),
+            "criterion": criterion,
+            "evidence": {k: _num(v) for k, v in evidence.items()},
+            "message": safety_message(state, grade, prev, p.name, p.quantity, value, p.unit,
+                                      threshold if state in ("raised", "escalated") else None),
+            "since": int(round(self.since[i] * 1000)),
+        })
+        events.append((self.alert_topic, ev))
+        self.level[i] = grade
+        if grade == 0:
+            states.append(AlertState(f"safety/{p.name}", 0, None, None))
+            self.alert_id[i] = None
+            self.since[i] = np.nan
+        else:
+            states.append(AlertState(f"safety/{p.name}", grade, self.alert_id[i], float(self.since[i])))
+        log.info("%s %s %s -> %s value=%s", p.name, state, LEVEL_NAMES[prev], LEVEL_NAMES[grade],
+                 _num(value), extra={"event": "alert", "point": p.name, "state": state,
+                                     "alert_level": LEVEL_NAMES[grade]})
+
+    def _criterion(self, p: Point, grade: int, prev: int, state: str) -> tuple[float | None, str]:
+        th = p.thresholds
+        if th is None:
+            return None, ""
+        if state in ("raised", "escalated"):
+            for side, ls in (("upper", th.upper), ("lower", th.lower)):
+                if ls is None:
+                    continue
+                v = ls.thresholds[grade - 1]
+                if not math.isnan(v):
+                    op = ">=" if side == "upper" else "<="
+                    return v, f"value {op} {v:g} {p.unit} ({LEVEL_NAMES[grade]})".replace("  ", " ")
+            return None, ""
+        for side, ls in (("upper", th.upper), ("lower", th.lower)):
+            if ls is None:
+                continue
+            r = ls.restore[prev - 1]
+            if not math.isnan(r):
+                op = "<" if side == "upper" else ">"
+                return r, f"value {op} restore level {r:g} {p.unit} of {LEVEL_NAMES[prev]}"
+        return None, ""
+
+    def _fault_events(self, t: float, idx: np.ndarray, quality: np.ndarray, events: list,
+                      states: list) -> None:
+        for j, i in enumerate(idx):
+            i = int(i)
+            q = int(quality[j])
+            p = self.points[i]
+            if q != Quality.GOOD:
+                if self.bad_run[i] == 0:
+                    self.bad_since[i] = t
+                self.bad_run[i] += 1
+                if self.fault[i] == 0 and self.bad_run[i] >= self.fault_after:
+                    self.fault[i] = q
+                    self.fault_id[i] = str(uuid.uuid4())
+                    self.fault_since[i] = self.bad_since[i]
+                    events.append((self.fault_topic, self._fault_event(p, t, "raised", q)))
+                    states.append(AlertState(f"fault/{p.name}", q, self.fault_id[i],
+                                             float(self.fault_since[i])))
+                continue
+            self.bad_run[i] = 0
+            if self.fault[i]:
+                events.append((self.fault_topic,
+                               self._fault_event(p, t, "cleared", int(self.fault[i]))))
+                self.fault[i] = 0
+                self.fault_id[i] = None
+                self.fault_since[i] = np.nan
+                states.append(AlertState(f"fault/{p.name}", 0, None, None))
+
+    def _fault_event(self, p: Point, t: float, state: str, q: int) -> dict:
+        i = p.index
+        since = float(self.fault_since[i])
+        duration = max(0.0, t - since)
+        ev = self._base(p, t)
+        ev.update({
+            "alert_id": self.fault_id[i],
+            "kind": "fault",
+            "state": state,
+            "level": "none",
+            "grade_roman": None,
+            "prev_level": "none",
+            "detector": "acquisition",
+            "value": None,
+            "threshold": None,
+            "criterion": f"quality {q} for {self.fault_after} or more polls",
+            "evidence": {},
+            "fault": {"quality": q, "quality_name": _QUALITY[q], "duration_s": round(duration, 3),
+                      # GB 51108-2015 §10.0.1: a fault shall be cleared within 7 days
+                      "repair_limit_s": 7 * 86400},
+            "message": fault_message(state, p.name, p.device, q, duration),
+            "since": int(round(since * 1000)),
+        })
+        log.warning("fault %s %s quality=%d", p.name, state, q,
+                    extra={"event": "fault", "point": p.name, "state": state, "quality": q})
+        return ev
+
+
+_QUALITY = ("good", "suspect", "stale", "out_of_range", "device_fault", "comm_fail")
+
+
+def _num(v: float | None) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None

@@ -1,0 +1,164 @@
+"""`minewatch`: the gateway daemon and the field engineer's commands.
+
+    minewatch run --config site.toml                      run the gateway
+    minewatch run --config site.toml --time-scale 3600 --epoch 2026-07-20T00:00:00+08:00 --anchor T
+                                                          run on a simulated clock (with firmware-sim)
+    minewatch config validate site.toml                   every problem at once, with file:line
+    minewatch alerts list --config site.toml              the site's permanent alert log
+
+Exit codes: 0 success, 1 runtime failure, 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
+
+
+def _load(path: str):
+    from gateway.config import ConfigError, load_site
+
+    try:
+        return load_site(path)
+    except ConfigError as exc:
+        print(f"minewatch: {exc}", file=sys.stderr)
+        return None
+
+
+def _numba_cache(cfg) -> None:
+    # compile once, cache on disk: a warm start must not be a JIT storm (DESIGN.md)
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        os.environ["NUMBA_CACHE_DIR"] = str(cfg.gateway.state_dir / "numba-cache")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    _numba_cache(cfg)
+    from gateway.clock import SimClock, WallClock, parse_epoch
+    from gateway.daemon import Gateway
+    from gateway.logs import setup_logging
+
+    setup_logging(args.log_level, json_lines=args.log_format == "json")
+    if args.time_scale is not None or args.epoch is not None:
+        if args.epoch is None:
+            print("minewatch: --time-scale needs --epoch (the simulated time at --anchor)",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        clock = SimClock(parse_epoch(args.epoch), args.time_scale or 1.0, args.anchor)
+    else:
+        clock = WallClock()
+    try:
+        gw = Gateway(cfg, clock)
+    except ValueError as exc:
+        print(f"minewatch: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        duration = args.duration
+        if args.until is not None:
+            duration = parse_epoch(args.until) - clock.now()
+        asyncio.run(gw.run(duration=duration))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    from gateway.config import ConfigError, load_site
+
+    try:
+        cfg = load_site(args.file)
+    except ConfigError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "file": str(exc.file), "problems": [
+                {"line": p.line, "key": p.path, "message": p.message, "hint": p.hint}
+                for p in exc.problems]}, ensure_ascii=False, indent=2))
+        else:
+            print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    summary = {"ok": True, "file": str(cfg.path), "site": cfg.site.code,
+               "gateway": cfg.gateway.id, "buses": len(cfg.buses), "devices": len(cfg.devices),
+               "points": len(cfg.points)}
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        print(f"{cfg.path}: OK — site {cfg.site.code}, gateway {cfg.gateway.id}, "
+              f"{len(cfg.buses)} bus(es), {len(cfg.devices)} device(s), {len(cfg.points)} point(s)")
+    return EXIT_OK
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    from gateway.outbox import Outbox
+
+    if not cfg.outbox.path.exists():
+        print(f"no alert log yet at {cfg.outbox.path}", file=sys.stderr)
+        return EXIT_OK
+    ob = Outbox(cfg.outbox.path, cfg.outbox.max_bytes)
+    rows = ob.alert_log(args.limit)
+    ob.close()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for ev in rows:
+        delivered = "delivered" if ev.get("delivered_at") else "PENDING"
+        print(f"{ev['seq']:6d}  {ev.get('observed_at_local', ev['observed_at_iso'])}  "
+              f"{ev['kind']:6s} {ev['state']:10s} {ev['level']:6s} {ev.get('point', ''):10s} "
+              f"{delivered:9s}  {ev['message']['zh' if args.lang == 'zh' else 'en']}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minewatch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    run = sub.add_parser("run", help="run the gateway daemon")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument("--epoch", help="simulation: simulated time at --anchor (ISO 8601 or epoch s)")
+    run.add_argument("--time-scale", type=float, help="simulation: simulated seconds per real second")
+    run.add_argument("--anchor", type=float, help="simulation: wall-clock epoch seconds at which "
+                     "simulated time is --epoch (give firmware-sim the same)")
+    run.add_argument("--duration", type=float, help="stop after this many seconds of clock time")
+    run.add_argument("--until", help="stop when the clock reaches this time (ISO 8601 or epoch s)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default="json", choices=["json", "text"])
+    run.set_defaults(func=cmd_run)
+
+    config = sub.add_parser("config", help="site config tools").add_subparsers(dest="sub",
+                                                                                required=True)
+    validate = config.add_parser("validate", help="check a site config; list every problem")
+    validate.add_argument("file", type=Path)
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(func=cmd_config_validate)
+
+    alerts = sub.add_parser("alerts", help="the site's alert log").add_subparsers(dest="sub",
+                                                                                   required=True)
+    lst = alerts.add_parser("list", help="list alert and fault events, oldest first")
+    lst.add_argument("--config", required=True, type=Path)
+    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--lang", choices=["zh", "en"],
+                     default="zh" if os.environ.get("LANG", "").startswith("zh") else "en")
+    lst.set_defaults(func=cmd_alerts_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

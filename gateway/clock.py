@@ -1,0 +1,87 @@
+"""The one clock of the gateway: timestamps and waits go through it (DESIGN.md "Clock").
+
+`WallClock` is production: wall time for timestamps, the monotonic clock for waiting, and a jump of
+the wall clock is logged (never used to reorder anything). `SimClock` is simulation: simulated time
+runs `scale` times faster than real time from `epoch`, anchored at a real (wall) instant that the
+simulator and the gateway share, so both see the same simulated time in separate processes.
+Modbus and MQTT timeouts are real seconds and never go through a clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+__all__ = ["Clock", "WallClock", "SimClock", "parse_epoch", "MIN_REAL_PERIOD"]
+
+log = logging.getLogger("minewatch.clock")
+
+# DESIGN.md: the time scale is capped so the shortest poll period stays >= 100 ms of real time.
+MIN_REAL_PERIOD = 0.1
+
+
+class Clock(Protocol):
+    scale: float
+
+    def now(self) -> float:
+        """Epoch seconds (UTC) in this clock's time."""
+
+    async def sleep_until(self, t: float) -> None:
+        """Wait until this clock reads `t` (returns at once if it already does)."""
+
+
+class WallClock:
+    scale = 1.0
+
+    def __init__(self, jump_threshold: float = 2.0):
+        self._offset = time.time() - time.monotonic()
+        self._jump_threshold = jump_threshold
+
+    def now(self) -> float:
+        t = time.time()
+        offset = t - time.monotonic()
+        if abs(offset - self._offset) > self._jump_threshold:
+            log.warning("wall clock jumped by %+.3f s; waits use the monotonic clock",
+                        offset - self._offset, extra={"event": "clock_jump",
+                                                      "jump_s": offset - self._offset})
+            self._offset = offset
+        return t
+
+    async def sleep_until(self, t: float) -> None:
+        # wait on the monotonic clock so a wall-clock step does not stretch or skip the wait
+        deadline = time.monotonic() + (t - self.now())
+        while (remaining := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(remaining, 1.0))
+
+
+class SimClock:
+    """Simulated time = epoch + (wall time - anchor) * scale."""
+
+    def __init__(self, epoch: float, scale: float, anchor: float | None = None):
+        if scale <= 0:
+            raise ValueError(f"time scale must be positive, got {scale}")
+        self.epoch = float(epoch)
+        self.scale = float(scale)
+        self.anchor = time.time() if anchor is None else float(anchor)
+
+    def now(self) -> float:
+        return self.epoch + (time.time() - self.anchor) * self.scale
+
+    async def sleep_until(self, t: float) -> None:
+        while (remaining := (t - self.now()) / self.scale) > 0:
+            await asyncio.sleep(min(remaining, 1.0))
+
+
+def parse_epoch(text: str) -> float:
+    """Epoch seconds from a number or an ISO 8601 time (naive means UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()

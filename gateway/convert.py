@@ -1,0 +1,118 @@
+"""Derived quantities (domain.md R11): register values of one device -> the points' values.
+
+Built once per device from the config, then applied to every poll as numpy operations over all
+points of that device, grouped by conversion kind:
+- `radar_level`: water-level elevation = mount elevation - empty height;
+- `vibrating_wire`: F = f^2/1000; P = k (F - F0) + b (T - T0) kPa (k < 0 for gauges whose
+  frequency falls as pressure rises); head = P / 9.81 + install elevation; phreatic depth =
+  mouth elevation - head;
+- `linear`: scale and offset; `none`: the register value as decoded.
+A register reading outside the sensor's range in its profile (a VW frequency of 0 is an
+unconnected or broken gauge) or a point value outside its plausible range is `out_of_range`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from detectors.base import Quality
+from gateway.config.model import Device, Point
+
+__all__ = ["DeviceConverter", "UNIT_TO_METRE"]
+
+UNIT_TO_METRE = {"mm": 0.001, "cm": 0.01, "m": 1.0}
+GRAVITY_KPA_PER_M = 9.81  # kPa per metre of water head (domain.md §5.2)
+
+
+class DeviceConverter:
+    """Turns one device's decoded register vector into its points' values and quality codes."""
+
+    def __init__(self, device: Device, points: Sequence[Point], register_index: dict[str, int]):
+        self.device = device
+        self.points = tuple(points)
+        self.idx = np.array([p.index for p in points], dtype=np.int64)
+        n = len(points)
+        self._chan = np.array([register_index[p.channel] for p in points], dtype=np.int64)
+        prof = device.profile
+        self._raw_min = np.array([_or_nan(prof.register(p.channel).valid_min) for p in points])
+        self._raw_max = np.array([_or_nan(prof.register(p.channel).valid_max) for p in points])
+        self._pl_min = np.array([_or_nan(p.plausible_min) for p in points])
+        self._pl_max = np.array([_or_nan(p.plausible_max) for p in points])
+        kinds = np.array([p.conversion.kind for p in points])
+
+        def group(kind: str) -> np.ndarray:
+            return np.flatnonzero(kinds == kind)
+
+        self._linear = group("linear")
+        self._lin_scale = np.array([points[i].conversion.params.get("scale", 1.0)
+                                    for i in self._linear])
+        self._lin_offset = np.array([points[i].conversion.params.get("offset", 0.0)
+                                     for i in self._linear])
+        self._radar = group("radar_level")
+        self._radar_mount = np.array([points[i].conversion.params["mount_elevation"]
+                                      for i in self._radar])
+        self._radar_unit = np.array([
+            UNIT_TO_METRE.get(prof.register(points[i].channel).unit, 0.001) for i in self._radar
+        ])
+        vw = group("vibrating_wire")
+        self._vw = vw
+
+        def vw_param(key: str, default: float) -> np.ndarray:
+            return np.array([points[i].conversion.params.get(key, default) for i in vw],
+                            dtype=np.float64)
+
+        self._vw_k = vw_param("k", 0.0)
+        self._vw_f0 = vw_param("f0", 0.0)
+        self._vw_t0 = vw_param("t0", 0.0)
+        self._vw_b = vw_param("b", 0.0)
+        self._vw_install = vw_param("install_elevation", 0.0)
+        self._vw_mouth = vw_param("mouth_elevation", np.nan)
+        temp_channels = [points[i].conversion.params.get("temperature_channel") for i in vw]
+        self._vw_temp = np.array([register_index[c] if c else -1 for c in temp_channels],
+                                 dtype=np.int64)
+        # 0 = pore pressure (kPa), 1 = piezometric head (m), 2 = phreatic depth (m)
+        self._vw_out = np.array([
+            {"pore_pressure": 0, "piezometric_head": 1}.get(points[i].quantity, 2) for i in vw
+        ], dtype=np.int64)
+        self._n = n
+
+    def convert(self, reg_values: np.ndarray, reg_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Point values (float64) and quality (uint8) from the decoded register vector."""
+        raw = reg_values[self._chan]
+        ok = reg_ok[self._chan]
+        quality = np.where(ok, Quality.GOOD, Quality.DEVICE_FAULT).astype(np.uint8)
+        with np.errstate(invalid="ignore"):
+            out_raw = (raw < self._raw_min) | (raw > self._raw_max)
+        quality[ok & out_raw] = Quality.OUT_OF_RANGE
+        values = raw.astype(np.float64, copy=True)
+        if self._linear.size:
+            values[self._linear] = raw[self._linear] * self._lin_scale + self._lin_offset
+        if self._radar.size:
+            values[self._radar] = self._radar_mount - raw[self._radar] * self._radar_unit
+        if self._vw.size:
+            values[self._vw], temp_bad = self._vibrating_wire(raw[self._vw], reg_values, reg_ok)
+            quality[self._vw[temp_bad & (quality[self._vw] == Quality.GOOD)]] = Quality.DEVICE_FAULT
+        with np.errstate(invalid="ignore"):
+            implausible = (values < self._pl_min) | (values > self._pl_max)
+        quality[implausible & (quality == Quality.GOOD)] = Quality.OUT_OF_RANGE
+        values[quality != Quality.GOOD] = np.nan
+        return values, quality
+
+    def _vibrating_wire(self, freq: np.ndarray, reg_values: np.ndarray,
+                        reg_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        modulus = freq * freq / 1000.0  # frequency modulus F = f^2 / 1000 (digits)
+        has_t = self._vw_temp >= 0
+        temp = np.where(has_t, reg_values[np.maximum(self._vw_temp, 0)], self._vw_t0)
+        temp_bad = has_t & ~reg_ok[np.maximum(self._vw_temp, 0)]
+        temp = np.where(temp_bad, self._vw_t0, temp)
+        pressure = self._vw_k * (modulus - self._vw_f0) + self._vw_b * (temp - self._vw_t0)
+        head = pressure / GRAVITY_KPA_PER_M + self._vw_install
+        out = np.where(self._vw_out == 0, pressure,
+                       np.where(self._vw_out == 1, head, self._vw_mouth - head))
+        return out, temp_bad
+
+
+def _or_nan(v: float | None) -> float:
+    return np.nan if v is None else float(v)

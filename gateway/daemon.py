@@ -1,0 +1,147 @@
+"""The gateway daemon: wires acquire -> detect -> grade -> publish and runs it until told to stop.
+
+One asyncio process: a task per bus polls, each Batch goes through the detectors and the alert
+engine synchronously (both are fast, and doing it inline keeps events in sample order), events
+are committed to the outbox before anything is sent, and the MQTT publisher drains the outbox.
+On SIGTERM or SIGINT it stops polling, gives the publisher a few seconds to deliver what is
+pending (what is not delivered stays in the outbox for the next start), checkpoints the detectors
+and says "offline" on the status topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+from gateway.acquire import BusWorker, DevicePoller
+from gateway.alerts.engine import AlertEngine
+from gateway.batch import Batch
+from gateway.clock import MIN_REAL_PERIOD, Clock
+from gateway.config.model import Device, SiteConfig
+from gateway.detect import DetectStage
+from gateway.outbox import Outbox
+
+__all__ = ["Gateway", "gateway_version"]
+
+log = logging.getLogger("minewatch.daemon")
+
+
+def gateway_version() -> str:
+    try:
+        return version("minewatch")
+    except PackageNotFoundError:
+        return "0+source"
+
+
+class Gateway:
+    def __init__(self, cfg: SiteConfig, clock: Clock, drain_timeout: float = 5.0):
+        self.cfg = cfg
+        self.clock = clock
+        self.drain_timeout = drain_timeout
+        shortest = min((d.abnormal_period for d in cfg.devices), default=None)
+        if shortest is not None and shortest / clock.scale < MIN_REAL_PERIOD:
+            raise ValueError(
+                f"time scale {clock.scale:g} makes the shortest poll period ({shortest:g} s "
+                f"simulated) {1000 * shortest / clock.scale:.0f} ms of real time; the cap is "
+                f"{1000 * MIN_REAL_PERIOD:.0f} ms: use a time scale of at most "
+                f"{shortest / MIN_REAL_PERIOD:g}")
+        cfg.gateway.state_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes)
+        prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
+        self.engine = AlertEngine(cfg, self.outbox, prefix)
+        self.detect = DetectStage(cfg, cfg.gateway.state_dir / "detectors.npz")
+        self.pollers = {d.name: DevicePoller(d, cfg) for d in cfg.devices}
+        quantities = sorted({p.quantity for p in cfg.points})
+        self._item_masks = {q: np.array([p.quantity == q for p in cfg.points]) for q in quantities}
+        self._device_items = {d.name: {p.quantity for p in cfg.points if p.device == d.name}
+                              for d in cfg.devices}
+        self.publisher = None
+        if cfg.mqtt is not None:
+            from gateway.uplink.mqtt import MqttPublisher
+            self.publisher = MqttPublisher(cfg, self.outbox, clock.now, gateway_version())
+        self.batches = 0
+        self.stop_event = asyncio.Event()
+
+    def abnormal_items(self) -> set[str]:
+        """Items (quantities) with a point at blue or above: their devices poll faster (R7)."""
+        level = self.engine.level
+        return {q for q, mask in self._item_masks.items() if mask.any() and level[mask].max() > 0}
+
+    def period_of(self, device: Device) -> float:
+        if self._device_items[device.name] & self.abnormal_items():
+            return device.abnormal_period
+        return device.period
+
+    def on_batch(self, batch: Batch) -> None:
+        self.batches += 1
+        verdict = self.detect.process(batch)
+        events = self.engine.process(batch.t, batch.idx, batch.values, batch.quality, verdict)
+        if events and self.publisher is not None:
+            self.publisher.notify()
+
+    async def run(self, duration: float | None = None) -> None:
+        """Run until stopped (signal or `stop()`), or for `duration` seconds of clock time."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        tasks: list[asyncio.Task] = []
+        if self.publisher is not None:
+            await self.publisher.start()
+            tasks.append(asyncio.create_task(self.publisher.run(), name="mqtt"))
+        workers = []
+        for bus in self.cfg.buses:
+            pollers = [self.pollers[d.name] for d in self.cfg.devices if d.bus == bus.name]
+            if pollers:
+                w = BusWorker(bus, pollers, self.clock, self.on_batch, self.period_of)
+                workers.append(asyncio.create_task(w.run(), name=f"bus:{bus.name}"))
+        log.info("gateway %s of site %s running: %d buses, %d devices, %d points",
+                 self.cfg.gateway.id, self.cfg.site.code, len(workers), len(self.cfg.devices),
+                 len(self.cfg.points), extra={"event": "started"})
+        end = self.clock.now() + duration if duration is not None else None
+        try:
+            while not self.stop_event.is_set():
+                if end is not None and self.clock.now() >= end:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
+                for w in workers:
+                    if w.done() and not w.cancelled() and w.exception() is not None:
+                        raise w.exception()  # a bus task must never die silently
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await self._shutdown(tasks)
+
+    async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
+        if self.publisher is not None:
+            deadline = loop_time() + self.drain_timeout
+            while self.outbox.depth()["events"] and self.publisher.connected.is_set() \
+                    and loop_time() < deadline:
+                await asyncio.sleep(0.05)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.detect.save()
+        if self.publisher is not None:
+            await self.publisher.stop()
+        for name, poller in self.pollers.items():
+            log.info("device %s: %s", name, poller.stats.as_dict(),
+                     extra={"event": "device_stats", "device": name, **poller.stats.as_dict()})
+        depth = self.outbox.depth()
+        log.info("gateway stopped; %d events and %d telemetry messages wait in the outbox",
+                 depth["events"], depth["telemetry"], extra={"event": "stopped", **depth})
+        self.outbox.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()

@@ -1,0 +1,1 @@
+"""Modbus acquisition: read planning and vectorised decoding."""

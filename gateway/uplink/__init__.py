@@ -1,0 +1,1 @@
+"""Northbound: the MQTT uplink to the city platform."""

@@ -1,0 +1,205 @@
+"""MQTT uplink: drains the outbox to the city platform's broker with paho-mqtt 2.x.
+
+One message is in flight at a time, in outbox order (alerts and faults first, then telemetry), and
+a row leaves the outbox only after its PUBACK. Under MQTT 5 a PUBACK reason code of 0x80 or more is
+a rejection (for example "not authorized" from a broker ACL): the event stays, the log says why,
+and it is retried with backoff. MQTT 3.1.1 has no such code, so a broker that silently drops a
+denied publish cannot be detected there. The retained `status` topic says "online" after each
+connect and the broker's last will says "offline" when the gateway vanishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+from gateway.alerts.encoder import status_payload, topic, with_sent_at
+from gateway.config.model import MqttUplink, SiteConfig
+from gateway.outbox import PRIORITY_EVENT, Outbox, OutboxRow
+
+__all__ = ["MqttPublisher"]
+
+log = logging.getLogger("minewatch.mqtt")
+
+
+class MqttPublisher:
+    def __init__(self, cfg: SiteConfig, outbox: Outbox, clock_now: Callable[[], float],
+                 version: str = "0", ack_timeout: float = 10.0):
+        assert cfg.mqtt is not None
+        self.cfg = cfg
+        self.m: MqttUplink = cfg.mqtt
+        self.outbox = outbox
+        self.now = clock_now
+        self.version = version
+        self.ack_timeout = ack_timeout
+        self.status_topic = topic(self.m.prefix, cfg.site.code, cfg.gateway.id, "status")
+        self.connected = asyncio.Event()
+        self.wakeup = asyncio.Event()
+        self.published = 0
+        self.rejected = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._pending: dict[int, asyncio.Future] = {}
+        self._early: dict[int, tuple[float, str | None]] = {}
+        self._client = None
+        self._stopping = False
+
+    # -- paho callbacks (network thread) -------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT broker %s:%d refused the connection: %s", self.m.host, self.m.port,
+                      reason_code, extra={"event": "mqtt_refused", "reason": str(reason_code)})
+            return
+        log.info("MQTT connected to %s:%d", self.m.host, self.m.port,
+                 extra={"event": "mqtt_connected"})
+        client.publish(self.status_topic, status_payload("online", self.cfg.site.code,
+                       self.cfg.gateway.id, self.now(), self.version), qos=1, retain=True)
+        self._call(self.connected.set)
+        self._call(self.wakeup.set)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not self._stopping:
+            log.warning("MQTT disconnected: %s", reason_code,
+                        extra={"event": "mqtt_disconnected", "reason": str(reason_code)})
+        self._call(self.connected.clear)
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._early.clear()
+        for fut in pending.values():
+            self._call(_settle, fut, "connection lost before PUBACK")
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        value = getattr(reason_code, "value", 0)
+        error = None if value < 0x80 else f"broker rejected the publish: {reason_code} (0x{value:02X})"
+        with self._lock:
+            fut = self._pending.pop(mid, None)
+            if fut is None:
+                # the PUBACK beat the registration of its future (see _publish)
+                self._early[mid] = (time.monotonic(), error)
+                return
+        self._call(_settle, fut, error)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        log.warning("MQTT connection to %s:%d failed; retrying with backoff", self.m.host,
+                    self.m.port, extra={"event": "mqtt_connect_failed"})
+
+    def _call(self, fn, *args) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _make_client(self):
+        from paho.mqtt.client import CallbackAPIVersion, Client
+        from paho.mqtt.enums import MQTTProtocolVersion
+
+        proto = MQTTProtocolVersion.MQTTv5 if self.m.protocol == "5" else MQTTProtocolVersion.MQTTv311
+        client = Client(CallbackAPIVersion.VERSION2, client_id=self.m.client_id, protocol=proto,
+                        clean_session=None if proto == MQTTProtocolVersion.MQTTv5 else False)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_connect_fail = self._on_connect_fail
+        client.will_set(self.status_topic, status_payload("offline", self.cfg.site.code,
+                        self.cfg.gateway.id, self.now(), self.version), qos=1, retain=True)
+        client.reconnect_delay_set(max(1, int(self.m.reconnect_min)), int(self.m.reconnect_max))
+        if self.m.username:
+            password = None
+            if self.m.password_file:
+                password = self.m.password_file.read_text(encoding="utf-8").strip()
+            client.username_pw_set(self.m.username, password)
+        if self.m.tls_ca or self.m.tls_cert:
+            client.tls_set(ca_certs=str(self.m.tls_ca) if self.m.tls_ca else None,
+                           certfile=str(self.m.tls_cert) if self.m.tls_cert else None,
+                           keyfile=str(self.m.tls_key) if self.m.tls_key else None,
+                           cert_reqs=ssl.CERT_REQUIRED)
+        return client
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._client = self._make_client()
+        kwargs = {}
+        if self.m.protocol == "5":
+            from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+            kwargs["clean_start"] = MQTT_CLEAN_START_FIRST_ONLY
+        self._client.connect_async(self.m.host, self.m.port, keepalive=self.m.keepalive, **kwargs)
+        self._client.loop_start()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Say 'offline' on the status topic, then disconnect (a clean disconnect fires no will)."""
+        if self._client is None:
+            return
+        if self.connected.is_set():
+            info = self._client.publish(self.status_topic, status_payload(
+                "offline", self.cfg.site.code, self.cfg.gateway.id, self.now(), self.version),
+                qos=1, retain=True)
+            deadline = time.monotonic() + timeout
+            while not info.is_published() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        self._stopping = True
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def notify(self) -> None:
+        """Something new is in the outbox."""
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        """Drain the outbox forever, one acknowledged message at a time."""
+        backoff = self.m.reconnect_min
+        while True:
+            await self.connected.wait()
+            rows = self.outbox.peek(1)
+            if not rows:
+                self.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
+                continue
+            row = rows[0]
+            error = await self._publish(row)
+            if error is None:
+                self.outbox.ack(row)
+                self.published += 1
+                backoff = self.m.reconnect_min
+                continue
+            self.outbox.record_failure(row, error)
+            if "rejected" in error:
+                self.rejected += 1
+            log.warning("message %s (seq %s) not delivered: %s; kept in the outbox, retry in "
+                        "%.1f s", row.event_id or row.id, row.seq, error, backoff,
+                        extra={"event": "publish_failed", "seq": row.seq, "error": error})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.m.reconnect_max)
+
+    async def _publish(self, row: OutboxRow) -> str | None:
+        assert self._loop is not None and self._client is not None
+        payload = row.payload
+        if row.priority == PRIORITY_EVENT:
+            payload = with_sent_at(payload, self.now())
+        fut: asyncio.Future = self._loop.create_future()
+        # paho calls on_publish while holding its own message lock, so ours is never held across
+        # a paho call; a PUBACK that arrives before the future is registered waits in _early
+        started = time.monotonic()
+        info = self._client.publish(row.topic, payload, qos=row.qos)
+        if info.rc != 0:
+            return f"publish refused by the client: {info.rc}"
+        with self._lock:
+            early = self._early.pop(info.mid, None)
+            if early is not None and early[0] >= started:
+                return early[1]
+            self._pending[info.mid] = fut
+        try:
+            return await asyncio.wait_for(fut, timeout=self.ack_timeout)
+        except TimeoutError:
+            with self._lock:
+                self._pending.pop(info.mid, None)
+            return f"no PUBACK within {self.ack_timeout:g} s"
+
+
+def _settle(fut: asyncio.Future, error: str | None) -> None:
+    if not fut.done():
+        fut.set_result(error)

@@ -1,0 +1,130 @@
+"""Real services for tests: a Mosquitto broker, subprocesses of our own CLIs, an MQTT recorder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_binary(name: str, *fallbacks: str) -> str:
+    """Path of a real part; missing fails under CI=true and skips elsewhere (with the reason)."""
+    found = shutil.which(name) or next((f for f in fallbacks if Path(f).is_file()), None)
+    if found:
+        return found
+    message = f"{name} is not installed (apt-get install {name}); it is a real part of this test"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+class Mosquitto:
+    def __init__(self, binary: str, workdir: Path, port: int, extra_conf: str = ""):
+        self.binary = binary
+        self.dir = workdir
+        self.port = port
+        self.extra_conf = extra_conf
+        self.proc: subprocess.Popen | None = None
+        self.log = workdir / "mosquitto.log"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            f"log_dest file {self.log}\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+            + self.extra_conf
+        )
+        self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT)
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class MqttRecorder:
+    """Subscribes like the city platform and keeps every message (topic, payload, retain)."""
+
+    def __init__(self, port: int, topic: str = "#"):
+        from paho.mqtt.client import CallbackAPIVersion, Client
+        from paho.mqtt.enums import MQTTProtocolVersion
+
+        self.messages: list[tuple[str, dict, bool]] = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client = Client(CallbackAPIVersion.VERSION2, client_id=f"platform-{port}-{os.getpid()}",
+                             protocol=MQTTProtocolVersion.MQTTv5)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise TimeoutError("the recorder could not subscribe")
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, json.loads(msg.payload), bool(msg.retain)))
+
+    def on(self, suffix: str) -> list[dict]:
+        with self.lock:
+            return [p for t, p, _ in self.messages if t.endswith("/" + suffix)]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def python_cli(module: str, *args: str, log: Path | None = None) -> subprocess.Popen:
+    """Start one of our CLIs as a real subprocess (as a site would run it)."""
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, stdout=out,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for_line(path: Path, needle: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if needle in line:
+                    return line
+        time.sleep(0.05)
+    raise TimeoutError(f"{needle!r} not seen in {path} within {timeout} s:\n"
+                       + (path.read_text()[-3000:] if path.exists() else "(no output)"))
