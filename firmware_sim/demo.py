@@ -1,0 +1,193 @@
+"""`firmware-sim demo` (what `make demo` runs): a whole site on one machine in about two minutes.
+
+It starts a broker (Mosquitto when installed, otherwise the embedded amqtt broker), the simulated
+sensors of the example tailings pond playing the rainstorm scenario, the gateway (`minewatch run`,
+as a separate process, exactly as on site) and a subscriber that prints every alert as the city
+platform receives it. Three simulated days pass in about 90 seconds; it ends with a summary.
+The simulator never imports the gateway: it starts its command line, like an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+__all__ = ["run_demo", "site_for_ports"]
+
+ROOT = Path(__file__).resolve().parent.parent
+LEVEL_ZH = {"none": "解除", "blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def site_for_ports(example: Path, out_dir: Path, *, modbus_port: int, mqtt_port: int,
+                   replace: dict[str, str] | None = None) -> Path:
+    """A copy of an example site config with the given ports and a private state folder."""
+    text = example.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^port = 5020$", f"port = {modbus_port}", text)
+    text = re.sub(r"(?m)^port = 1883$", f"port = {mqtt_port}", text)
+    text = re.sub(r"(?m)^state_dir = .*$", f'state_dir = "{out_dir / "state"}"', text)
+    for old, new in (replace or {}).items():
+        if old not in text:
+            raise ValueError(f"{old!r} is not in {example}")
+        text = text.replace(old, new)
+    path = out_dir / example.name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _wait_port(port: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+class _Broker:
+    def __init__(self, workdir: Path, port: int):
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+        self.thread: threading.Thread | None = None
+        self.kind = ""
+        binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
+                                               if Path("/usr/sbin/mosquitto").exists() else None)
+        if binary:
+            conf = workdir / "mosquitto.conf"
+            conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+            self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            self.kind = "mosquitto"
+        else:
+            self.thread = threading.Thread(target=self._amqtt, daemon=True)
+            self.thread.start()
+            self.kind = "amqtt (embedded; install mosquitto for the real thing)"
+        if not _wait_port(port):
+            raise RuntimeError(f"the {self.kind} broker did not start on port {port}")
+
+    def _amqtt(self) -> None:
+        import asyncio
+
+        from amqtt.broker import Broker
+
+        config = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+                  "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                              {"allow_anonymous": True}}}
+
+        async def main() -> None:
+            broker = Broker(config)
+            await broker.start()
+            while True:
+                await asyncio.sleep(3600)
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+def _platform(port: int, prefix: str, received: list[dict], status: list[dict]):
+    from paho.mqtt.client import CallbackAPIVersion, Client
+
+    def on_message(client, userdata, msg) -> None:
+        doc = json.loads(msg.payload)
+        if msg.topic.endswith("/status"):
+            status.append(doc)
+            print(f"[platform] status: gateway {doc['gateway']} is {doc['state']}", flush=True)
+            return
+        received.append(doc)
+        if doc["kind"] == "fault":
+            print(f"[platform] {doc['observed_at_local']}  FAULT {doc['state']:10s} "
+                  f"{doc['point']}: {doc['message']['en']}", flush=True)
+            return
+        colour = LEVEL_ZH[doc["level"]] if doc["state"] != "cleared" else "解除"
+        roman = f"({doc['grade_roman']})" if doc["grade_roman"] else "    "
+        print(f"[platform] {doc['observed_at_local']}  seq={doc['seq']:<3d} {doc['state']:10s} "
+              f"{doc['level']:6s} {roman:5s} {colour}  {doc['message']['zh']}\n"
+              f"{'':31s}{doc['message']['en']}", flush=True)
+
+    client = Client(CallbackAPIVersion.VERSION2, client_id=f"platform-demo-{os.getpid()}")
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def run_demo(scenario: str = "rainstorm", time_scale: float = 3000.0) -> int:
+    from firmware_sim.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    work = Path(tempfile.mkdtemp(prefix="minewatch-demo-"))
+    modbus_port, mqtt_port = free_port(), free_port()
+    cfg = site_for_ports(sc.site_config, work, modbus_port=modbus_port, mqtt_port=mqtt_port)
+    print(f"MineWatch demo: scenario '{sc.name}' ({sc.description}), {sc.duration / 3600:.0f} h "
+          f"of simulated time at x{time_scale:g}; files in {work}", flush=True)
+    broker = _Broker(work, mqtt_port)
+    print(f"broker: {broker.kind} on 127.0.0.1:{mqtt_port}", flush=True)
+    received: list[dict] = []
+    status: list[dict] = []
+    platform = _platform(mqtt_port, "minewatch/v1", received, status)
+    anchor = time.time() + 3.0
+    clock = ["--epoch", str(sc.epoch), "--time-scale", str(time_scale), "--anchor", str(anchor)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    sim = subprocess.Popen([sys.executable, "-m", "firmware_sim.cli", "serve", "--scenario",
+                            scenario, "--site-config", str(cfg), "--listen",
+                            f"127.0.0.1:{modbus_port}", *clock],
+                           stdout=open(work / "firmware-sim.log", "w"),  # noqa: SIM115
+                           stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    gw = None
+    try:
+        if not _wait_port(modbus_port):
+            print("the simulator did not start; see", work / "firmware-sim.log", file=sys.stderr)
+            return 1
+        print(f"simulator: Modbus TCP on 127.0.0.1:{modbus_port}; starting the gateway "
+              f"(log: {work / 'gateway.log'})", flush=True)
+        gw = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg),
+                               *clock, "--until", str(sc.epoch + sc.duration)],
+                              stdout=open(work / "gateway.log", "w"),  # noqa: SIM115
+                              stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        rc = gw.wait(timeout=sc.duration / time_scale + 120)
+        time.sleep(0.5)
+    finally:
+        if gw is not None and gw.poll() is None:
+            gw.kill()
+        sim.terminate()
+        sim.wait(5)
+        platform.loop_stop()
+        platform.disconnect()
+        broker.stop()
+    alerts = [e for e in received if e["kind"] == "safety"]
+    seqs = [e["seq"] for e in received]
+    gap_free = seqs == list(range(1, len(seqs) + 1))
+    print("\n== summary ==")
+    print(f"gateway exit code: {rc}")
+    print(f"events received by the platform: {len(received)} "
+          f"({len(alerts)} safety, {len(received) - len(alerts)} fault)")
+    print("sequence: " + " -> ".join(f"{e['state']}:{e['level']}" for e in alerts))
+    print(f"alert episodes: {len({e['alert_id'] for e in alerts})}; seq 1..{len(seqs)} "
+          f"{'without gaps' if gap_free else 'WITH GAPS: ' + str(seqs)}")
+    print(f"last status: {status[-1]['state'] if status else 'none'}")
+    print(f"alert log: minewatch alerts list --config {cfg}")
+    return 0 if rc == 0 and gap_free and alerts else 1
+
+
+def main() -> int:
+    return run_demo()
