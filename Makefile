@@ -1,0 +1,38 @@
+# The habits: make demo, make test, make check, make bench. Each sets itself up on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# one numba cache for every process of a run: kernels compile once, not per test or per process
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+
+.PHONY: demo test check bench tools venv clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 (>= 3.11) is needed"; exit 1; }
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,demo]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# Real parts the tests start themselves: Mosquitto (broker), mbpoll (a libmodbus client that
+# proves the simulator speaks real Modbus). Installed with apt-get when missing and we are root.
+tools:
+	@bash tests/support/install_tools.sh
+
+demo: $(VENV)/.installed
+	@bash tests/support/install_tools.sh --optional mosquitto || true
+	$(PY) -m firmware_sim.cli demo
+
+test: $(VENV)/.installed tools
+	$(PY) -m pytest
+
+check: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .cache state .pytest_cache
