@@ -294,6 +294,21 @@ class ThresholdDetector:
         det = ThresholdDetector(ThresholdParams.defaults(1))
         det.update(np.zeros(1, np.int64), 0.0, np.zeros(1), np.ones(1, np.bool_))
 
+    def seed_grades(self, idx: np.ndarray, grades: np.ndarray) -> None:
+        """Hold the given grades as active levels (channels without a checkpoint after a crash).
+
+        The alert engine's committed level is the truth after a restart; seeding it keeps a
+        restarted gateway from clearing an alarm it merely forgot: the level is released only by
+        the usual restore logic.
+        """
+        for i, g in zip(np.asarray(idx), np.asarray(grades), strict=True):
+            if g <= 0:
+                continue
+            for side, thr in ((0, self.params.upper), (1, self.params.lower)):
+                levels = np.flatnonzero(~np.isnan(thr[i, :g]))
+                self.active[i, side, levels] = True
+            self.grade[i] = max(int(self.grade[i]), int(g))
+
     def set_params(self, params: ThresholdParams) -> None:
         """New thresholds on reload; the state is kept (same channel count)."""
         params.validate()

@@ -19,12 +19,14 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from gateway.acquire import BusWorker, DevicePoller
+from gateway.alerts.encoder import time_fields, topic
 from gateway.alerts.engine import AlertEngine
 from gateway.batch import Batch
 from gateway.clock import MIN_REAL_PERIOD, Clock
 from gateway.config.model import Device, SiteConfig
 from gateway.detect import DetectStage
 from gateway.outbox import Outbox
+from gateway.telemetry import Telemetry
 
 __all__ = ["Gateway", "gateway_version"]
 
@@ -55,6 +57,7 @@ class Gateway:
         prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
         self.engine = AlertEngine(cfg, self.outbox, prefix)
         self.detect = DetectStage(cfg, cfg.gateway.state_dir / "detectors.npz")
+        self.detect.reconcile(self.engine.level)
         self.pollers = {d.name: DevicePoller(d, cfg) for d in cfg.devices}
         quantities = sorted({p.quantity for p in cfg.points})
         self._item_masks = {q: np.array([p.quantity == q for p in cfg.points]) for q in quantities}
@@ -64,6 +67,10 @@ class Gateway:
         if cfg.mqtt is not None:
             from gateway.uplink.mqtt import MqttPublisher
             self.publisher = MqttPublisher(cfg, self.outbox, clock.now, gateway_version())
+        self.telemetry = Telemetry(cfg, topic(prefix, cfg.site.code, cfg.gateway.id, "telemetry"))
+        self.health_topic = topic(prefix, cfg.site.code, cfg.gateway.id, "health")
+        self.health_period = 60.0  # R9: a heartbeat with per-device online state every 60 s
+        self.started = clock.now()
         self.batches = 0
         self.stop_event = asyncio.Event()
 
@@ -79,10 +86,15 @@ class Gateway:
 
     def on_batch(self, batch: Batch) -> None:
         self.batches += 1
+        self.telemetry.add(batch)
         verdict = self.detect.process(batch)
         events = self.engine.process(batch.t, batch.idx, batch.values, batch.quality, verdict)
-        if events and self.publisher is not None:
-            self.publisher.notify()
+        if events:
+            # a state change: checkpoint the detectors too, so a crash right after it restarts
+            # from the state that produced it
+            self.detect.save()
+            if self.publisher is not None:
+                self.publisher.notify()
 
     async def run(self, duration: float | None = None) -> None:
         """Run until stopped (signal or `stop()`), or for `duration` seconds of clock time."""
@@ -104,10 +116,24 @@ class Gateway:
                  self.cfg.gateway.id, self.cfg.site.code, len(workers), len(self.cfg.devices),
                  len(self.cfg.points), extra={"event": "started"})
         end = self.clock.now() + duration if duration is not None else None
+        next_health = self.clock.now()
+        last_save = loop.time()
         try:
             while not self.stop_event.is_set():
-                if end is not None and self.clock.now() >= end:
+                now = self.clock.now()
+                if end is not None and now >= end:
                     break
+                messages = self.telemetry.due(now)
+                if messages:
+                    self.outbox.add_telemetry(messages)
+                    if self.publisher is not None:
+                        self.publisher.notify()
+                if now >= next_health:
+                    self._heartbeat(now)
+                    next_health = now + self.health_period
+                if loop.time() - last_save > 60.0:
+                    self.detect.save()
+                    last_save = loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
                 for w in workers:
@@ -138,6 +164,35 @@ class Gateway:
         log.info("gateway stopped; %d events and %d telemetry messages wait in the outbox",
                  depth["events"], depth["telemetry"], extra={"event": "stopped", **depth})
         self.outbox.close()
+
+    def health(self, now: float) -> dict:
+        """Gateway and per-device health (R9): online state, online rate, backlog, alerts."""
+        devices = []
+        for name, poller in self.pollers.items():
+            st = poller.stats
+            period = self.period_of(poller.device)
+            online = st.last_good is not None and st.consecutive_failures == 0 \
+                and now - st.last_good <= 3 * period
+            failed = sum(st.errors.values())
+            devices.append({"device": name, "online": bool(online),
+                            "online_rate": round(1 - min(st.polls, failed) / st.polls, 4)
+                            if st.polls else None,
+                            "polls": st.polls, "missed_deadlines": st.missed_deadlines,
+                            "consecutive_failures": st.consecutive_failures,
+                            "last_good": int(st.last_good * 1000) if st.last_good else None})
+        depth = self.outbox.depth()
+        active = self.engine.active()
+        return {"schema": "minewatch/health/1", "site": self.cfg.site.code,
+                "gateway": self.cfg.gateway.id, **time_fields("ts", now),
+                "uptime_s": round(now - self.started, 1),
+                "devices_online": sum(d["online"] for d in devices), "devices": devices,
+                "outbox": {**depth, "dropped_telemetry": self.outbox.dropped_telemetry},
+                "active_alerts": sum(a["kind"] == "safety" for a in active),
+                "active_faults": sum(a["kind"] == "fault" for a in active)}
+
+    def _heartbeat(self, now: float) -> None:
+        if self.publisher is not None:
+            self.publisher.publish_now(self.health_topic, self.health(now))
 
     def stop(self) -> None:
         self.stop_event.set()

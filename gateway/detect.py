@@ -76,6 +76,15 @@ class DetectStage:
             log.warning("detector checkpoint %s not used: %s", path, exc,
                         extra={"event": "detector_restore_failed"})
 
+    def reconcile(self, committed_levels: np.ndarray) -> None:
+        """After a crash the checkpoint may be older than the alert state the engine committed:
+        where the detector holds a lower grade than the engine published, seed the engine's."""
+        behind = np.flatnonzero(self.threshold.grade < committed_levels)
+        if behind.size:
+            self.threshold.seed_grades(behind, committed_levels[behind])
+            log.warning("detector state of %d point(s) was behind the committed alert state; "
+                        "seeded from it", behind.size, extra={"event": "detector_reconciled"})
+
     def save(self) -> None:
         if self.checkpoint is None:
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import ssl
 import threading
@@ -125,7 +126,14 @@ class MqttPublisher:
         kwargs = {}
         if self.m.protocol == "5":
             from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            # a persistent session: the broker keeps it for a day across uplink outages
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 86400
             kwargs["clean_start"] = MQTT_CLEAN_START_FIRST_ONLY
+            kwargs["properties"] = props
         self._client.connect_async(self.m.host, self.m.port, keepalive=self.m.keepalive, **kwargs)
         self._client.loop_start()
 
@@ -143,6 +151,12 @@ class MqttPublisher:
         self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
+
+    def publish_now(self, topic_: str, doc: dict) -> None:
+        """Current-state messages (health): sent if connected, never queued (stale is useless)."""
+        if self._client is not None and self.connected.is_set():
+            self._client.publish(topic_, json.dumps(doc, ensure_ascii=False,
+                                                    separators=(",", ":")).encode(), qos=0)
 
     def notify(self) -> None:
         """Something new is in the outbox."""

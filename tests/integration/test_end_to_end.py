@@ -108,6 +108,14 @@ def test_rainstorm_alert_sequence(tmp_path: Path, mosquitto) -> None:
         lag = alerts[k]["observed_at"] / 1000 - t_cross
         assert -PERIOD <= lag <= 4 * PERIOD, (k, lag)
 
+    stats = [m for m in recorder.on("telemetry") if m["kind"] == "stats"]
+    assert len(stats) > 100  # 72 h of 5-minute windows, less start-up
+    for m in stats[:5] + recorder.on("health")[:5]:
+        jsonschema.validate(m, _schema("telemetry" if "points" in m else "health"))
+    wl = [p for m in stats for p in m["points"] if p["point"] == "WL-01" and p["count"]]
+    assert max(p["max"] for p in wl) == pytest.approx(1256.4, abs=0.05)
+    assert recorder.on("health") and recorder.on("health")[-1]["devices_online"] == 2
+
     status = recorder.on("status")
     for s in status:
         jsonschema.validate(s, _schema("status"))

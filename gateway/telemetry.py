@@ -1,0 +1,116 @@
+"""Telemetry for the platform: 5-minute statistics of every point, real-time values of gas points.
+
+The practice of the underground-mine access specification (domain.md §2.1, R7): real-time values
+every 20 s and min/max/mean statistics every 5 min. Statistics are kept as running sums per point
+(bounded state, vectorised per batch); windows are aligned to the clock so every gateway's windows
+line up. Messages go through the outbox at telemetry priority: they drain after alerts and are the
+first to go when the outbox is full.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from detectors.base import Quality
+from gateway.alerts.encoder import time_fields
+from gateway.batch import Batch
+from gateway.config.model import SiteConfig
+
+__all__ = ["Telemetry", "GAS_QUANTITIES", "STATS_PERIOD", "REALTIME_PERIOD"]
+
+GAS_QUANTITIES = frozenset({"ch4", "co", "h2s", "no2", "o2"})
+STATS_PERIOD = 300.0
+REALTIME_PERIOD = 20.0
+
+
+class Telemetry:
+    def __init__(self, cfg: SiteConfig, topic: str, stats_period: float = STATS_PERIOD,
+                 realtime_period: float = REALTIME_PERIOD):
+        self.cfg = cfg
+        self.topic = topic
+        self.stats_period = stats_period
+        self.realtime_period = realtime_period
+        n = len(cfg.points)
+        self.names = [p.name for p in cfg.points]
+        self.gas = np.array([p.quantity in GAS_QUANTITIES for p in cfg.points], dtype=bool)
+        self.min = np.full(n, np.inf)
+        self.max = np.full(n, -np.inf)
+        self.sum = np.zeros(n)
+        self.count = np.zeros(n, np.int64)
+        self.samples = np.zeros(n, np.int64)
+        self.last = np.full(n, np.nan)
+        self.last_t = np.full(n, np.nan)
+        self.last_quality = np.full(n, Quality.COMM_FAIL, np.uint8)
+        self.window_start: float | None = None
+        self.next_realtime: float | None = None
+
+    def add(self, batch: Batch) -> None:
+        idx, v = batch.idx, batch.values
+        good = batch.valid
+        gi, gv = idx[good], v[good]
+        self.min[gi] = np.minimum(self.min[gi], gv)
+        self.max[gi] = np.maximum(self.max[gi], gv)
+        self.sum[gi] += gv
+        self.count[gi] += 1
+        self.samples[idx] += 1
+        self.last[idx] = v
+        self.last_t[idx] = batch.t
+        self.last_quality[idx] = batch.quality
+
+    def due(self, now: float) -> list[tuple[str, bytes]]:
+        """Messages whose time has come (a closed stats window, a real-time tick)."""
+        out: list[tuple[str, bytes]] = []
+        if self.window_start is None:
+            self.window_start = math.floor(now / self.stats_period) * self.stats_period
+            self.next_realtime = math.ceil(now / self.realtime_period) * self.realtime_period
+        end = self.window_start + self.stats_period
+        if now >= end:
+            out.append(self._stats(self.window_start, end))
+            self.window_start = math.floor(now / self.stats_period) * self.stats_period
+        if self.gas.any() and self.next_realtime is not None and now >= self.next_realtime:
+            out.append(self._realtime(self.next_realtime))
+            self.next_realtime = math.floor(now / self.realtime_period) * self.realtime_period \
+                + self.realtime_period
+        return out
+
+    def _doc(self, kind: str) -> dict:
+        return {"schema": "minewatch/telemetry/1", "kind": kind, "site": self.cfg.site.code,
+                "gateway": self.cfg.gateway.id}
+
+    def _stats(self, start: float, end: float) -> tuple[str, bytes]:
+        points = []
+        for p in self.cfg.points:
+            i = p.index
+            n = int(self.count[i])
+            points.append({
+                "point": p.name, "quantity": p.quantity, "unit": p.unit, "count": n,
+                "samples": int(self.samples[i]),
+                "min": float(self.min[i]) if n else None,
+                "max": float(self.max[i]) if n else None,
+                "mean": float(self.sum[i] / n) if n else None,
+                "quality": int(self.last_quality[i]),
+            })
+        self.min.fill(np.inf)
+        self.max.fill(-np.inf)
+        self.sum.fill(0.0)
+        self.count.fill(0)
+        self.samples.fill(0)
+        doc = {**self._doc("stats"), **time_fields("window_start", start),
+               **time_fields("window_end", end), "points": points}
+        return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _realtime(self, t: float) -> tuple[str, bytes]:
+        points = []
+        for i in np.flatnonzero(self.gas):
+            p = self.cfg.points[i]
+            v = float(self.last[i])
+            points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
+                           "value": v if math.isfinite(v) else None,
+                           "quality": int(self.last_quality[i]),
+                           "observed_at": int(round(self.last_t[i] * 1000))
+                           if math.isfinite(self.last_t[i]) else None})
+        doc = {**self._doc("realtime"), **time_fields("ts", t), "points": points}
+        return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
