@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -45,7 +46,9 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 class Mosquitto:
-    def __init__(self, binary: str, workdir: Path, port: int, extra_conf: str = ""):
+    def __init__(self, binary: str, workdir: Path, port: int, extra_conf: str = "",
+                 persistent: bool = False):
+        self.persistent = persistent
         self.binary = binary
         self.dir = workdir
         self.port = port
@@ -58,15 +61,24 @@ class Mosquitto:
         conf = self.dir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            f"log_dest file {self.log}\n"
+            # as root mosquitto drops to user 'mosquitto', who cannot read pytest's private
+            # temporary folders (ACL file, log, persistence)
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + "allow_anonymous true\n"
+            + ("persistence true\n" f"persistence_location {self.dir}/\n" if self.persistent
+               else "persistence false\n")
+            + f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             + self.extra_conf
         )
         self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
         wait_port(self.port)
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto re-reads its ACL and password files."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -84,6 +96,8 @@ class MqttRecorder:
     def __init__(self, port: int, topic: str = "#"):
         from paho.mqtt.client import CallbackAPIVersion, Client
         from paho.mqtt.enums import MQTTProtocolVersion
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
 
         self.messages: list[tuple[str, dict, bool]] = []
         self.lock = threading.Lock()
@@ -93,7 +107,12 @@ class MqttRecorder:
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
+        self.client.reconnect_delay_set(1, 2)
+        # a persistent session, like the platform's: with a persistent broker, QoS 1 messages
+        # published while this subscriber reconnects are queued for it, not lost
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
         self.client.loop_start()
         if not self.subscribed.wait(10):
             raise TimeoutError("the recorder could not subscribe")
