@@ -49,13 +49,17 @@ class MqttPublisher:
         self._early: dict[int, tuple[float, str | None]] = {}
         self._client = None
         self._stopping = False
+        self._failures = 0
+        self._last_failure = ""
 
     # -- paho callbacks (network thread) -------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("MQTT broker %s:%d refused the connection: %s", self.m.host, self.m.port,
-                      reason_code, extra={"event": "mqtt_refused", "reason": str(reason_code)})
+            self._log_failure(f"the broker refused the connection: {reason_code}",
+                              "mqtt_refused")
             return
+        self._failures = 0
+        self._last_failure = ""
         log.info("MQTT connected to %s:%d", self.m.host, self.m.port,
                  extra={"event": "mqtt_connected"})
         client.publish(self.status_topic, status_payload("online", self.cfg.site.code,
@@ -64,7 +68,7 @@ class MqttPublisher:
         self._call(self.wakeup.set)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if not self._stopping:
+        if not self._stopping and self.connected.is_set():
             log.warning("MQTT disconnected: %s", reason_code,
                         extra={"event": "mqtt_disconnected", "reason": str(reason_code)})
         self._call(self.connected.clear)
@@ -86,8 +90,41 @@ class MqttPublisher:
         self._call(_settle, fut, error)
 
     def _on_connect_fail(self, client, userdata) -> None:
-        log.warning("MQTT connection to %s:%d failed; retrying with backoff", self.m.host,
-                    self.m.port, extra={"event": "mqtt_connect_failed"})
+        # paho does not say why; find out with one plain attempt (this is paho's network thread,
+        # which is waiting to retry anyway)
+        self._log_failure(self._diagnose(), "mqtt_connect_failed")
+
+    def _log_failure(self, reason: str, event: str) -> None:
+        """One clear line per new reason, then every 20th repeat, never a secret."""
+        with self._lock:
+            self._failures += 1
+            repeat = reason == self._last_failure and self._failures % 20 != 0
+            self._last_failure = reason
+        if not repeat:
+            log.error("MQTT %s:%d: %s (attempt %d; retrying with backoff up to %g s)",
+                      self.m.host, self.m.port, reason, self._failures, self.m.reconnect_max,
+                      extra={"event": event, "reason": reason, "attempt": self._failures})
+
+    def _diagnose(self) -> str:
+        import socket
+
+        try:
+            with socket.create_connection((self.m.host, self.m.port), timeout=3) as sock:
+                if not (self.m.tls_ca or self.m.tls_cert):
+                    return "connection failed"
+                ctx = ssl.create_default_context(cafile=str(self.m.tls_ca) if self.m.tls_ca
+                                                 else None)
+                if self.m.tls_cert:
+                    ctx.load_cert_chain(str(self.m.tls_cert),
+                                        str(self.m.tls_key) if self.m.tls_key else None)
+                with ctx.wrap_socket(sock, server_hostname=self.m.host):
+                    return "connection failed after a good TLS handshake"
+        except ssl.SSLCertVerificationError as exc:
+            return f"TLS: the broker's certificate is not trusted ({exc.verify_message})"
+        except ssl.SSLError as exc:
+            return f"TLS handshake failed: {exc.reason or exc}"
+        except OSError as exc:
+            return f"cannot reach the broker: {exc.strerror or exc}"
 
     def _call(self, fn, *args) -> None:
         if self._loop is not None and not self._loop.is_closed():

@@ -47,8 +47,9 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 class Mosquitto:
     def __init__(self, binary: str, workdir: Path, port: int, extra_conf: str = "",
-                 persistent: bool = False):
+                 persistent: bool = False, anonymous: bool = True):
         self.persistent = persistent
+        self.anonymous = anonymous
         self.binary = binary
         self.dir = workdir
         self.port = port
@@ -59,17 +60,19 @@ class Mosquitto:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "mosquitto.conf"
+        # per-listener security (a TLS listener beside the plain one) must come before the rest
+        head = "per_listener_settings true\n" if "per_listener_settings" in self.extra_conf else ""
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            head + f"listener {self.port} 127.0.0.1\n"
             # as root mosquitto drops to user 'mosquitto', who cannot read pytest's private
             # temporary folders (ACL file, log, persistence)
             + ("user root\n" if os.geteuid() == 0 else "")
-            + "allow_anonymous true\n"
+            + f"allow_anonymous {'true' if self.anonymous else 'false'}\n"
             + ("persistence true\n" f"persistence_location {self.dir}/\n" if self.persistent
                else "persistence false\n")
             + f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
-            + self.extra_conf
+            + self.extra_conf.replace("per_listener_settings true\n", "")
         )
         self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
