@@ -8,7 +8,7 @@ kernels, `state()` / `load(state)` for checkpoints. It is pure: no I/O, no clock
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,23 +39,36 @@ class DetectorOutput(NamedTuple):
 
 
 class BlockOutput(NamedTuple):
+    """`DetectorOutput` for a block replay: one row per time step, one column per channel."""
+
     score: np.ndarray  # float32[m, c]
     grade: np.ndarray  # int8[m, c]
     fault: np.ndarray  # uint8[m, c]
     evidence: np.ndarray  # float32[m, c, E]
 
 
+@runtime_checkable
 class Detector(Protocol):
+    """What every detector offers (structural: no base class to inherit)."""
+
     name: str
     n_evidence: int
     evidence_names: tuple[str, ...]
 
     def update(self, idx: np.ndarray, t: float, x: np.ndarray, valid: np.ndarray
-               ) -> DetectorOutput: ...
+               ) -> DetectorOutput:
+        """One sample at time `t` for the channels `idx` (int64[k]); x float64[k], valid bool[k]."""
+        ...
 
     def run(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray | None = None
-            ) -> BlockOutput: ...
+            ) -> BlockOutput:
+        """Replay t float64[m], x float64[m, c]: the same results as `update` row by row."""
+        ...
 
-    def state(self) -> dict[str, np.ndarray]: ...
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of every state array (a checkpoint)."""
+        ...
 
-    def load(self, state: dict[str, np.ndarray]) -> None: ...
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a checkpoint taken by `state()`; ValueError naming the key if it does not fit."""
+        ...
