@@ -68,8 +68,18 @@ def safety_message(state: str, level: int, prev: int, point: str, quantity: str,
     return {"zh": zh, "en": en}
 
 
-def fault_message(state: str, point: str, device: str, quality: int, duration_s: float) -> dict:
+def fault_message(state: str, point: str, device: str, quality: int, duration_s: float,
+                  stage: str = "open", limit_s: float = 7 * 86400) -> dict:
     name, zh_name = QUALITY_NAMES[quality], QUALITY_ZH[quality]
+    days, limit = duration_s / 86400, limit_s / 86400
+    if state == "escalated" and stage == "repair_overdue":
+        return {"zh": f"{point}（设备 {device}）{zh_name}已持续 {days:.1f} 天，超过 {limit:g} 天维修期限",
+                "en": f"{point} (device {device}): {name} for {days:.1f} days, past the "
+                      f"{limit:g}-day repair limit"}
+    if state == "escalated":
+        return {"zh": f"{point}（设备 {device}）{zh_name}已持续 {days:.1f} 天，临近 {limit:g} 天维修期限",
+                "en": f"{point} (device {device}): {name} for {days:.1f} days, nearing the "
+                      f"{limit:g}-day repair limit"}
     if state == "cleared":
         return {"zh": f"{point}（设备 {device}）故障恢复，持续 {duration_s / 3600:.1f} 小时",
                 "en": f"{point} (device {device}) fault cleared after {duration_s / 3600:.1f} h"}

@@ -5,9 +5,16 @@ the change (raised, escalated, downgraded, cleared), keeps one `alert_id` per ep
 clear, gives every event its own `event_id`, and commits the events with its state to the outbox
 in one transaction, where they get their gap-free `seq`.
 
+Storm control: a point raised `storm_raises` times within `storm_window` is flapping; its
+downgrades and clears are then published only once the lower grade has held for `storm_hold`, so
+the uplink carries one episode instead of a stream of them. Escalations are never delayed and no
+event is dropped: a downgrade that reverses within the hold was never a change of the published
+level.
+
 Faults (DESIGN.md quality codes; GB 39496-2020 §5.5.3 self-diagnosis) are never coloured safety
 alerts: a point whose quality stays bad for `fault_after` polls raises a fault event with the
-quality kind, and its first good value clears it with the fault's duration.
+quality kind, an open fault is escalated as it nears and passes the 7-day repair limit of
+GB 51108-2015 §10.0.1, and the first good value clears it with the fault's duration.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
@@ -57,15 +65,20 @@ class PointVerdict:
 
 
 class AlertEngine:
-    def __init__(self, cfg: SiteConfig, outbox: Outbox, prefix: str, fault_after: int = 3):
+    def __init__(self, cfg: SiteConfig, outbox: Outbox, prefix: str):
         self.cfg = cfg
+        self.policy = cfg.alerts
         self.outbox = outbox
         self.tz = ZoneInfo(cfg.site.timezone)
         self.points: tuple[Point, ...] = cfg.points
         self.alert_topic = topic(prefix, cfg.site.code, cfg.gateway.id, "alert")
         self.fault_topic = topic(prefix, cfg.site.code, cfg.gateway.id, "fault")
-        self.fault_after = fault_after
+        self.fault_after = cfg.alerts.fault_after
         n = len(self.points)
+        self.raises: list[deque] = [deque() for _ in range(n)]  # recent raise times (storms)
+        self.pending_since = np.full(n, np.nan)  # a held-back downgrade of a flapping point
+        self.fault_stage = np.zeros(n, dtype=np.int8)  # 0 open, 1 repair due soon, 2 overdue
+        self.held = 0  # downgrades or clears storm control held back (and later published)
         self.level = np.zeros(n, dtype=np.int8)
         self.alert_id: list[str | None] = [None] * n
         self.since = np.full(n, np.nan)
@@ -90,6 +103,7 @@ class AlertEngine:
                 self.fault[p.index] = f.level
                 self.fault_id[p.index] = f.alert_id
                 self.fault_since[p.index] = f.since if f.since is not None else np.nan
+                self.fault_stage[p.index] = int(f.detail) if f.detail.isdigit() else 0
 
     def active(self) -> list[dict]:
         """Open safety alerts and faults, for status and health."""
@@ -110,15 +124,36 @@ class AlertEngine:
         events: list[tuple[str, dict]] = []
         states: list[AlertState] = []
         prev_levels = self.level[idx]
-        for j in np.flatnonzero(verdict.grade != prev_levels):
-            self._safety_event(t, int(idx[j]), float(values[j]), int(verdict.grade[j]),
-                               verdict.detector[j], verdict.evidence_of(j), events, states)
+        for j in np.flatnonzero((verdict.grade != prev_levels) | np.isfinite(self.pending_since[idx])):
+            i, grade = int(idx[j]), int(verdict.grade[j])
+            if grade < self.level[i] and self._storm_holds(i, t):
+                continue
+            self.pending_since[i] = np.nan
+            if grade == self.level[i]:
+                continue
+            self._safety_event(t, i, float(values[j]), grade, verdict.detector[j],
+                               verdict.evidence_of(j), events, states)
         bad = quality != Quality.GOOD
         if bad.any() or self.fault[idx].any():
             self._fault_events(t, idx, quality, events, states)
         if not events:
             return []
         return self.outbox.commit_events(events, states)
+
+    def _storm_holds(self, i: int, t: float) -> bool:
+        """Whether storm control holds back this point's downgrade or clear for now."""
+        recent = self.raises[i]
+        while recent and t - recent[0] > self.policy.storm_window:
+            recent.popleft()
+        if len(recent) < self.policy.storm_raises:
+            return False
+        if math.isnan(self.pending_since[i]):
+            self.pending_since[i] = t
+            self.held += 1
+            log.info("%s is flapping (%d raises in %g s): its downgrade waits %g s", self.points[i].name,
+                     len(recent), self.policy.storm_window, self.policy.storm_hold,
+                     extra={"event": "storm_hold", "point": self.points[i].name})
+        return t - self.pending_since[i] < self.policy.storm_hold
 
     def _base(self, p: Point, t: float) -> dict:
         device = self.cfg.device(p.device)
@@ -142,6 +177,7 @@ class AlertEngine:
             state = "raised"
             self.alert_id[i] = str(uuid.uuid4())
             self.since[i] = t
+            self.raises[i].append(t)
         elif grade == 0:
             state = "cleared"
         elif grade > prev:
@@ -214,9 +250,22 @@ class AlertEngine:
                     self.fault[i] = q
                     self.fault_id[i] = str(uuid.uuid4())
                     self.fault_since[i] = self.bad_since[i]
+                    self.fault_stage[i] = 0
                     events.append((self.fault_topic, self._fault_event(p, t, "raised", q)))
                     states.append(AlertState(f"fault/{p.name}", q, self.fault_id[i],
                                              float(self.fault_since[i])))
+                elif self.fault[i]:
+                    # GB 51108-2015 §10.0.1: warn before the 7-day repair limit, and when passed
+                    age = t - self.fault_since[i]
+                    stage = 2 if age >= self.policy.repair_limit else \
+                        1 if age >= self.policy.repair_warning else 0
+                    if stage > self.fault_stage[i]:
+                        self.fault_stage[i] = stage
+                        events.append((self.fault_topic, self._fault_event(
+                            p, t, "escalated", int(self.fault[i]))))
+                        states.append(AlertState(f"fault/{p.name}", int(self.fault[i]),
+                                                 self.fault_id[i], float(self.fault_since[i]),
+                                                 str(stage)))
                 continue
             self.bad_run[i] = 0
             if self.fault[i]:
@@ -246,8 +295,10 @@ class AlertEngine:
             "evidence": {},
             "fault": {"quality": q, "quality_name": _QUALITY[q], "duration_s": round(duration, 3),
                       # GB 51108-2015 §10.0.1: a fault shall be cleared within 7 days
-                      "repair_limit_s": 7 * 86400},
-            "message": fault_message(state, p.name, p.device, q, duration),
+                      "repair_limit_s": self.policy.repair_limit,
+                      "stage": "cleared" if state == "cleared" else _STAGES[self.fault_stage[i]]},
+            "message": fault_message(state, p.name, p.device, q, duration,
+                                     _STAGES[self.fault_stage[i]], self.policy.repair_limit),
             "since": int(round(since * 1000)),
         })
         log.warning("fault %s %s quality=%d", p.name, state, q,
@@ -256,6 +307,7 @@ class AlertEngine:
 
 
 _QUALITY = ("good", "suspect", "stale", "out_of_range", "device_fault", "comm_fail")
+_STAGES = ("open", "repair_due_soon", "repair_overdue")
 
 
 def _num(v: float | None) -> float | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.config.model import (
     LEVELS,
+    AlertPolicy,
     Bus,
     Conversion,
     Device,
@@ -232,7 +233,7 @@ def load_site(path: str | Path) -> SiteConfig:
 
 
 _TOP_KEYS = {"site", "gateway", "buses", "devices", "points", "uplink", "storage", "outbox",
-             "profiles_dir"}
+             "alerts", "profiles_dir"}
 
 
 def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
@@ -302,11 +303,34 @@ def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
         path=(base_dir / ob_path) if ob_path else state_dir / "outbox.sqlite",
         max_bytes=r.get(ob, "max_bytes", "outbox", int, 256 * 1024 * 1024),
     )
+    alerts = _alerts(r.table(doc, "alerts", "alerts"), r)
     if r.problems:
         return None
     return SiteConfig(path=path, site=site, gateway=gateway, buses=tuple(buses),
                       devices=tuple(devices), points=tuple(points), mqtt=mqtt, influx=influx,
-                      outbox=outbox)
+                      outbox=outbox, alerts=alerts)
+
+
+def _alerts(a: dict, r: _Reader) -> AlertPolicy:
+    p = "alerts"
+    r.known(a, {"storm_raises", "storm_window", "storm_hold", "fault_after", "repair_warning",
+                "repair_limit"}, p)
+    d = AlertPolicy()
+    policy = AlertPolicy(
+        storm_raises=r.get(a, "storm_raises", p, int, d.storm_raises),
+        storm_window=r.duration(a, "storm_window", p, d.storm_window),
+        storm_hold=r.duration(a, "storm_hold", p, d.storm_hold),
+        fault_after=r.get(a, "fault_after", p, int, d.fault_after),
+        repair_warning=r.duration(a, "repair_warning", p, d.repair_warning),
+        repair_limit=r.duration(a, "repair_limit", p, d.repair_limit),
+    )
+    if policy.storm_raises < 2:
+        r.problem(f"{p}.storm_raises", "needs at least 2 raises to call a point flapping")
+    if policy.fault_after < 1:
+        r.problem(f"{p}.fault_after", "needs at least 1 poll")
+    if policy.repair_warning > policy.repair_limit:
+        r.problem(f"{p}.repair_warning", "comes after repair_limit")
+    return policy
 
 
 def _array(doc: dict, key: str, r: _Reader) -> list[dict]:

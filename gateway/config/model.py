@@ -135,6 +135,18 @@ class Outbox:
 
 
 @dataclass(frozen=True)
+class AlertPolicy:
+    """Storm control and fault reporting of the alert engine."""
+
+    storm_raises: int = 3  # raises of one point within storm_window make it "flapping"
+    storm_window: float = 3600.0
+    storm_hold: float = 1800.0  # a flapping point's downgrades and clears wait this long
+    fault_after: int = 3  # bad polls in a row before a fault event
+    repair_warning: float = 6 * 86400.0  # GB 51108-2015 §10.0.1: repair within 7 days
+    repair_limit: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     path: Path
     site: Site
@@ -145,6 +157,7 @@ class SiteConfig:
     mqtt: MqttUplink | None
     influx: InfluxStorage | None
     outbox: Outbox
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
 
     def device(self, name: str) -> Device:
         for d in self.devices:

@@ -130,3 +130,52 @@ def test_dead_sensor_does_not_clear_an_alarm(site) -> None:
         pipe.feed(T0 + 600 * k, [np.nan, 13.0, 14.0], [Quality.COMM_FAIL, 0, 0])
     safety = [e for e in pipe.events if e["kind"] == "safety"]
     assert _levels(safety) == [("raised", "red")]
+
+
+def _flappy_site(tmp_path: Path):
+    text = (ROOT / "config" / "examples" / "tailings_pond.toml").read_text(encoding="utf-8")
+    text = text.replace('state_dir = "../../state/tailings_pond"',
+                        f'state_dir = "{tmp_path / "state"}"')
+    text = text.replace("orange = 1255.0, red = 1256.0 }",
+                        "orange = 1255.0, red = 1256.0, debounce = 1, clear_samples = 1 }")
+    path = tmp_path / "flappy.toml"
+    path.write_text(text + '\n[alerts]\nstorm_window = "2h"\nstorm_hold = "30min"\n',
+                    encoding="utf-8")
+    return load_site(path)
+
+
+def test_storm_control_holds_clears_of_a_flapping_point_never_escalations(tmp_path) -> None:
+    pipe = Pipeline(_flappy_site(tmp_path))
+    t = T0
+    for _ in range(3):  # three episodes in 40 minutes: the point is flapping
+        for v in (1253.5, 1253.5, 1252.0, 1252.0):
+            pipe.feed(t, [v, 13.0, 14.0])
+            t += 300
+    assert _levels(pipe.events) == [("raised", "blue"), ("cleared", "none")] * 2 + [
+        ("raised", "blue")]  # the third clear is held back
+    for v in (1253.5, 1252.0, 1253.5, 1252.0):  # still flapping: nothing new is published
+        pipe.feed(t, [v, 13.0, 14.0])
+        t += 300
+    assert len(pipe.events) == 5
+    pipe.feed(t, [1256.5, 13.0, 14.0])  # an escalation is never delayed
+    t += 300
+    assert _levels(pipe.events[5:]) == [("escalated", "red")]
+    for _ in range(7):  # 35 minutes quiet: the held clear goes out once, as one change
+        pipe.feed(t, [1252.0, 13.0, 14.0])
+        t += 300
+    assert _levels(pipe.events[6:]) == [("cleared", "none")]
+    assert [e["seq"] for e in pipe.events] == list(range(1, 8))
+    assert len({e["alert_id"] for e in pipe.events}) == 3
+
+
+def test_open_fault_is_escalated_before_and_after_the_seven_day_repair_limit(site) -> None:
+    pipe = Pipeline(site)
+    for h in range(8 * 24 + 1):
+        pipe.feed(T0 + 3600 * h, [np.nan] * 3, [Quality.COMM_FAIL] * 3)
+    wl = [e for e in pipe.events if e["point"] == "WL-01"]
+    assert [(e["state"], e["fault"]["stage"]) for e in wl] == [
+        ("raised", "open"), ("escalated", "repair_due_soon"), ("escalated", "repair_overdue")]
+    assert wl[1]["fault"]["duration_s"] == pytest.approx(6 * 86400)
+    assert "7-day repair limit" in wl[2]["message"]["en"] and "维修期限" in wl[2]["message"]["zh"]
+    for e in wl:
+        jsonschema.validate(json.loads(with_sent_at(json.dumps(e).encode(), T0)), SCHEMA)
