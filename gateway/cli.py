@@ -107,7 +107,21 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     ob = Outbox(cfg.outbox.path, cfg.outbox.max_bytes)
     rows = ob.alert_log(args.limit)
+    audit = ob.audit_log(args.limit) if args.audit else []
     ob.close()
+    if args.audit:
+        if args.json:
+            print(json.dumps(audit, ensure_ascii=False, indent=2))
+            return EXIT_OK
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(cfg.site.timezone)
+        for a in audit:
+            when = datetime.fromtimestamp(a["at"], tz).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{when}  {a['kind']} {a['subject']}: {json.dumps(a['before'])} -> "
+                  f"{json.dumps(a['after'])}")
+        return EXIT_OK
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -149,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--config", required=True, type=Path)
     lst.add_argument("--limit", type=int, default=100)
     lst.add_argument("--json", action="store_true")
+    lst.add_argument("--audit", action="store_true", help="the audit log of threshold changes")
     lst.add_argument("--lang", choices=["zh", "en"],
                      default="zh" if os.environ.get("LANG", "").startswith("zh") else "en")
     lst.set_defaults(func=cmd_alerts_list)

@@ -58,6 +58,10 @@ class Gateway:
         self.engine = AlertEngine(cfg, self.outbox, prefix)
         self.detect = DetectStage(cfg, cfg.gateway.state_dir / "detectors.npz")
         self.detect.reconcile(self.engine.level)
+        for entry in self.outbox.audit_thresholds(threshold_snapshot(cfg), clock.now()):
+            log.warning("thresholds of %s changed: %s -> %s", entry["subject"], entry["before"],
+                        entry["after"], extra={"event": "audit_thresholds",
+                                               "point": entry["subject"]})
         self.pollers = {d.name: DevicePoller(d, cfg) for d in cfg.devices}
         quantities = sorted({p.quantity for p in cfg.points})
         self._item_masks = {q: np.array([p.quantity == q for p in cfg.points]) for q in quantities}
@@ -196,6 +200,25 @@ class Gateway:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def threshold_snapshot(cfg: SiteConfig) -> dict[str, dict]:
+    """The thresholds in force, per point, as the audit log records them."""
+    out = {}
+    for p in cfg.points:
+        th = p.thresholds
+        if th is None:
+            out[p.name] = None
+            continue
+        out[p.name] = {
+            "direction": th.direction,
+            **{side: {"thresholds": [None if v != v else v for v in ls.thresholds],
+                      "restore": [None if v != v else round(v, 9) for v in ls.restore]}
+               for side, ls in (("upper", th.upper), ("lower", th.lower)) if ls is not None},
+            "debounce": th.raise_samples, "hold": th.raise_hold,
+            "clear_samples": th.clear_samples, "clear_hold": th.clear_hold,
+        }
+    return out
 
 
 def loop_time() -> float:

@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS alert_state (
     since REAL,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    before TEXT,
+    after TEXT
+);
 CREATE TABLE IF NOT EXISTS alert_log (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
@@ -229,6 +238,35 @@ class Outbox:
             ev["delivered_at"] = delivered
             out.append(ev)
         return out[::-1]
+
+    def audit_thresholds(self, thresholds: dict[str, dict], at: float) -> list[dict]:
+        """Record every threshold that differs from the last run's in the permanent audit log
+        (R13: every threshold change is audit-logged); returns the entries written."""
+        row = self.db.execute("SELECT value FROM settings WHERE key='thresholds'").fetchone()
+        before = json.loads(row[0]) if row else None
+        entries = []
+        if before is not None:
+            for point in sorted(set(before) | set(thresholds)):
+                old, new = before.get(point), thresholds.get(point)
+                if old != new:
+                    entries.append({"at": at, "kind": "thresholds", "subject": point,
+                                    "before": old, "after": new})
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT INTO audit_log (at, kind, subject, before, after) VALUES (?, ?, ?, ?, ?)",
+                [(e["at"], e["kind"], e["subject"], json.dumps(e["before"]),
+                  json.dumps(e["after"])) for e in entries])
+            self.db.execute("INSERT INTO settings (key, value) VALUES ('thresholds', ?) "
+                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                            (json.dumps(thresholds, sort_keys=True),))
+        return entries
+
+    def audit_log(self, limit: int = 100) -> list[dict]:
+        rows = self.db.execute("SELECT at, kind, subject, before, after FROM audit_log "
+                               "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{"at": at, "kind": k, "subject": s, "before": json.loads(b) if b else None,
+                 "after": json.loads(a) if a else None} for at, k, s, b, a in rows][::-1]
 
     def _payload_bytes(self) -> int:
         row = self.db.execute("SELECT coalesce(sum(length(payload)), 0) FROM outbox").fetchone()

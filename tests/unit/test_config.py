@@ -138,3 +138,23 @@ def test_validate_command(tmp_path: Path, capsys) -> None:
     bad = _variant(tmp_path, 'profile = "radar_level_80ghz"', 'profile = "radar_9000"')
     assert main(["config", "validate", str(bad), "--json"]) == 2
     assert "radar_9000" in capsys.readouterr().out
+
+
+def test_threshold_change_between_runs_is_in_the_audit_log(tmp_path: Path, capsys) -> None:
+    from gateway.clock import SimClock
+    from gateway.daemon import Gateway
+
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'state_dir = "../../state/tailings_pond"', f'state_dir = "{tmp_path / "state"}"')
+    path = tmp_path / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    Gateway(load_site(path), SimClock(0.0, 1.0)).outbox.close()
+    path.write_text(text.replace("red = 1256.0", "red = 1255.8"), encoding="utf-8")
+    Gateway(load_site(path), SimClock(0.0, 1.0)).outbox.close()
+    assert main(["alerts", "list", "--config", str(path), "--audit", "--json"]) == 0
+    import json
+
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["subject"] == "WL-01"
+    assert entry["before"]["upper"]["thresholds"][3] == 1256.0
+    assert entry["after"]["upper"]["thresholds"][3] == 1255.8

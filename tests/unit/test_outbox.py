@@ -57,3 +57,17 @@ def test_cap_drops_oldest_telemetry_never_alerts(tmp_path: Path) -> None:
     ob.max_bytes = 10
     ob.commit_events([("t/alert", _event(11))], [])
     assert ob.depth()["events"] == 11 and ob.depth()["telemetry"] == 0
+
+
+def test_threshold_changes_are_audit_logged(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite")
+    first = {"WL-01": {"direction": "upper", "red": 1256.0}, "JRX-01": None}
+    assert ob.audit_thresholds(first, 1.0) == []  # the first run records, nothing changed
+    assert ob.audit_thresholds(first, 2.0) == []
+    changed = {"WL-01": {"direction": "upper", "red": 1255.5}, "JRX-01": None}
+    (entry,) = ob.audit_thresholds(changed, 3.0)
+    assert entry["subject"] == "WL-01" and entry["before"]["red"] == 1256.0
+    ob.close()
+    ob = Outbox(tmp_path / "o.sqlite")  # permanent: survives a restart
+    (logged,) = ob.audit_log()
+    assert (logged["at"], logged["after"]["red"]) == (3.0, 1255.5)
