@@ -86,7 +86,7 @@ def test_lower_direction_point_raises_on_low_values(site) -> None:
     pipe = Pipeline(site)
     for k in range(5):
         pipe.feed(T0 + 600 * k, [1251.0, 7.9, 14.0])  # phreatic line 7.9 m deep: below red 8 m
-    (ev,) = pipe.events
+    (ev,) = [e for e in pipe.events if e["point"] == "JRX-01"]
     assert (ev["point"], ev["state"], ev["level"]) == ("JRX-01", "raised", "red")
 
 
@@ -179,3 +179,44 @@ def test_open_fault_is_escalated_before_and_after_the_seven_day_repair_limit(sit
     assert "7-day repair limit" in wl[2]["message"]["en"] and "维修期限" in wl[2]["message"]["zh"]
     for e in wl:
         jsonschema.validate(json.loads(with_sent_at(json.dumps(e).encode(), T0)), SCHEMA)
+
+
+def _four_piezometers(tmp_path: Path):
+    text = (ROOT / "config" / "examples" / "tailings_pond.toml").read_text(encoding="utf-8")
+    text = text.replace('state_dir = "../../state/tailings_pond"',
+                        f'state_dir = "{tmp_path / "state"}"')
+    for ch in (3, 4):
+        text += f"""
+[[points]]
+name = "JRX-0{ch}"
+quantity = "phreatic_depth"
+device = "vw_logger_a"
+channel = "freq_ch{ch}"
+conversion = {{ kind = "vibrating_wire", k = -0.06, f0 = 8000.0, install_elevation = 1215.0, mouth_elevation = 1240.0 }}
+thresholds = {{ direction = "lower", blue = 11.0, yellow = 10.0, orange = 8.8, red = 8.0 }}
+"""
+    path = tmp_path / "four.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_site(path)
+
+
+def test_item_aggregation_events_follow_gb39496(tmp_path: Path) -> None:
+    pipe = Pipeline(_four_piezometers(tmp_path))
+    feed = lambda k, depths: pipe.feed(T0 + 600 * k, [1251.0, *depths])  # noqa: E731
+    for k in range(3):  # three piezometers at blue: the item is blue (its highest point)
+        feed(k, [10.5, 10.5, 10.5, 13.0])
+    items = lambda: [(e["state"], e["level"]) for e in pipe.events  # noqa: E731
+                     if e["point"] == "item:phreatic_depth"]
+    assert items() == [("raised", "blue")]
+    for k in range(3, 6):  # the fourth at blue: 4 blue points make the item yellow
+        feed(k, [10.5, 10.5, 10.5, 10.5])
+    assert items() == [("raised", "blue"), ("escalated", "yellow")]
+    lifted = [e for e in pipe.events if e["point"] == "item:phreatic_depth"][-1]
+    assert lifted["evidence"]["at_blue"] == 4 and lifted["evidence"]["highest_point_level"] == 1
+    assert lifted["detector"] == "aggregate" and "multi-point" in lifted["message"]["en"]
+    for k in range(6, 9):  # two points at orange make the item red
+        feed(k, [8.5, 8.5, 10.5, 10.5])
+    assert items()[-1] == ("escalated", "red")
+    for e in pipe.events:
+        jsonschema.validate(json.loads(with_sent_at(json.dumps(e).encode(), T0)), SCHEMA)
+    assert len({e["alert_id"] for e in pipe.events if e["point"].startswith("item:")}) == 1
