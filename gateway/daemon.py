@@ -26,6 +26,7 @@ from gateway.clock import MIN_REAL_PERIOD, Clock
 from gateway.config.model import Device, SiteConfig
 from gateway.detect import DetectStage
 from gateway.outbox import Outbox
+from gateway.systemd import SystemdNotifier
 from gateway.telemetry import Telemetry
 
 __all__ = ["Gateway", "gateway_version"]
@@ -42,23 +43,44 @@ def gateway_version() -> str:
 
 class Gateway:
     def __init__(self, cfg: SiteConfig, clock: Clock, drain_timeout: float = 5.0):
-        self.cfg = cfg
         self.clock = clock
         self.drain_timeout = drain_timeout
-        shortest = min((d.abnormal_period for d in cfg.devices), default=None)
-        if shortest is not None and shortest / clock.scale < MIN_REAL_PERIOD:
-            raise ValueError(
-                f"time scale {clock.scale:g} makes the shortest poll period ({shortest:g} s "
-                f"simulated) {1000 * shortest / clock.scale:.0f} ms of real time; the cap is "
-                f"{1000 * MIN_REAL_PERIOD:.0f} ms: use a time scale of at most "
-                f"{shortest / MIN_REAL_PERIOD:g}")
+        self._check_scale(cfg)
         cfg.gateway.state_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes)
-        prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
-        self.engine = AlertEngine(cfg, self.outbox, prefix)
-        self.detect = DetectStage(cfg, cfg.gateway.state_dir / "detectors.npz")
+        self.prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
+        self.publisher = None
+        if cfg.mqtt is not None:
+            from gateway.uplink.mqtt import MqttPublisher
+            self.publisher = MqttPublisher(cfg, self.outbox, clock.now, gateway_version())
+        self.health_topic = topic(self.prefix, cfg.site.code, cfg.gateway.id, "health")
+        self.health_period = 60.0  # R9: a heartbeat with per-device online state every 60 s
+        self.started = clock.now()
+        self.batches = 0
+        self.reloads = 0
+        self.stop_event = asyncio.Event()
+        self._workers: list[asyncio.Task] = []
+        self._build(cfg)
+
+    def _check_scale(self, cfg: SiteConfig) -> None:
+        shortest = min((d.abnormal_period for d in cfg.devices), default=None)
+        if shortest is not None and shortest / self.clock.scale < MIN_REAL_PERIOD:
+            raise ValueError(
+                f"time scale {self.clock.scale:g} makes the shortest poll period ({shortest:g} s "
+                f"simulated) {1000 * shortest / self.clock.scale:.0f} ms of real time; the cap is "
+                f"{1000 * MIN_REAL_PERIOD:.0f} ms: use a time scale of at most "
+                f"{shortest / MIN_REAL_PERIOD:g}")
+
+    def _build(self, cfg: SiteConfig, previous: DetectStage | None = None) -> None:
+        """The config-dependent part of the pipeline (rebuilt on reload; outbox and uplink stay)."""
+        self.cfg = cfg
+        self.engine = AlertEngine(cfg, self.outbox, self.prefix)
+        self.detect = DetectStage(cfg, cfg.gateway.state_dir / "detectors.npz",
+                                  restore=previous is None)
+        if previous is not None:
+            self.detect.transfer(previous)
         self.detect.reconcile(self.engine.level)
-        for entry in self.outbox.audit_thresholds(threshold_snapshot(cfg), clock.now()):
+        for entry in self.outbox.audit_thresholds(threshold_snapshot(cfg), self.clock.now()):
             log.warning("thresholds of %s changed: %s -> %s", entry["subject"], entry["before"],
                         entry["after"], extra={"event": "audit_thresholds",
                                                "point": entry["subject"]})
@@ -67,16 +89,8 @@ class Gateway:
         self._item_masks = {q: np.array([p.quantity == q for p in cfg.points]) for q in quantities}
         self._device_items = {d.name: {p.quantity for p in cfg.points if p.device == d.name}
                               for d in cfg.devices}
-        self.publisher = None
-        if cfg.mqtt is not None:
-            from gateway.uplink.mqtt import MqttPublisher
-            self.publisher = MqttPublisher(cfg, self.outbox, clock.now, gateway_version())
-        self.telemetry = Telemetry(cfg, topic(prefix, cfg.site.code, cfg.gateway.id, "telemetry"))
-        self.health_topic = topic(prefix, cfg.site.code, cfg.gateway.id, "health")
-        self.health_period = 60.0  # R9: a heartbeat with per-device online state every 60 s
-        self.started = clock.now()
-        self.batches = 0
-        self.stop_event = asyncio.Event()
+        self.telemetry = Telemetry(cfg, topic(self.prefix, cfg.site.code, cfg.gateway.id,
+                                              "telemetry"))
 
     def abnormal_items(self) -> set[str]:
         """Items (quantities) with a point at blue or above: their devices poll faster (R7)."""
@@ -100,25 +114,65 @@ class Gateway:
             if self.publisher is not None:
                 self.publisher.notify()
 
+    def _start_workers(self) -> None:
+        for bus in self.cfg.buses:
+            pollers = [self.pollers[d.name] for d in self.cfg.devices if d.bus == bus.name]
+            if pollers:
+                w = BusWorker(bus, pollers, self.clock, self.on_batch, self.period_of)
+                self._workers.append(asyncio.create_task(w.run(), name=f"bus:{bus.name}"))
+
+    async def _stop_workers(self) -> None:
+        for w in self._workers:
+            w.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def reload(self) -> bool:
+        """SIGHUP: validate the config file again and apply it; a bad file changes nothing."""
+        from gateway.config import ConfigError, load_site
+
+        try:
+            new = load_site(self.cfg.path)
+            self._check_scale(new)
+        except (ConfigError, ValueError) as exc:
+            log.error("config reload rejected; the running config stays: %s", exc,
+                      extra={"event": "reload_rejected"})
+            return False
+        fixed = ("site", "gateway", "mqtt", "outbox")
+        changed = [k for k in fixed if getattr(new, k) != getattr(self.cfg, k)]
+        if changed:
+            log.error("config reload rejected; the running config stays: [%s] changed, which "
+                      "takes a restart", ", ".join(changed), extra={"event": "reload_rejected"})
+            return False
+        await self._stop_workers()
+        self.detect.save()
+        self._build(new, previous=self.detect)
+        self._start_workers()
+        self.reloads += 1
+        log.info("config reloaded: %d buses, %d devices, %d points", len(new.buses),
+                 len(new.devices), len(new.points), extra={"event": "reloaded"})
+        return True
+
     async def run(self, duration: float | None = None) -> None:
         """Run until stopped (signal or `stop()`), or for `duration` seconds of clock time."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        reloads: list[asyncio.Task] = []
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP,
+                                    lambda: reloads.append(asyncio.create_task(self.reload())))
         tasks: list[asyncio.Task] = []
         if self.publisher is not None:
             await self.publisher.start()
             tasks.append(asyncio.create_task(self.publisher.run(), name="mqtt"))
-        workers = []
-        for bus in self.cfg.buses:
-            pollers = [self.pollers[d.name] for d in self.cfg.devices if d.bus == bus.name]
-            if pollers:
-                w = BusWorker(bus, pollers, self.clock, self.on_batch, self.period_of)
-                workers.append(asyncio.create_task(w.run(), name=f"bus:{bus.name}"))
+        self._start_workers()
+        notifier = SystemdNotifier()
+        notifier.ready(f"polling {len(self.cfg.devices)} devices")
         log.info("gateway %s of site %s running: %d buses, %d devices, %d points",
-                 self.cfg.gateway.id, self.cfg.site.code, len(workers), len(self.cfg.devices),
-                 len(self.cfg.points), extra={"event": "started"})
+                 self.cfg.gateway.id, self.cfg.site.code, len(self._workers),
+                 len(self.cfg.devices), len(self.cfg.points), extra={"event": "started"})
         end = self.clock.now() + duration if duration is not None else None
         next_health = self.clock.now()
         last_save = loop.time()
@@ -127,6 +181,7 @@ class Gateway:
                 now = self.clock.now()
                 if end is not None and now >= end:
                     break
+                notifier.keep_alive()
                 messages = self.telemetry.due(now)
                 if messages:
                     self.outbox.add_telemetry(messages)
@@ -140,13 +195,13 @@ class Gateway:
                     last_save = loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
-                for w in workers:
+                for w in self._workers:
                     if w.done() and not w.cancelled() and w.exception() is not None:
                         raise w.exception()  # a bus task must never die silently
         finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            notifier.stopping()
+            await asyncio.gather(*reloads, return_exceptions=True)
+            await self._stop_workers()
             await self._shutdown(tasks)
 
     async def _shutdown(self, tasks: list[asyncio.Task]) -> None:

@@ -56,14 +56,27 @@ def threshold_params(cfg: SiteConfig) -> ThresholdParams:
 
 
 class DetectStage:
-    def __init__(self, cfg: SiteConfig, checkpoint: Path | None = None):
+    def __init__(self, cfg: SiteConfig, checkpoint: Path | None = None, restore: bool = True):
         self.cfg = cfg
         ThresholdDetector.warm_up()
         self.threshold = ThresholdDetector(threshold_params(cfg))
         self.checkpoint = checkpoint
         self.names = tuple(self.threshold.evidence_names)
-        if checkpoint is not None and checkpoint.is_file():
+        if restore and checkpoint is not None and checkpoint.is_file():
             self._restore(checkpoint)
+
+    def transfer(self, old: DetectStage) -> None:
+        """Carry detector state over a reload, point by point (points may be added, removed or
+        reordered; a point's thresholds may change and its state is kept)."""
+        old_index = {p.name: p.index for p in old.cfg.points}
+        pairs = [(p.index, old_index[p.name]) for p in self.cfg.points if p.name in old_index]
+        if not pairs:
+            return
+        new_rows, old_rows = (np.array(x, dtype=np.int64) for x in zip(*pairs, strict=True))
+        state = self.threshold.state()
+        for key, arr in old.threshold.state().items():
+            state[key][new_rows] = arr[old_rows]
+        self.threshold.load(state)
 
     def _restore(self, path: Path) -> None:
         try:

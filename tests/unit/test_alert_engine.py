@@ -220,3 +220,27 @@ def test_item_aggregation_events_follow_gb39496(tmp_path: Path) -> None:
     for e in pipe.events:
         jsonschema.validate(json.loads(with_sent_at(json.dumps(e).encode(), T0)), SCHEMA)
     assert len({e["alert_id"] for e in pipe.events if e["point"].startswith("item:")}) == 1
+
+
+def test_reload_keeps_detector_state_by_point_name(site, tmp_path: Path) -> None:
+    pipe = Pipeline(site)
+    for k in range(3):
+        pipe.feed(T0 + 600 * k, [1254.5, 13.0, 14.0])  # WL-01 at yellow
+    text = site.path.read_text(encoding="utf-8")
+    first_point = text.index("[[points]]")
+    reordered = text[:first_point] + """[[points]]
+name = "WL-00"
+quantity = "water_level"
+device = "radar_wl1"
+channel = "empty_height"
+conversion = { kind = "radar_level", mount_elevation = 1262.0 }
+thresholds = { direction = "upper", blue = 1260.0 }
+
+""" + text[first_point:]
+    path = tmp_path / "reloaded.toml"
+    path.write_text(reordered, encoding="utf-8")
+    new_cfg = load_site(path)
+    stage = DetectStage(new_cfg, restore=False)
+    stage.transfer(pipe.detect)
+    wl01 = next(p.index for p in new_cfg.points if p.name == "WL-01")
+    assert wl01 == 1 and stage.threshold.grade.tolist() == [0, 2, 0, 0]
