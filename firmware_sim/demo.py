@@ -34,12 +34,15 @@ def free_port() -> int:
 
 
 def site_for_ports(example: Path, out_dir: Path, *, modbus_port: int, mqtt_port: int,
-                   replace: dict[str, str] | None = None) -> Path:
-    """A copy of an example site config with the given ports and a private state folder."""
+                   replace: dict[str, str] | None = None, listen: str = "off") -> Path:
+    """A copy of an example site config with the given ports and a private state folder
+    (`listen`: the gateway's /metrics and /status endpoint, HOST:PORT or "off")."""
     text = example.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^port = 5020$", f"port = {modbus_port}", text)
     text = re.sub(r"(?m)^port = 1883$", f"port = {mqtt_port}", text)
-    text = re.sub(r"(?m)^state_dir = .*$", f'state_dir = "{out_dir / "state"}"', text)
+    text = re.sub(r"(?m)^listen = .*\n", "", text)
+    text = re.sub(r"(?m)^state_dir = .*$",
+                  f'state_dir = "{out_dir / "state"}"\nlisten = "{listen}"', text)
     for old, new in (replace or {}).items():
         if old not in text:
             raise ValueError(f"{old!r} is not in {example}")
@@ -137,7 +140,9 @@ def run_demo(scenario: str = "rainstorm", time_scale: float = 3000.0) -> int:
     sc = load_scenario(scenario)
     work = Path(tempfile.mkdtemp(prefix="minewatch-demo-"))
     modbus_port, mqtt_port = free_port(), free_port()
-    cfg = site_for_ports(sc.site_config, work, modbus_port=modbus_port, mqtt_port=mqtt_port)
+    http_port = free_port()
+    cfg = site_for_ports(sc.site_config, work, modbus_port=modbus_port, mqtt_port=mqtt_port,
+                         listen=f"127.0.0.1:{http_port}")
     print(f"MineWatch demo: scenario '{sc.name}' ({sc.description}), {sc.duration / 3600:.0f} h "
           f"of simulated time at x{time_scale:g}; files in {work}", flush=True)
     broker = _Broker(work, mqtt_port)
@@ -159,7 +164,8 @@ def run_demo(scenario: str = "rainstorm", time_scale: float = 3000.0) -> int:
             print("the simulator did not start; see", work / "firmware-sim.log", file=sys.stderr)
             return 1
         print(f"simulator: Modbus TCP on 127.0.0.1:{modbus_port}; starting the gateway "
-              f"(log: {work / 'gateway.log'})", flush=True)
+              f"(log: {work / 'gateway.log'}; metrics http://127.0.0.1:{http_port}/metrics, "
+              f"minewatch status --config {cfg})", flush=True)
         gw = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg),
                                *clock, "--until", str(sc.epoch + sc.duration)],
                               stdout=open(work / "gateway.log", "w"),  # noqa: SIM115

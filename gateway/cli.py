@@ -5,6 +5,7 @@
                                                           run on a simulated clock (with firmware-sim)
     minewatch config validate site.toml                   every problem at once, with file:line
     minewatch alerts list --config site.toml              the site's permanent alert log
+    minewatch status --config site.toml                   the running daemon's health
 
 Exit codes: 0 success, 1 runtime failure, 2 bad config or usage.
 """
@@ -133,6 +134,46 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    if cfg.gateway.listen is None:
+        print(f"minewatch: {cfg.path}: [gateway] listen is off, so the daemon has no status "
+              "endpoint", file=sys.stderr)
+        return EXIT_CONFIG
+    import urllib.error
+    import urllib.request
+
+    host, port = cfg.gateway.listen
+    url = f"http://{host}:{port}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            doc = json.loads(resp.read())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"minewatch: the daemon does not answer at {url}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    zh = args.lang == "zh"
+    print(f"{'站点' if zh else 'site'} {doc['site']}  {'网关' if zh else 'gateway'} "
+          f"{doc['gateway']}  v{doc['version']}  uptime {doc['uptime_s'] / 3600:.1f} h")
+    print(f"{'设备在线' if zh else 'devices online'}: {doc['devices_online']}/"
+          f"{len(doc['devices'])}   outbox: {doc['outbox']['events']} events, "
+          f"{doc['outbox']['telemetry']} telemetry")
+    for d in doc["devices"]:
+        rate = "-" if d["online_rate"] is None else f"{100 * d['online_rate']:.1f} %"
+        print(f"  {d['device']:20s} {'online' if d['online'] else 'OFFLINE':8s} "
+              f"online rate {rate:>8s}  polls {d['polls']:<7d} missed {d['missed_deadlines']}")
+    for a in doc["alerts"]:
+        what = a.get("level") or f"quality {a.get('quality')}"
+        print(f"  {a['kind']:6s} {a['point']:12s} {what}")
+    if not doc["alerts"]:
+        print("  " + ("无活动预警" if zh else "no active alerts or faults"))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minewatch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--lang", choices=["zh", "en"],
                      default="zh" if os.environ.get("LANG", "").startswith("zh") else "en")
     lst.set_defaults(func=cmd_alerts_list)
+
+    status = sub.add_parser("status", help="the running daemon's health, from its /status")
+    status.add_argument("--config", required=True, type=Path)
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--lang", choices=["zh", "en"],
+                        default="zh" if os.environ.get("LANG", "").startswith("zh") else "en")
+    status.set_defaults(func=cmd_status)
     return parser
 
 

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -56,8 +58,12 @@ class Gateway:
         self.health_topic = topic(self.prefix, cfg.site.code, cfg.gateway.id, "health")
         self.health_period = 60.0  # R9: a heartbeat with per-device online state every 60 s
         self.started = clock.now()
+        self.version = gateway_version()
         self.batches = 0
         self.reloads = 0
+        self.detector_seconds = 0.0
+        self.event_counts: Counter = Counter()
+        self.http = None
         self.stop_event = asyncio.Event()
         self._workers: list[asyncio.Task] = []
         self._build(cfg)
@@ -105,8 +111,12 @@ class Gateway:
     def on_batch(self, batch: Batch) -> None:
         self.batches += 1
         self.telemetry.add(batch)
+        started = time.perf_counter()
         verdict = self.detect.process(batch)
+        self.detector_seconds += time.perf_counter() - started
         events = self.engine.process(batch.t, batch.idx, batch.values, batch.quality, verdict)
+        for ev in events:
+            self.event_counts[(ev["kind"], ev["state"], ev["level"])] += 1
         if events:
             # a state change: checkpoint the detectors too, so a crash right after it restarts
             # from the state that produced it
@@ -168,6 +178,7 @@ class Gateway:
             await self.publisher.start()
             tasks.append(asyncio.create_task(self.publisher.run(), name="mqtt"))
         self._start_workers()
+        self._start_http()
         notifier = SystemdNotifier()
         notifier.ready(f"polling {len(self.cfg.devices)} devices")
         log.info("gateway %s of site %s running: %d buses, %d devices, %d points",
@@ -204,6 +215,20 @@ class Gateway:
             await self._stop_workers()
             await self._shutdown(tasks)
 
+    def _start_http(self) -> None:
+        if self.cfg.gateway.listen is None:
+            return
+        from gateway.status_http import StatusServer
+
+        host, port = self.cfg.gateway.listen
+        try:
+            self.http = StatusServer(self, host, port)
+        except OSError as exc:
+            log.error("status endpoint %s:%d not started: %s; the gateway runs without it", host,
+                      port, exc.strerror or exc, extra={"event": "http_failed"})
+            return
+        self.http.start()
+
     async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
         if self.publisher is not None:
             deadline = loop_time() + self.drain_timeout
@@ -216,6 +241,8 @@ class Gateway:
         self.detect.save()
         if self.publisher is not None:
             await self.publisher.stop()
+        if self.http is not None:
+            self.http.stop()
         for name, poller in self.pollers.items():
             log.info("device %s: %s", name, poller.stats.as_dict(),
                      extra={"event": "device_stats", "device": name, **poller.stats.as_dict()})
@@ -224,10 +251,22 @@ class Gateway:
                  depth["events"], depth["telemetry"], extra={"event": "stopped", **depth})
         self.outbox.close()
 
-    def health(self, now: float) -> dict:
+    def health(self, now: float, outbox_depth: dict | None = None) -> dict:
         """Gateway and per-device health (R9): online state, online rate, backlog, alerts."""
+        devices = self.health_devices(now)
+        depth = outbox_depth if outbox_depth is not None else self.outbox.depth()
+        active = self.engine.active()
+        return {"schema": "minewatch/health/1", "site": self.cfg.site.code,
+                "gateway": self.cfg.gateway.id, **time_fields("ts", now),
+                "uptime_s": round(now - self.started, 1),
+                "devices_online": sum(d["online"] for d in devices), "devices": devices,
+                "outbox": {**depth, "dropped_telemetry": self.outbox.dropped_telemetry},
+                "active_alerts": sum(a["kind"] == "safety" for a in active),
+                "active_faults": sum(a["kind"] == "fault" for a in active)}
+
+    def health_devices(self, now: float) -> list[dict]:
         devices = []
-        for name, poller in self.pollers.items():
+        for name, poller in list(self.pollers.items()):
             st = poller.stats
             period = self.period_of(poller.device)
             online = st.last_good is not None and st.consecutive_failures == 0 \
@@ -239,15 +278,7 @@ class Gateway:
                             "polls": st.polls, "missed_deadlines": st.missed_deadlines,
                             "consecutive_failures": st.consecutive_failures,
                             "last_good": int(st.last_good * 1000) if st.last_good else None})
-        depth = self.outbox.depth()
-        active = self.engine.active()
-        return {"schema": "minewatch/health/1", "site": self.cfg.site.code,
-                "gateway": self.cfg.gateway.id, **time_fields("ts", now),
-                "uptime_s": round(now - self.started, 1),
-                "devices_online": sum(d["online"] for d in devices), "devices": devices,
-                "outbox": {**depth, "dropped_telemetry": self.outbox.dropped_telemetry},
-                "active_alerts": sum(a["kind"] == "safety" for a in active),
-                "active_faults": sum(a["kind"] == "fault" for a in active)}
+        return devices
 
     def _heartbeat(self, now: float) -> None:
         if self.publisher is not None:

@@ -258,7 +258,7 @@ def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
     )
 
     g = r.table(doc, "gateway", "gateway", required=True)
-    r.known(g, {"id", "state_dir"}, "gateway")
+    r.known(g, {"id", "state_dir", "listen"}, "gateway")
     gw_id = r.get(g, "id", "gateway", str, "", required=True)
     if gw_id and not re.fullmatch(r"[A-Za-z0-9_.-]+", gw_id):
         r.problem("gateway.id", f"{gw_id!r} is not usable in an MQTT topic",
@@ -267,7 +267,16 @@ def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
         r.problem("site.code", f"{site.code!r} is not usable in an MQTT topic",
                   "letters, digits, '_', '.', '-'")
     state_dir = base_dir / r.get(g, "state_dir", "gateway", str, "state")
-    gateway = GatewayIdentity(id=gw_id, state_dir=state_dir)
+    listen_text = r.get(g, "listen", "gateway", str, "127.0.0.1:9108")
+    listen: tuple[str, int] | None = None
+    if listen_text != "off":
+        host, _, port_text = listen_text.rpartition(":")
+        if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            r.problem("gateway.listen", f"{listen_text!r} is not HOST:PORT",
+                      "for example \"127.0.0.1:9108\", or \"off\"")
+        else:
+            listen = (host, int(port_text))
+    gateway = GatewayIdentity(id=gw_id, state_dir=state_dir, listen=listen)
 
     profile_dirs = [base_dir / "profiles", base_dir.parent / "profiles"]
     extra = r.get(doc, "profiles_dir", "", str, None)

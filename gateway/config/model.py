@@ -29,6 +29,7 @@ class Site:
 class GatewayIdentity:
     id: str
     state_dir: Path
+    listen: tuple[str, int] | None = ("127.0.0.1", 9108)  # /metrics and /status; None = off
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,14 @@ never replace a good config with a bad one, and a clean SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,8 +49,10 @@ def test_sd_notify_sighup_reload_and_sigterm(tmp_path: Path, mosquitto, monkeypa
 
     scenario = load_scenario("rainstorm")
     sim_port = free_port()
+    http_port = free_port()
     cfg = example_site(tmp_path, modbus_port=sim_port, mqtt_port=mosquitto.port,
-                       replace={'abnormal_period = "5min"': 'abnormal_period = "10min"'})
+                       replace={'abnormal_period = "5min"': 'abnormal_period = "10min"'},
+                       listen=f"127.0.0.1:{http_port}")
     good = cfg.read_text()
     clock = ["--epoch", str(scenario.epoch), "--time-scale", "600", "--anchor", str(time.time())]
     sim = python_cli("firmware_sim.cli", "serve", "--scenario", "rainstorm", "--site-config",
@@ -66,6 +73,17 @@ def test_sd_notify_sighup_reload_and_sigterm(tmp_path: Path, mosquitto, monkeypa
         drain_notify(time.monotonic() + 2.5)
         assert any(m.startswith("READY=1") for m in messages)
         assert messages.count("WATCHDOG=1") >= 3  # every half of WATCHDOG_USEC
+
+        # the local endpoint: Prometheus metrics and the status `minewatch status` prints
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        assert re.search(r'minewatch_polls_total\{device="radar_wl1"\} [1-9]', metrics)
+        assert 'minewatch_outbox_depth{kind="events"}' in metrics
+        out = subprocess.run([sys.executable, "-m", "gateway.cli", "status", "--config", str(cfg),
+                              "--json"], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        status = json.loads(out.stdout)
+        assert status["devices_online"] == 2 and status["alerts"] == []
 
         # a broken file: rejected, named, and the gateway goes on with the old config
         cfg.write_text(good.replace("yellow = 1254.0", "yellow = 1257.0"))

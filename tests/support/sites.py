@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def example_site(tmp: Path, name: str = "tailings_pond", *, modbus_port: int, mqtt_port: int,
-                 replace: dict[str, str] | None = None) -> Path:
+                 replace: dict[str, str] | None = None, listen: str = "off") -> Path:
     """Copy `config/examples/<name>.toml` with the test's ports and a private state folder."""
     return site_for_ports(ROOT / "config" / "examples" / f"{name}.toml", tmp,
-                          modbus_port=modbus_port, mqtt_port=mqtt_port, replace=replace)
+                          modbus_port=modbus_port, mqtt_port=mqtt_port, replace=replace,
+                          listen=listen)

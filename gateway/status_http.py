@@ -1,0 +1,160 @@
+"""The gateway's local HTTP endpoint: Prometheus `/metrics` and the `/status` that
+`minewatch status` reads.
+
+Figures are read from the running pipeline at scrape time (a custom collector), so nothing is
+counted twice and the hot path does no metric bookkeeping beyond its own counters. It serves from
+a thread with its own read-only SQLite connection to the outbox (a connection is not shared
+across threads). A port that is taken is logged and the gateway runs on without the endpoint:
+monitoring must never stop the monitoring.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+
+__all__ = ["StatusServer"]
+
+log = logging.getLogger("minewatch.http")
+
+
+class _Collector:
+    def __init__(self, gw: Gateway, outbox_db: sqlite3.Connection, lock: threading.Lock):
+        self.gw = gw
+        self.db = outbox_db
+        self.lock = lock
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        gw = self.gw
+        polls = CounterMetricFamily("minewatch_polls", "Polls of a device", labels=["device"])
+        reqs = CounterMetricFamily("minewatch_requests", "Modbus requests sent",
+                                   labels=["device"])
+        errors = CounterMetricFamily("minewatch_poll_errors", "Failed reads by kind",
+                                     labels=["device", "kind"])
+        missed = CounterMetricFamily("minewatch_missed_deadlines",
+                                     "Polls that started after their next due time",
+                                     labels=["device"])
+        latency = GaugeMetricFamily("minewatch_reply_latency_seconds",
+                                    "Modbus reply latency", labels=["device", "stat"])
+        online = GaugeMetricFamily("minewatch_device_online", "1 if the device answers",
+                                   labels=["device"])
+        now = gw.clock.now()
+        health = {d["device"]: d for d in gw.health_devices(now)}
+        for name, poller in list(gw.pollers.items()):
+            st = poller.stats
+            polls.add_metric([name], st.polls)
+            reqs.add_metric([name], st.requests)
+            for kind, n in st.errors.items():
+                errors.add_metric([name, kind], n)
+            missed.add_metric([name], st.missed_deadlines)
+            latency.add_metric([name, "avg"], st.latency_sum / max(1, st.requests))
+            latency.add_metric([name, "max"], st.latency_max)
+            online.add_metric([name], 1.0 if health.get(name, {}).get("online") else 0.0)
+        yield from (polls, reqs, errors, missed, latency, online)
+        yield CounterMetricFamily("minewatch_batches", "Batches through the pipeline",
+                                  value=gw.batches)
+        yield CounterMetricFamily("minewatch_detector_seconds", "Time spent in detectors",
+                                  value=gw.detector_seconds)
+        alerts = CounterMetricFamily("minewatch_alert_events", "Alert and fault events committed",
+                                     labels=["kind", "state", "level"])
+        for (kind, state, level), n in list(gw.event_counts.items()):
+            alerts.add_metric([kind, state, level], n)
+        yield alerts
+        active = gw.engine.active()
+        yield GaugeMetricFamily("minewatch_active_alerts", "Open safety alerts",
+                                value=sum(a["kind"] == "safety" for a in active))
+        yield GaugeMetricFamily("minewatch_active_faults", "Open device faults",
+                                value=sum(a["kind"] == "fault" for a in active))
+        depth = GaugeMetricFamily("minewatch_outbox_depth", "Messages waiting in the outbox",
+                                  labels=["kind"])
+        with self.lock:
+            rows = dict(self.db.execute(
+                "SELECT priority, count(*) FROM outbox GROUP BY priority").fetchall())
+            oldest = self.db.execute("SELECT min(created) FROM outbox WHERE priority = 0"
+                                     ).fetchone()[0]
+        depth.add_metric(["events"], rows.get(0, 0))
+        depth.add_metric(["telemetry"], rows.get(1, 0))
+        yield depth
+        yield GaugeMetricFamily("minewatch_outbox_oldest_event_age_seconds",
+                                "Age of the oldest undelivered alert or fault event",
+                                value=time.time() - oldest if oldest else 0.0)
+        yield CounterMetricFamily("minewatch_telemetry_dropped",
+                                  "Telemetry dropped at the outbox cap",
+                                  value=gw.outbox.dropped_telemetry)
+        sink = getattr(gw, "sink", None)
+        if sink is not None:
+            yield GaugeMetricFamily("minewatch_sink_backlog", "Lines waiting for the database",
+                                    value=sink.backlog())
+
+
+class StatusServer:
+    def __init__(self, gw: Gateway, host: str, port: int):
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        self.gw = gw
+        self.lock = threading.Lock()
+        self.db = sqlite3.connect(f"file:{gw.outbox.path}?mode=ro", uri=True,
+                                  check_same_thread=False)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(gw, self.db, self.lock))
+        registry, outer = self.registry, self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.path.split("?")[0] == "/metrics":
+                    body, ctype = generate_latest(registry), "text/plain; version=0.0.4"
+                elif self.path.split("?")[0] == "/status":
+                    body = json.dumps(outer.status(), ensure_ascii=False).encode()
+                    ctype = "application/json"
+                else:
+                    self.send_error(404, "try /metrics or /status")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args) -> None:  # noqa: A002
+                return  # scrapes every few seconds would drown the journal
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.address = self.httpd.server_address
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="status-http",
+                                       daemon=True)
+
+    def status(self) -> dict:
+        gw = self.gw
+        now = gw.clock.now()
+        doc = gw.health(now, outbox_depth=self._depth())
+        doc["version"] = gw.version
+        doc["config"] = str(gw.cfg.path)
+        doc["alerts"] = gw.engine.active()
+        return doc
+
+    def _depth(self) -> dict:
+        with self.lock:
+            rows = dict(self.db.execute(
+                "SELECT priority, count(*) FROM outbox GROUP BY priority").fetchall())
+        return {"events": rows.get(0, 0), "telemetry": rows.get(1, 0)}
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("status endpoint on http://%s:%d (/metrics, /status)", *self.address[:2],
+                 extra={"event": "http_listening"})
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.db.close()
