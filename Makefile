@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # one numba cache for every process of a run: kernels compile once, not per test or per process
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: demo test check bench tools venv clean
+.PHONY: demo test check bench tools venv clean wheelhouse install-offline
 
 $(VENV)/.installed: pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 (>= 3.11) is needed"; exit 1; }
@@ -33,6 +33,21 @@ check: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run
+
+# Offline install for a site without internet: `make wheelhouse` on a connected machine of the
+# same kind (architecture, Python version), copy the repository with wheelhouse/ to the site, then
+# `make install-offline` there: pip installs only from wheelhouse/, never from the network.
+wheelhouse: $(VENV)/.installed
+	rm -rf wheelhouse
+	$(PY) -m pip wheel --quiet --wheel-dir wheelhouse .
+	@echo "wheelhouse/ holds $$(ls wheelhouse | wc -l) wheels; copy it with the repository to the site"
+
+install-offline:
+	@test -d wheelhouse || { echo "no wheelhouse/: run 'make wheelhouse' on a connected machine first"; exit 1; }
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --no-index --find-links wheelhouse minewatch
+	@touch $(VENV)/.installed
+	@echo "installed offline: $(VENV)/bin/minewatch"
 
 clean:
 	rm -rf $(VENV) .cache state .pytest_cache
