@@ -1,0 +1,127 @@
+"""Time buckets: a bounded, per-channel summary of a long time window (numba helpers).
+
+A channel's window is a ring of B buckets of `width` seconds; bucket q holds the samples with
+floor(t / width) == q as a count, a sum of times (relative to the bucket start, so float64 keeps
+sub-millisecond resolution at epoch times) and a sum of values. The window is the B buckets up to
+the newest one, so a 24-hour window at one sample a second costs B x 4 numbers, not 86 400.
+Irregular sampling and gaps need nothing special: an empty bucket is simply absent. A sample older
+than the window is ignored.
+
+Used by the rate, tangent-angle and inverse-velocity detectors. Inlined into their kernels (see
+`detectors.grading` about the numba cache after editing this file).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["NO_BUCKET", "BUCKET_STATE", "bucket_add", "bucket_means", "theil_sen", "ls_fit",
+           "sort_prefix"]
+
+NO_BUCKET = -(1 << 62)  # id of a slot that never held a sample
+
+# name -> (dtype, per-bucket?, initial value) of the ring in a detector's state
+BUCKET_STATE = {
+    "b_id": (np.int64, True, NO_BUCKET),
+    "b_n": (np.int32, True, 0),
+    "b_st": (np.float64, True, 0.0),
+    "b_sx": (np.float64, True, 0.0),
+    "last_id": (np.int64, False, NO_BUCKET),
+}
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def bucket_add(i, t, v, width, b_id, b_n, b_st, b_sx, last_id):
+    """Add sample (t, v) to channel i's ring; False (and nothing changes) if it is too old."""
+    nb = b_id.shape[1]
+    q = np.int64(np.floor(t / width))
+    if q <= last_id[i] - nb:
+        return False
+    slot = q % nb
+    if b_id[i, slot] != q:  # the slot held a bucket that has left the window
+        b_id[i, slot] = q
+        b_n[i, slot] = 0
+        b_st[i, slot] = 0.0
+        b_sx[i, slot] = 0.0
+    b_n[i, slot] += 1
+    b_st[i, slot] += t - q * width
+    b_sx[i, slot] += v
+    if q > last_id[i]:
+        last_id[i] = q
+    return True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def bucket_means(i, width, b_id, b_n, b_st, b_sx, last_id, tm, xm, nm):
+    """Fill tm, xm, nm with the non-empty buckets of channel i's window, oldest first; return how
+    many. tm is the mean time relative to the start of the window's first bucket (s)."""
+    nb = b_id.shape[1]
+    first = last_id[i] - nb + 1
+    k = 0
+    for q in range(first, last_id[i] + 1):
+        slot = q % nb
+        if b_id[i, slot] == q and b_n[i, slot] > 0:
+            c = b_n[i, slot]
+            tm[k] = (q - first) * width + b_st[i, slot] / c
+            xm[k] = b_sx[i, slot] / c
+            nm[k] = c
+            k += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def sort_prefix(a, k):
+    """Sort a[:k] in place (insertion sort: k is a few dozen, and it allocates nothing)."""
+    for u in range(1, k):
+        v = a[u]
+        w = u - 1
+        while w >= 0 and a[w] > v:
+            a[w + 1] = a[w]
+            w -= 1
+        a[w + 1] = v
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def theil_sen(tm, xm, k, pairs):
+    """Median of the pairwise slopes of k points (NaN if k < 2): one bad bucket cannot move it."""
+    m = 0
+    for a in range(k):
+        for b in range(a + 1, k):
+            pairs[m] = (xm[b] - xm[a]) / (tm[b] - tm[a])
+            m += 1
+    if m == 0:
+        return np.nan
+    sort_prefix(pairs, m)
+    h = m // 2
+    return pairs[h] if m % 2 else 0.5 * (pairs[h - 1] + pairs[h])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def ls_fit(tt, yy, start, k):
+    """Least squares y = c0 + c1 t over points start..start+k-1: (c0, c1, R^2); NaN if k < 2 or
+    the times do not spread. R^2 is 1 for a perfect line (and for a flat y that the line fits)."""
+    if k < 2:
+        return np.nan, np.nan, np.nan
+    mt = 0.0
+    my = 0.0
+    for u in range(start, start + k):
+        mt += tt[u]
+        my += yy[u]
+    mt /= k
+    my /= k
+    stt = 0.0
+    sty = 0.0
+    syy = 0.0
+    for u in range(start, start + k):
+        dt = tt[u] - mt
+        dy = yy[u] - my
+        stt += dt * dt
+        sty += dt * dy
+        syy += dy * dy
+    if stt <= 0.0:
+        return np.nan, np.nan, np.nan
+    c1 = sty / stt
+    c0 = my - c1 * mt
+    r2 = 1.0 if syy <= 0.0 else sty * sty / (stt * syy)
+    return c0, c1, r2

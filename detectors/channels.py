@@ -1,0 +1,217 @@
+"""The Python side every kernel detector shares: input checks, parameter checks, checkpoints.
+
+A detector module defines its parameters (a dataclass of per-channel arrays with `defaults(n)`
+and `validate()`), its state layout and two numba kernels with one calling convention:
+
+    update_kernel(idx, t, x, valid, P, S, score, grade, fault, evidence)
+    block_kernel(t, x, valid, P, S, score, grade, fault, evidence)
+
+where P is the tuple of parameter arrays (in dataclass field order) and S the tuple of state arrays
+(in layout order). `ChannelDetector` does the rest, so every detector checks its inputs, replays
+blocks and takes checkpoints the same way (the threshold detector predates it and keeps its own).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from detectors.base import BlockOutput, DetectorOutput
+from detectors.grading import HYSTERESIS_STATE
+
+__all__ = ["ChannelDetector", "StateSpec", "check", "check_shapes", "check_finite",
+           "check_levels", "check_debounce", "kernel_arrays", "hysteresis_spec",
+           "debounce_defaults"]
+
+# name -> (dtype, shape after the channel axis, initial value)
+StateSpec = dict[str, tuple[Any, tuple[int, ...], float]]
+
+
+def check(bad: np.ndarray, what: str) -> None:
+    """Raise ValueError naming the first channel flagged in `bad` (bool[n])."""
+    bad = np.asarray(bad)
+    if bad.any():
+        raise ValueError(f"channel {int(np.flatnonzero(bad)[0])}: {what}")
+
+
+def check_shapes(p: Any, per_level: tuple[str, ...] = ()) -> None:
+    """Every field of the params dataclass is [n] (or [n, 4] when named in per_level)."""
+    n = p.n
+    for f in fields(p):
+        a = np.asarray(getattr(p, f.name))
+        want = (n, 4) if f.name in per_level else (n,)
+        if a.shape != want:
+            raise ValueError(f"{type(p).__name__}.{f.name}: shape {a.shape}, expected {want}")
+
+
+def check_finite(p: Any, names: tuple[str, ...], minimum: float = 0.0, strict: bool = False
+                 ) -> None:
+    """Each named field is finite and >= minimum (> when strict)."""
+    for name in names:
+        a = np.asarray(getattr(p, name), dtype=np.float64)
+        low = a <= minimum if strict else a < minimum
+        check(~np.isfinite(a) | low, f"{name} must be finite and {'>' if strict else '>='} "
+                                     f"{minimum:g}")
+
+
+def check_levels(thr: np.ndarray, rest: np.ndarray, name: str = "levels") -> None:
+    """Set levels ascend (higher is worse) and each has a finite restore level below it."""
+    thr = np.asarray(thr, np.float64)
+    rest = np.asarray(rest, np.float64)
+    is_set = ~np.isnan(thr)
+    check((is_set & ~np.isfinite(thr)).any(axis=1), f"{name}: a level is infinite")
+    with np.errstate(invalid="ignore"):
+        prev = np.full_like(thr, np.nan)
+        prev[:, 1:] = np.fmax.accumulate(thr, axis=1)[:, :-1]
+        check((is_set & (thr < prev)).any(axis=1),
+              f"{name}: levels must not descend from blue to red")
+        check((is_set & ~(np.isfinite(rest) & (rest < thr))).any(axis=1),
+              f"{name}: each set level needs a finite restore level below it")
+        check((~is_set & ~np.isnan(rest)).any(axis=1), f"{name}: restore level of an unset level")
+
+
+def check_debounce(p: Any) -> None:
+    """raise_samples / clear_samples >= 1, raise_hold / clear_hold finite seconds >= 0."""
+    check(np.asarray(p.raise_samples) < 1, "raise_samples must be >= 1")
+    check(np.asarray(p.clear_samples) < 1, "clear_samples must be >= 1")
+    check_finite(p, ("raise_hold", "clear_hold"))
+
+
+def kernel_arrays(p: Any) -> tuple[np.ndarray, ...]:
+    """The parameter tuple P for the kernels: contiguous arrays with the dtypes of `defaults`."""
+    ref = type(p).defaults(1)
+    return tuple(np.ascontiguousarray(getattr(p, f.name), dtype=getattr(ref, f.name).dtype)
+                 for f in fields(p))
+
+
+class ChannelDetector:
+    """Base of the kernel detectors: owns state arrays, checks inputs, calls the two kernels.
+
+    Subclasses set `name`, `evidence_names`, `params_type` and implement `_state_spec()` and
+    `_kernels()`; state arrays are attributes named as in the spec.
+    """
+
+    name: ClassVar[str]
+    evidence_names: ClassVar[tuple[str, ...]]
+    params_type: ClassVar[type]
+
+    def __init__(self, params: Any):
+        params.validate()
+        self.n = int(params.n)
+        self.params = params
+        self._spec = self._state_spec()
+        for key, (dtype, shape, init) in self._spec.items():
+            setattr(self, key, np.full((self.n, *shape), init, dtype=dtype))
+        self._p = kernel_arrays(params)
+
+    @property
+    def n_evidence(self) -> int:
+        return len(self.evidence_names)
+
+    # -- to implement ------------------------------------------------------------------------
+    def _state_spec(self) -> StateSpec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _kernels(self) -> tuple[Any, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- the contract ------------------------------------------------------------------------
+    def _s(self) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, key) for key in self._spec)
+
+    def update(self, idx: np.ndarray, t: float, x: np.ndarray, valid: np.ndarray) -> DetectorOutput:
+        """One sample at time t (s) for the channels idx (int[k], in that order; a repeated
+        channel takes its samples in turn). x float64[k], valid bool[k]."""
+        idx = np.asarray(idx)
+        if idx.size and idx.dtype.kind not in "iu":
+            raise TypeError(f"idx must be integer, got {idx.dtype}")
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        valid = np.ascontiguousarray(valid, dtype=np.bool_)
+        k = idx.shape[0] if idx.ndim == 1 else -1
+        if idx.ndim != 1 or x.shape != (k,) or valid.shape != (k,):
+            raise ValueError(f"idx, x, valid must be 1-D of one length: {idx.shape}, {x.shape}, "
+                             f"{valid.shape}")
+        if k and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"channel index out of range 0..{self.n - 1}")
+        t = float(t)
+        if not math.isfinite(t):
+            raise ValueError(f"t must be finite, got {t}")
+        e = self.n_evidence
+        out = DetectorOutput(np.empty(k, np.float32), np.empty(k, np.int8),
+                             np.empty(k, np.uint8), np.empty((k, e), np.float32))
+        self._kernels()[0](idx, t, x, valid, self._p, self._s(), *out)
+        return out
+
+    def run(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray | None = None) -> BlockOutput:
+        """Replay a block: t float64[m], x float64[m, n] (every channel), valid bool[m, n]
+        (default all True; NaN is invalid either way). Equal to `update(arange(n), t[r], x[r],
+        valid[r])` for r = 0..m-1."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n:
+            raise ValueError(f"x must be [m, {self.n}], got {x.shape}")
+        m = x.shape[0]
+        t = np.ascontiguousarray(t, dtype=np.float64)
+        if t.shape != (m,) or not np.isfinite(t).all():
+            raise ValueError(f"t must be {m} finite times, got shape {t.shape}")
+        valid = (np.ones(x.shape, np.bool_) if valid is None
+                 else np.ascontiguousarray(valid, dtype=np.bool_))
+        if valid.shape != x.shape:
+            raise ValueError(f"valid must be {x.shape}, got {valid.shape}")
+        e = self.n_evidence
+        out = BlockOutput(np.empty((m, self.n), np.float32), np.empty((m, self.n), np.int8),
+                          np.empty((m, self.n), np.uint8), np.empty((m, self.n, e), np.float32))
+        self._kernels()[1](t, x, valid, self._p, self._s(), *out)
+        return out
+
+    def set_params(self, params: Any) -> None:
+        """New parameters on reload (same channel count and state layout); the state is kept."""
+        params.validate()
+        if params.n != self.n:
+            raise ValueError(f"new params have {params.n} channels, the detector has {self.n}")
+        old, self.params = self.params, params
+        if self._state_spec() != self._spec:
+            self.params = old
+            raise ValueError(f"{self.name}: the new params change the state layout; "
+                             "start a new detector instead")
+        self._p = kernel_arrays(params)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of every state array (a checkpoint)."""
+        return {key: getattr(self, key).copy() for key in self._spec}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `state()` checkpoint; names, shapes and dtypes must match (the ValueError
+        names the key)."""
+        unknown = sorted(set(state) - set(self._spec))
+        if unknown:
+            raise ValueError(f"{self.name} detector state: unknown key {unknown[0]!r}")
+        for key, (dtype, shape, _) in self._spec.items():
+            if key not in state:
+                raise ValueError(f"{self.name} detector state: missing {key!r}")
+            a = np.asarray(state[key])
+            want = (self.n, *shape)
+            if a.shape != want or a.dtype != dtype:
+                raise ValueError(f"{self.name} detector state {key!r}: {a.dtype}{a.shape}, "
+                                 f"expected {np.dtype(dtype)}{want}")
+        for key in self._spec:
+            setattr(self, key, np.array(state[key], copy=True))
+
+    def nbytes(self) -> int:
+        """Bytes of state (what a checkpoint holds)."""
+        return sum(getattr(self, key).nbytes for key in self._spec)
+
+
+def hysteresis_spec() -> StateSpec:
+    """State entries of `grading.debounce`, for detectors that grade."""
+    return {key: (dtype, (), 0) for key, dtype in HYSTERESIS_STATE.items()}
+
+
+def debounce_defaults(n: int) -> dict[str, np.ndarray]:
+    """3 samples to raise and to release, no hold times, red at once."""
+    return {"raise_samples": np.full(n, 3, np.int32), "raise_hold": np.zeros(n),
+            "clear_samples": np.full(n, 3, np.int32), "clear_hold": np.zeros(n),
+            "red_immediate": np.ones(n, np.bool_)}
