@@ -4,15 +4,19 @@ Each bus has its own task and client, so a slow or dead device on one bus never 
 bus; on a bus, polls are due on simulated-clock multiples of each device's period (its abnormal
 period while one of its items is at blue or above, domain.md R7). A poll that starts after its
 next due time counts as a missed deadline: that counter, not a wall-clock timing, is how
-scheduling is judged. A failed read marks the device's points `comm_fail` (no answer) or
+scheduling is judged. A device that fails `degrade_after` polls in a row is degraded: skipped for
+`degrade_time`, then probed with a single attempt, so its timeouts stop costing the bus the
+other devices' periods; the first good probe restores its schedule. A failed read marks the device's points `comm_fail` (no answer) or
 `device_fault` (an exception reply); the values go on as NaN so gaps are explained, not silent.
 The gateway only reads: no code path here writes to a field device.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -43,13 +47,16 @@ class DeviceStats:
     last_good: float | None = None
     consecutive_failures: int = 0
     missed_deadlines: int = 0
+    degraded: bool = False
+    probes: int = 0
 
     def as_dict(self) -> dict:
         return {"polls": self.polls, "requests": self.requests, "errors": dict(self.errors),
                 "latency_avg_ms": 1000 * self.latency_sum / max(1, self.requests),
                 "latency_max_ms": 1000 * self.latency_max, "last_good": self.last_good,
                 "consecutive_failures": self.consecutive_failures,
-                "missed_deadlines": self.missed_deadlines}
+                "missed_deadlines": self.missed_deadlines, "degraded": self.degraded,
+                "probes": self.probes}
 
 
 class ReadFailure(Exception):
@@ -94,12 +101,18 @@ class DevicePoller:
         self.idx = self.converter.idx
         self.stats = DeviceStats()
 
-    async def poll(self, client, clock: Clock, retries: int) -> Batch:
+    async def poll(self, client, clock: Clock, probe: bool = False) -> Batch:
+        """One poll; a probe of a degraded device reads once, with no retries."""
         t = clock.now()
         self.stats.polls += 1
+        self.stats.probes += probe
+        _set_timeout(client, self.device.timeout)
+        retries = 0 if probe else self.device.retries
         replies: list[np.ndarray] = []
         try:
-            for req in self.requests:
+            for k, req in enumerate(self.requests):
+                if k and self.device.pause_between_requests:
+                    await asyncio.sleep(self.device.pause_between_requests)
                 replies.append(await self._read(client, req, retries))
         except ReadFailure as exc:
             self.stats.errors[exc.kind] += 1
@@ -123,12 +136,17 @@ class DevicePoller:
 
         unit = self.device.unit
         last = "no reply"
-        for _attempt in range(retries + 1):
+        for attempt in range(retries + 1):
+            if attempt:
+                # exponential backoff with jitter, short: the bus is held meanwhile
+                await asyncio.sleep(min(0.5, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
             if not client.connected:
                 started = time.monotonic()
                 if not await client.connect():
                     raise ReadFailure(Quality.COMM_FAIL, "connect",
                                       f"cannot connect ({time.monotonic() - started:.1f} s)")
+                if self.device.pause_after_connect:
+                    await asyncio.sleep(self.device.pause_after_connect)
             started = time.monotonic()
             self.stats.requests += 1
             try:
@@ -161,6 +179,17 @@ class DevicePoller:
         raise ReadFailure(Quality.COMM_FAIL, "timeout", last)
 
 
+def _set_timeout(client, seconds: float) -> None:
+    """Per-device request timeout on a shared bus client. pymodbus 3.x reads the timeout from the
+    transaction manager's own copy of the comm params at every request (`ctx` on the async
+    clients, `transaction` on the sync ones), so every copy is set."""
+    client.comm_params.timeout_connect = seconds
+    for name in ("ctx", "transaction"):
+        manager = getattr(client, name, None)
+        if manager is not None and hasattr(manager, "comm_params"):
+            manager.comm_params.timeout_connect = seconds
+
+
 class BusWorker:
     """Polls the devices of one bus on their schedules and hands each Batch to `on_batch`."""
 
@@ -184,14 +213,30 @@ class BusWorker:
                 poller = min(self.pollers, key=lambda p: due[id(p)])
                 t_due = due[id(poller)]
                 await self.clock.sleep_until(t_due)
-                batch = await poller.poll(self.client, self.clock, self.bus.retries)
+                st = poller.stats
+                batch = await poller.poll(self.client, self.clock, probe=st.degraded)
                 self.on_batch(batch)
-                period = self.period_of(poller.device)
-                nxt = math.floor(t_due / period + 1e-9) * period + period
+                dev = poller.device
+                period = self.period_of(dev)
                 now = self.clock.now()
+                if st.consecutive_failures == 0 and st.degraded:
+                    st.degraded = False
+                    log.info("device %s answers again; back on its %g s period", dev.name,
+                             period, extra={"event": "device_restored", "device": dev.name})
+                elif dev.degrade_after and st.consecutive_failures >= dev.degrade_after:
+                    if not st.degraded:
+                        st.degraded = True
+                        log.warning("device %s failed %d polls in a row: skipped for %g s, then "
+                                    "probed, so the other devices on bus %s keep their periods",
+                                    dev.name, st.consecutive_failures, dev.degrade_time,
+                                    self.bus.name, extra={"event": "device_degraded",
+                                                          "device": dev.name})
+                    due[id(poller)] = max(now, t_due) + dev.degrade_time
+                    continue
+                nxt = math.floor(t_due / period + 1e-9) * period + period
                 if nxt <= now:
                     skipped = math.floor((now - nxt) / period) + 1
-                    poller.stats.missed_deadlines += skipped
+                    st.missed_deadlines += skipped
                     nxt += skipped * period
                 due[id(poller)] = nxt
         finally:

@@ -277,6 +277,7 @@ class Gateway:
                             if st.polls else None,
                             "polls": st.polls, "missed_deadlines": st.missed_deadlines,
                             "consecutive_failures": st.consecutive_failures,
+                            "degraded": st.degraded,
                             "last_good": int(st.last_good * 1000) if st.last_good else None})
         return devices
 

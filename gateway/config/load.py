@@ -284,8 +284,7 @@ def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
         profile_dirs.insert(0, base_dir / extra)
 
     buses = _buses(doc, r)
-    bus_names = {b.name for b in buses}
-    devices = _devices(doc, r, bus_names, profile_dirs)
+    devices = _devices(doc, r, {b.name: b for b in buses}, profile_dirs)
     points = _points(doc, r, {d.name: d for d in devices})
     _check_periods(devices, points, r, doc)
 
@@ -408,10 +407,13 @@ def _buses(doc: dict, r: _Reader) -> list[Bus]:
 
 
 _DEVICE_KEYS = {"name", "bus", "unit", "profile", "period", "abnormal_period", "max_gap",
-                "max_read"}
+                "max_read", "timeout", "retries", "degrade_after", "degrade_time",
+                "pause_after_connect", "pause_between_requests"}
 
 
-def _devices(doc: dict, r: _Reader, bus_names: set[str], profile_dirs: list[Path]) -> list[Device]:
+def _devices(doc: dict, r: _Reader, buses: dict[str, Bus], profile_dirs: list[Path]
+             ) -> list[Device]:
+    bus_names = set(buses)
     out: list[Device] = []
     names: set[str] = set()
     seen_units: dict[tuple[str, int], str] = {}
@@ -452,12 +454,25 @@ def _devices(doc: dict, r: _Reader, bus_names: set[str], profile_dirs: list[Path
         max_read = r.get(d, "max_read", p, int, profile.max_read if profile else 125)
         if not 1 <= max_read <= 125:
             r.problem(f"{p}.max_read", f"{max_read} outside 1..125 registers per request")
+        bus_cfg = buses.get(bus)
+        timeout = r.duration(d, "timeout", p, bus_cfg.timeout if bus_cfg else 1.0)
+        if timeout is not None and timeout <= 0:
+            r.problem(f"{p}.timeout", "must be greater than zero")
+        degrade_after = r.get(d, "degrade_after", p, int, 3)
+        if degrade_after < 0:
+            r.problem(f"{p}.degrade_after", "0 (never) or a number of failed polls")
         if profile is None:
             continue
         out.append(Device(
             name=name, bus=bus, unit=unit, profile=profile, period=period or 600.0,
             abnormal_period=abnormal if abnormal else min(period or 600.0, 300.0),
             max_gap=r.get(d, "max_gap", p, int, 8), max_read=max_read,
+            timeout=timeout or 1.0,
+            retries=r.get(d, "retries", p, int, bus_cfg.retries if bus_cfg else 1),
+            degrade_after=degrade_after,
+            degrade_time=r.duration(d, "degrade_time", p, 600.0) or 600.0,
+            pause_after_connect=r.duration(d, "pause_after_connect", p, 0.0) or 0.0,
+            pause_between_requests=r.duration(d, "pause_between_requests", p, 0.0) or 0.0,
         ))
     return out
 

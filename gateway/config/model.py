@@ -58,6 +58,12 @@ class Device:
     abnormal_period: float  # seconds, while a point of one of its items is at blue or above
     max_gap: int  # unused registers a merged read may bridge
     max_read: int
+    timeout: float = 1.0  # seconds per request (ms resolution), default: the bus's
+    retries: int = 1
+    degrade_after: int = 3  # failed polls in a row before the device is skipped (0 = never)
+    degrade_time: float = 600.0  # seconds a degraded device is skipped before each probe
+    pause_after_connect: float = 0.0  # real seconds, for devices that need a moment
+    pause_between_requests: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""One dead device on a shared line must not blind the gateway (the peers' most common complaint).
+
+Three devices share one TCP-to-RTU converter (one request at a time); the third never answers.
+Judged by the scheduler's missed-deadline counter, not by wall-clock asserts: with degradation the
+healthy devices keep their 1 s period (but for the first failure); with degradation switched off,
+the same run shows what the dead device's timeouts cost them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.devices import SiteSource, load_site_devices
+from firmware_sim.modbus_slave import Reply, serve_tcp
+from firmware_sim.scenario import load_scenario
+from gateway.clock import SimClock
+from gateway.config import load_site
+from gateway.daemon import Gateway
+from tests.support.services import free_port
+from tests.support.sites import example_site
+
+DEAD = """
+[[devices]]
+name = "radar_dead"
+bus = "dtu"
+unit = 3
+profile = "radar_level_80ghz"
+period = "1s"
+abnormal_period = "1s"
+timeout = "600ms"
+retries = 2
+degrade_after = DEGRADE
+degrade_time = "3s"
+
+[[points]]
+name = "WL-09"
+quantity = "water_level"
+device = "radar_dead"
+channel = "empty_height"
+conversion = { kind = "radar_level", mount_elevation = 1262.0 }
+"""
+
+
+class SilentUnit3(SiteSource):
+    def read(self, unit: int, table: str, address: int, count: int) -> Reply:
+        if unit == 3:
+            return Reply(silent=True)
+        return super().read(unit, table, address, count)
+
+    def units(self):
+        return frozenset({1, 2, 3})
+
+
+def _serve(source, port: int, stop: threading.Event) -> None:
+    async def main() -> None:
+        server = await serve_tcp(source, "127.0.0.1", port)
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        server.close()
+
+    asyncio.run(main())
+
+
+def _run_site(tmp_path: Path, degrade_after: int) -> dict:
+    scenario = load_scenario("rainstorm")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cfg_path = example_site(tmp_path, modbus_port=port, mqtt_port=free_port(), replace={
+        'period = "10min"': 'period = "1s"', 'abnormal_period = "5min"': 'abnormal_period = "1s"'})
+    cfg_path.write_text(cfg_path.read_text().replace("[[points]]", DEAD.replace(
+        "DEGRADE", str(degrade_after)) + "\n[[points]]", 1))
+    cfg = load_site(cfg_path)
+    clock = SimClock(scenario.epoch, 1.0)
+    _, devices = load_site_devices(cfg_path)
+    source = SilentUnit3([d for d in devices if d.unit in (1, 2)], scenario, clock.now)
+    stop = threading.Event()
+    server = threading.Thread(target=_serve, args=(source, port, stop), daemon=True)
+    server.start()
+    try:
+        gw = Gateway(cfg, clock)
+        gw.publisher = None  # the uplink is not under test here
+        asyncio.run(gw.run(duration=12.0))
+    finally:
+        stop.set()
+        server.join(5)
+    return {name: p.stats for name, p in gw.pollers.items()}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_a_dead_device_is_degraded_and_the_others_keep_their_period(tmp_path: Path) -> None:
+    with_degradation = _run_site(tmp_path / "on", degrade_after=1)
+    without = _run_site(tmp_path / "off", degrade_after=0)
+    dead = with_degradation["radar_dead"]
+    assert dead.degraded and dead.probes >= 1
+    assert dead.polls <= 6  # 1 failure, then a probe every 3 s
+    healthy_on = sum(with_degradation[d].missed_deadlines for d in ("radar_wl1", "vw_logger_a"))
+    healthy_off = sum(without[d].missed_deadlines for d in ("radar_wl1", "vw_logger_a"))
+    # a failing poll (3 attempts of 600 ms) costs more than the 1 s period: without degradation
+    # the healthy devices lose polls every cycle, with it only around the first failure
+    assert healthy_on <= 3, healthy_on
+    assert healthy_off >= healthy_on + 4, (healthy_off, healthy_on)
+    assert with_degradation["radar_wl1"].polls >= 10 and with_degradation["radar_wl1"].errors == {}
