@@ -1,0 +1,143 @@
+"""The gateway on RS-485: Modbus RTU over a pseudo-terminal (two unit ids on one line) and RTU over
+TCP (a serial device server), reading the simulated sensors and converting them exactly as over
+Modbus TCP; and a wrong baud rate, which fails as it fails on site (comm faults, no values)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_sim.devices import SiteSource, load_site_devices
+from firmware_sim.modbus_slave import (
+    LineSettings,
+    open_pty_pair,
+    serve_rtu_over_tcp,
+    serve_rtu_serial,
+)
+from firmware_sim.scenario import load_scenario
+from gateway.clock import SimClock
+from gateway.config import load_site
+from gateway.daemon import Gateway
+from tests.support.services import free_port
+from tests.support.sites import example_site
+
+SPEEDUP = {'period = "10min"': 'period = "1s"', 'abnormal_period = "5min"': 'abnormal_period = "1s"'}
+
+
+class Slave(threading.Thread):
+    """The simulated line in its own event loop, as the site's sensors are their own hardware."""
+
+    def __init__(self, start_server):
+        super().__init__(daemon=True)
+        self.start_server = start_server
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        async def main() -> None:
+            server = await self.start_server()
+            self.ready.set()
+            while not self.stop.is_set():
+                await asyncio.sleep(0.05)
+            server.close()
+
+        asyncio.run(main())
+
+    def __enter__(self) -> Slave:
+        self.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.join(5)
+
+
+def _gateway(cfg_path: Path, seconds: float) -> tuple[Gateway, list]:
+    cfg = load_site(cfg_path)
+    scenario = load_scenario("rainstorm")
+    clock = SimClock(scenario.epoch + 30 * 3600, 1.0)
+    gw = Gateway(cfg, clock)
+    gw.publisher = None
+    batches = []
+    on_batch = gw.on_batch
+    gw.on_batch = lambda b: (batches.append(b), on_batch(b))[1]
+    asyncio.run(gw.run(duration=seconds))
+    return gw, batches
+
+
+def _source(cfg_path: Path, scenario_offset_h: float = 30.0) -> SiteSource:
+    scenario = load_scenario("rainstorm")
+    clock = SimClock(scenario.epoch + scenario_offset_h * 3600, 1.0)
+    _, devices = load_site_devices(cfg_path)
+    return SiteSource(devices, scenario, clock.now)
+
+
+def _check_values(batches: list, points) -> None:
+    scenario = load_scenario("rainstorm")
+    checked = 0
+    for b in batches:
+        for i, v in zip(b.idx, b.values, strict=True):
+            truth = float(scenario.value(points[i].name, b.t))
+            # 0.1 Hz and 1 mm register resolution, and the sample may straddle a scenario tick
+            assert v == pytest.approx(truth, abs=0.02), (points[i].name, v, truth)
+            checked += 1
+    assert checked >= 6
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_rtu_on_a_serial_line_with_two_units(tmp_path: Path) -> None:
+    master, slave_path = open_pty_pair()
+    cfg_path = example_site(tmp_path, modbus_port=1, mqtt_port=free_port(), replace={
+        **SPEEDUP, 'transport = "tcp"\nhost = "127.0.0.1"\nport = 1\n':
+        f'transport = "rtu"\nserial_port = "{slave_path}"\nbaudrate = 9600\nparity = "N"\n'})
+    source = _source(cfg_path)
+    try:
+        with Slave(lambda: serve_rtu_serial(source, master, LineSettings(9600, "N"))):
+            gw, batches = _gateway(cfg_path, 4.0)
+    finally:
+        os.close(master)
+    assert gw.cfg.buses[0].max_outstanding == 1
+    assert {b.device for b in batches} == {"radar_wl1", "vw_logger_a"}
+    assert all((b.quality == 0).all() for b in batches)
+    _check_values(batches, gw.cfg.points)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_wrong_baud_rate_fails_as_on_site(tmp_path: Path) -> None:
+    master, slave_path = open_pty_pair()
+    cfg_path = example_site(tmp_path, modbus_port=1, mqtt_port=free_port(), replace={
+        **SPEEDUP, 'transport = "tcp"\nhost = "127.0.0.1"\nport = 1\n':
+        f'transport = "rtu"\nserial_port = "{slave_path}"\nbaudrate = 19200\nparity = "N"\n',
+        'timeout = "1s"': 'timeout = "300ms"'})
+    source = _source(cfg_path)
+    try:
+        with Slave(lambda: serve_rtu_serial(source, master, LineSettings(9600, "N"))):
+            gw, batches = _gateway(cfg_path, 5.0)
+    finally:
+        os.close(master)
+    assert batches and all((b.quality == 5).all() for b in batches)  # comm_fail, every poll
+    assert all(np.isnan(b.values).all() for b in batches)
+    assert gw.engine.fault.any()  # the fault events say so; no colour was raised
+    assert not gw.engine.level.any()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_rtu_over_tcp_through_a_serial_device_server(tmp_path: Path) -> None:
+    port = free_port()
+    cfg_path = example_site(tmp_path, modbus_port=port, mqtt_port=free_port(), replace={
+        **SPEEDUP, 'transport = "tcp"': 'transport = "rtu_over_tcp"'})
+    source = _source(cfg_path)
+    with Slave(lambda: serve_rtu_over_tcp(source, "127.0.0.1", port)):
+        gw, batches = _gateway(cfg_path, 4.0)
+    assert gw.cfg.buses[0].max_outstanding == 1
+    assert all((b.quality == 0).all() for b in batches)
+    _check_values(batches, gw.cfg.points)
