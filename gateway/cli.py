@@ -6,6 +6,7 @@
     minewatch config validate site.toml                   every problem at once, with file:line
     minewatch alerts list --config site.toml              the site's permanent alert log
     minewatch status --config site.toml                   the running daemon's health
+    minewatch device plan --config site.toml [DEVICE]     merged reads vs one per register
 
 Exit codes: 0 success, 1 runtime failure, 2 bad config or usage.
 """
@@ -174,6 +175,40 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_device_plan(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    from gateway.acquire import DevicePoller
+    from gateway.modbus.planner import describe_plan, naive_plan
+
+    devices = [d for d in cfg.devices if not args.device or d.name in args.device]
+    if args.device and len(devices) != len(set(args.device)):
+        known = ", ".join(d.name for d in cfg.devices)
+        print(f"minewatch: unknown device in {args.device}; the config has: {known}",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    out = []
+    for d in devices:
+        poller = DevicePoller(d, cfg)
+        registers = [r for q in poller.requests for r, _ in q.fields]
+        naive = len(naive_plan(registers))
+        out.append({"device": d.name, "unit": d.unit, "bus": d.bus, "profile": d.profile.name,
+                    "max_read": d.max_read, "max_gap": d.max_gap, "requests": [
+                        {"function_code": q.function_code, "table": q.table,
+                         "address": q.address, "count": q.count,
+                         "registers": [r.name for r, _ in q.fields]} for q in poller.requests],
+                    "naive_requests": naive})
+        if not args.json:
+            print(f"{d.name} (unit {d.unit} on {d.bus}, profile {d.profile.name}, max_read "
+                  f"{d.max_read}, max_gap {d.max_gap}): {len(poller.requests)} request(s) per "
+                  f"poll, {naive} with one request per register")
+            print("  " + describe_plan(poller.requests).replace("\n", "\n  "))
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minewatch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--lang", choices=["zh", "en"],
                      default="zh" if os.environ.get("LANG", "").startswith("zh") else "en")
     lst.set_defaults(func=cmd_alerts_list)
+
+    device = sub.add_parser("device", help="field device tools").add_subparsers(dest="sub",
+                                                                                 required=True)
+    plan = device.add_parser("plan", help="the read plan: merged Modbus requests per device")
+    plan.add_argument("--config", required=True, type=Path)
+    plan.add_argument("device", nargs="*", help="device names (default: all)")
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(func=cmd_device_plan)
 
     status = sub.add_parser("status", help="the running daemon's health, from its /status")
     status.add_argument("--config", required=True, type=Path)

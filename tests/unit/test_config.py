@@ -158,3 +158,18 @@ def test_threshold_change_between_runs_is_in_the_audit_log(tmp_path: Path, capsy
     assert entry["subject"] == "WL-01"
     assert entry["before"]["upper"]["thresholds"][3] == 1256.0
     assert entry["after"]["upper"]["thresholds"][3] == 1255.8
+
+
+def test_device_plan_command(capsys) -> None:
+    assert main(["device", "plan", "--config", str(EXAMPLE), "--json"]) == 0
+    import json
+
+    plans = {p["device"]: p for p in json.loads(capsys.readouterr().out)}
+    # the VW logger's two frequencies and two temperatures: 4 registers, 2 requests (gap 14 > 8)
+    vw = plans["vw_logger_a"]
+    assert vw["naive_requests"] == 4 and len(vw["requests"]) == 2
+    assert vw["requests"][0] == {"function_code": 3, "table": "holding", "address": 100,
+                                 "count": 2, "registers": ["freq_ch1", "freq_ch2"]}
+    assert main(["device", "plan", "--config", str(EXAMPLE), "radar_wl1"]) == 0
+    assert "1 request(s) per poll" in capsys.readouterr().out
+    assert main(["device", "plan", "--config", str(EXAMPLE), "nope"]) == 2
