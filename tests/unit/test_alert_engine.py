@@ -244,3 +244,25 @@ thresholds = { direction = "upper", blue = 1260.0 }
     stage.transfer(pipe.detect)
     wl01 = next(p.index for p in new_cfg.points if p.name == "WL-01")
     assert wl01 == 1 and stage.threshold.grade.tolist() == [0, 2, 0, 0]
+
+
+def test_blue_on_one_piezometer_shortens_its_item_poll_period_and_clearing_restores(
+        site) -> None:
+    from gateway.batch import Batch
+    from gateway.clock import SimClock
+    from gateway.daemon import Gateway
+
+    gw = Gateway(site, SimClock(T0, 1.0))
+    radar, logger = site.device("radar_wl1"), site.device("vw_logger_a")
+    assert (gw.period_of(radar), gw.period_of(logger)) == (600.0, 600.0)
+    idx = np.array([1, 2], dtype=np.int64)
+    for k in range(3):  # JRX-01 at 10.5 m: blue (R7 abnormal state for phreatic_depth)
+        gw.on_batch(Batch("vw_logger_a", T0 + 300 * k, idx, np.array([10.5, 14.0]),
+                          np.zeros(2, np.uint8)))
+    assert gw.engine.level[1] == 1
+    assert (gw.period_of(radar), gw.period_of(logger)) == (600.0, 300.0)
+    for k in range(3, 6):
+        gw.on_batch(Batch("vw_logger_a", T0 + 300 * k, idx, np.array([13.0, 14.0]),
+                          np.zeros(2, np.uint8)))
+    assert gw.engine.level[1] == 0 and gw.period_of(logger) == 600.0
+    gw.outbox.close()
