@@ -11,6 +11,7 @@ import pytest
 from detectors.base import Detector
 from detectors.channels import ChannelDetector
 from detectors.rate import RateDetector, RateParams
+from detectors.tangent_angle import TangentAngleDetector, TangentAngleParams
 
 HOUR = 3600.0
 
@@ -27,8 +28,23 @@ def make_rate(n: int) -> RateDetector:
     return RateDetector(p, n_buckets=6)
 
 
+def make_tangent_angle(n: int) -> TangentAngleDetector:
+    p = TangentAngleParams.defaults(n)
+    p.direction[:] = np.resize([1, -1, 2], n)
+    p.bucket_s[:] = 600.0
+    p.per_s[:] = HOUR
+    p.learn_s[:] = 4 * HOUR
+    p.v_ref[::3] = 2.0
+    p.v_floor[:] = 0.1
+    p.disp_floor[:] = 0.0
+    p.noise_z[:] = 0.0
+    p.raise_hold[:] = 0.0
+    return TangentAngleDetector(p, n_buckets=4)
+
+
 FACTORIES: dict[str, Callable[[int], ChannelDetector]] = {
     "rate": make_rate,
+    "tangent_angle": make_tangent_angle,
 }
 
 

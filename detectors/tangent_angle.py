@@ -1,0 +1,290 @@
+"""Improved tangent angle of a displacement series (Xu Qiang 2009; domain.md R5)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from detectors.buckets import BUCKET_STATE, bucket_add, bucket_means, theil_sen
+from detectors.channels import (
+    ChannelDetector,
+    StateSpec,
+    check,
+    check_debounce,
+    check_finite,
+    check_levels,
+    check_shapes,
+    debounce_defaults,
+    hysteresis_spec,
+)
+from detectors.grading import debounce, level_held, level_past, level_score
+
+__all__ = ["TangentAngleParams", "TangentAngleDetector", "tangent_angle"]
+
+
+def tangent_angle(v: float, v_ref: float) -> float:
+    """alpha = degrees(atan(v / v_ref)): 45 for steady creep, towards 90 as v grows.
+
+    >>> [round(tangent_angle(r, 1.0), 1) for r in (1.0, 5.67, 11.43)]
+    [45.0, 80.0, 85.0]
+    """
+    return math.degrees(math.atan(v / v_ref))
+
+
+@dataclass
+class TangentAngleParams:
+    """Per-channel parameters (n channels).
+
+    `direction`: +1 the displacement grows when the slope moves (the usual cumulative series),
+    -1 it falls, 2 either (the size of the velocity). `bucket_s`: bucket width (s); the current
+    velocity v_now is the Theil-Sen slope of the bucket means over the detector's `n_buckets`
+    (the smoothing: 8 x 6 h = 48 h by default), from `min_buckets` buckets on. `per_s`: velocity
+    unit (86400: per day). `v_ref`: reference velocity of steady creep (units per `per_s`); NaN =
+    learn it as the least-squares velocity over the first `learn_s` seconds of data (a quiet
+    period), never below `v_floor`. `v_floor`: velocity noise floor: no level is raised while
+    v_now exceeds v_ref by less than this, nor by less than `noise_z` standard errors of v_now
+    (from the scatter of the bucket means about their line: a floor that adapts to the
+    sensor's noise); `disp_floor`: displacement noise floor: none either
+    while the displacement since the first sample is below this. `angles` [n, 4]:
+    blue, yellow, orange, red angles (deg); `angle_restore` [n, 4]: release below these.
+    Debounce: `raise_samples`, `raise_hold` (s: how long the angle must be sustained),
+    `clear_samples`, `clear_hold`, `red_immediate`.
+    """
+
+    direction: np.ndarray  # int8[n]
+    bucket_s: np.ndarray  # float64[n]
+    min_buckets: np.ndarray  # int32[n]
+    per_s: np.ndarray  # float64[n]
+    v_ref: np.ndarray  # float64[n]
+    learn_s: np.ndarray  # float64[n]
+    v_floor: np.ndarray  # float64[n]
+    noise_z: np.ndarray  # float64[n]
+    disp_floor: np.ndarray  # float64[n]
+    angles: np.ndarray  # float64[n, 4]
+    angle_restore: np.ndarray  # float64[n, 4]
+    raise_samples: np.ndarray  # int32[n]
+    raise_hold: np.ndarray  # float64[n]
+    clear_samples: np.ndarray  # int32[n]
+    clear_hold: np.ndarray  # float64[n]
+    red_immediate: np.ndarray  # bool[n]
+
+    @classmethod
+    def defaults(cls, n: int) -> TangentAngleParams:
+        """6-hour buckets (4 to start), mm per day, v_ref learned over 7 days, floors 0.5 mm/d
+        and 5 mm, 3 standard errors; angles 50 (45 + a 5-degree margin) / 65 / 80 / 85 with 2-degree restore bands;
+        blue and yellow sustained for 12 h, red at once."""
+        deb = debounce_defaults(n)
+        deb["raise_hold"][:] = 12 * 3600.0
+        return cls(direction=np.ones(n, np.int8), bucket_s=np.full(n, 6 * 3600.0),
+                   min_buckets=np.full(n, 4, np.int32), per_s=np.full(n, 86400.0),
+                   v_ref=np.full(n, np.nan), learn_s=np.full(n, 7 * 86400.0),
+                   v_floor=np.full(n, 0.5), noise_z=np.full(n, 3.0), disp_floor=np.full(n, 5.0),
+                   angles=np.tile([50.0, 65.0, 80.0, 85.0], (n, 1)),
+                   angle_restore=np.tile([48.0, 63.0, 78.0, 83.0], (n, 1)), **deb)
+
+    @property
+    def n(self) -> int:
+        return len(self.direction)
+
+    def validate(self) -> None:
+        """ValueError naming the first bad channel."""
+        check_shapes(self, ("angles", "angle_restore"))
+        check(~np.isin(self.direction, (1, -1, 2)), "direction must be 1, -1 or 2")
+        check_finite(self, ("bucket_s", "per_s"), strict=True)
+        check_finite(self, ("learn_s", "v_floor", "noise_z", "disp_floor"))
+        check(np.asarray(self.min_buckets) < 2, "min_buckets must be >= 2")
+        vr = np.asarray(self.v_ref, np.float64)
+        check(~np.isnan(vr) & ~(np.isfinite(vr) & (vr > 0)), "v_ref must be > 0 or NaN (learn)")
+        check(np.isnan(vr) & (np.asarray(self.v_floor) <= 0),
+              "a learned v_ref needs v_floor > 0")
+        check_levels(self.angles, self.angle_restore, "angles")
+        a = np.asarray(self.angles, np.float64)
+        check((~np.isnan(a) & ((a <= 45.0) | (a >= 90.0))).any(axis=1),
+              "angles must lie between 45 (steady creep) and 90 degrees")
+        check_debounce(self)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slope_se(tm, xm, k, slope):
+    """Standard error of a slope through k points from their scatter about it (inf if k < 3)."""
+    if k < 3:
+        return np.inf
+    mt = 0.0
+    mx = 0.0
+    for u in range(k):
+        mt += tm[u]
+        mx += xm[u]
+    mt /= k
+    mx /= k
+    stt = 0.0
+    ss = 0.0
+    for u in range(k):
+        r = xm[u] - mx - slope * (tm[u] - mt)
+        ss += r * r
+        stt += (tm[u] - mt) ** 2
+    return np.sqrt(ss / (k - 2) / stt) if stt > 0 else np.inf
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fault, out_ev):
+    (direction, bucket_s, min_b, per_s, v_ref, learn_s, v_floor, noise_z, disp_floor, angles,
+     angle_restore, rn, rh, cn, ch, red) = P
+    (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id,
+     t0, x0, l_n, l_st, l_sx, l_stt, l_stx, vref_learned, vnow, angle, score) = S
+    out_fault[j] = 0
+    if ok and np.isfinite(v) and bucket_add(i, t, v, bucket_s[i], b_id, b_n, b_st, b_sx,
+                                            last_id):
+        d = direction[i]
+        if np.isnan(t0[i]):
+            t0[i] = t
+            x0[i] = v
+        if np.isnan(vref_learned[i]):
+            # learning: running least-squares sums over the quiet period (bounded state)
+            if t - t0[i] < learn_s[i]:
+                dt = t - t0[i]
+                dx = v - x0[i]
+                l_n[i] += 1.0
+                l_st[i] += dt
+                l_sx[i] += dx
+                l_stt[i] += dt * dt
+                l_stx[i] += dt * dx
+            else:
+                den = l_n[i] * l_stt[i] - l_st[i] * l_st[i]
+                slope = 0.0
+                if l_n[i] >= 2 and den > 0:
+                    slope = (l_n[i] * l_stx[i] - l_st[i] * l_sx[i]) / den * per_s[i]
+                slope = slope if d == 1 else (-slope if d == -1 else abs(slope))
+                vref_learned[i] = max(slope, v_floor[i])
+        vr = v_ref[i] if np.isfinite(v_ref[i]) else vref_learned[i]
+        k = bucket_means(i, bucket_s[i], b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)
+        if k >= min_b[i]:
+            slope = theil_sen(tm, xm, k, pairs)
+            vel = slope * per_s[i]
+            vnow[i] = vel if d == 1 else (-vel if d == -1 else abs(vel))
+            if not np.isnan(vr):
+                angle[i] = np.degrees(np.arctan(vnow[i] / vr))
+                moved = v - x0[i] if d == 1 else (x0[i] - v if d == -1 else abs(v - x0[i]))
+                # an excess velocity under the noise floor, or a displacement under its floor,
+                # makes the angle a ratio of noises: it raises nothing
+                floor = max(v_floor[i], noise_z[i] * _slope_se(tm, xm, k, slope) * per_s[i])
+                quiet = vnow[i] - vr < floor or moved < disp_floor[i]
+                y = 0.0 if quiet else angle[i]
+                score[i] = level_score(y, angles, i)
+                debounce(i, t, level_past(y, angles, i), level_held(y, angle_restore, i),
+                         (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl), (rn, rh, cn, ch, red))
+        out_ev[j, 1] = vr
+    else:
+        out_ev[j, 1] = v_ref[i] if np.isfinite(v_ref[i]) else vref_learned[i]
+    out_ev[j, 0] = angle[i]
+    out_ev[j, 2] = vnow[i]
+    out_score[j] = score[i]
+    out_grade[j] = grade[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    nb = S[7].shape[1]
+    tm, xm, nm = np.empty(nb), np.empty(nb), np.empty(nb)
+    pairs = np.empty(nb * (nb - 1) // 2 + 1)
+    for j in range(idx.shape[0]):
+        _step(idx[j], j, t, x[j], valid[j], P, S, tm, xm, nm, pairs, out_score, out_grade,
+              out_fault, out_ev)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_kernel(t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    nb = S[7].shape[1]
+    tm, xm, nm = np.empty(nb), np.empty(nb), np.empty(nb)
+    pairs = np.empty(nb * (nb - 1) // 2 + 1)
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            _step(c, c, t[r], x[r, c], valid[r, c], P, S, tm, xm, nm, pairs, out_score[r],
+                  out_grade[r], out_fault[r], out_ev[r])
+
+
+class TangentAngleDetector(ChannelDetector):
+    """Improved tangent angle of cumulative displacement, graded by the deformation stage.
+
+    Xu Qiang's improved tangent angle turns the displacement-time curve into a dimensionless one
+    by dividing displacement by the velocity of steady (uniform) creep: the angle of the current
+    velocity is alpha = atan(v_now / v_ref), 45 degrees for steady creep. Xu's stages: about 45
+    uniform deformation, 45 to 80 initial acceleration, 80 to 85 medium acceleration, 85 and above
+    imminent failure. Steady creep is the normal state of a dam, so it raises nothing: blue needs
+    the angle a margin above 45 (default 50), sustained (`raise_hold`), with the excess of v_now
+    over v_ref and the cumulative displacement above their noise floors; then yellow (default 65) up to 80, orange
+    80 to 85, red from 85 (at once).
+
+    v_now is the Theil-Sen slope of bucket means over the trailing window (the smoothing; GNSS
+    solutions are noisy at the millimetre level). v_ref is configured, or learned as the
+    least-squares velocity of the first `learn_s` seconds (floored at `v_floor`); nothing is
+    graded before it is known. fault is always 0: the angle judges the slope, not the sensor.
+
+    evidence (`evidence_names`): "angle_deg" (alpha, the last one computed; NaN before v_ref and
+    the window are there), "v_ref" and "v_now" (units per `per_s`, in the worse direction).
+
+    Parameters
+    ----------
+    params : TangentAngleParams
+        One entry per channel; validated here.
+    n_buckets : int
+        Buckets in the velocity window (>= 2), the same for all channels.
+
+    References
+    ----------
+    Xu Qiang, Zeng Yuping, Qian Jiangpeng, Wang Chengjun, He Chaoyang (2009). Study on a improved
+    tangential angle and the corresponding landslide pre-warning criteria. Geological Bulletin of
+    China 28(4), 501-505 (许强 等, 改进的切线角及对应的滑坡预警判据, 地质通报). domain.md R5.
+
+    Examples
+    --------
+    Creep at 1 mm/d (configured v_ref) that accelerates from day 10 by 0.5 mm/d per day; hourly
+    GNSS solutions; the grade at the start of days 8 to 23:
+
+    >>> p = TangentAngleParams.defaults(1)
+    >>> p.v_ref[0] = 1.0
+    >>> det = TangentAngleDetector(p)
+    >>> ch, ok = np.array([0]), np.array([True])
+    >>> hours = np.arange(0, 24 * 24)
+    >>> x = np.cumsum(np.clip(1 + (hours / 24 - 10) / 2, 1, 8) / 24)
+    >>> outs = [det.update(ch, 3600.0 * h, np.array([x[h]]), ok) for h in hours]
+    >>> [int(outs[24 * d].grade[0]) for d in range(8, 24)]
+    [0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3]
+    >>> [round(float(e), 1) for e in outs[-1].evidence[0]]  # angle, v_ref, v_now
+    [82.4, 1.0, 7.5]
+    """
+
+    name = "tangent_angle"
+    evidence_names = ("angle_deg", "v_ref", "v_now")
+    params_type = TangentAngleParams
+
+    def __init__(self, params: TangentAngleParams, n_buckets: int = 8):
+        if int(n_buckets) < 2:
+            raise ValueError(f"n_buckets must be >= 2, got {n_buckets}")
+        self.n_buckets = int(n_buckets)
+        super().__init__(params)
+
+    def _state_spec(self) -> StateSpec:
+        spec = hysteresis_spec()
+        for key, (dtype, per_bucket, init) in BUCKET_STATE.items():
+            spec[key] = (dtype, (self.n_buckets,) if per_bucket else (), init)
+        for key in ("t0", "x0"):
+            spec[key] = (np.float64, (), np.nan)
+        for key in ("l_n", "l_st", "l_sx", "l_stt", "l_stx"):  # learning sums
+            spec[key] = (np.float64, (), 0.0)
+        for key in ("v_ref_learned", "v_now", "angle"):
+            spec[key] = (np.float64, (), np.nan)
+        spec["score"] = (np.float32, (), 0.0)
+        return spec
+
+    def _kernels(self):
+        return _update_kernel, _block_kernel
+
+    @staticmethod
+    def warm_up() -> None:
+        """Compile (or load from the numba cache) the kernels now, not at the first batch."""
+        det = TangentAngleDetector(TangentAngleParams.defaults(1), n_buckets=2)
+        det.update(np.zeros(1, np.int64), 0.0, np.zeros(1), np.ones(1, np.bool_))
+        det.run(np.zeros(1), np.zeros((1, 1)))
