@@ -205,9 +205,9 @@ class BusWorker:
     async def run(self) -> None:
         self.client = make_client(self.bus)
         now = self.clock.now()
-        # due times on multiples of each period, so devices of one period poll together
-        due = {id(p): math.ceil(now / self.period_of(p.device)) * self.period_of(p.device)
-               for p in self.pollers}
+        # a first poll at once (a restarted gateway must not wait a period to see the site),
+        # then due times on multiples of each period, so devices of one period poll together
+        due = {id(p): now for p in self.pollers}
         try:
             while True:
                 poller = min(self.pollers, key=lambda p: due[id(p)])

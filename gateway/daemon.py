@@ -110,6 +110,9 @@ class Gateway:
 
     def on_batch(self, batch: Batch) -> None:
         self.batches += 1
+        if self.batches == 1:
+            log.info("first values read and graded", extra={"event": "first_values",
+                                                             "device": batch.device})
         self.telemetry.add(batch)
         started = time.perf_counter()
         verdict = self.detect.process(batch)
