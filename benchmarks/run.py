@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["benchmarks.uplink", "benchmarks.detector_cost"]
+BENCHMARKS = ["benchmarks.uplink", "benchmarks.startup", "benchmarks.detector_cost"]
 
 
 def main() -> int:
