@@ -10,6 +10,7 @@ import pytest
 
 from detectors.base import Detector
 from detectors.channels import ChannelDetector
+from detectors.inverse_velocity import InverseVelocityDetector, InverseVelocityParams
 from detectors.rate import RateDetector, RateParams
 from detectors.tangent_angle import TangentAngleDetector, TangentAngleParams
 
@@ -42,7 +43,22 @@ def make_tangent_angle(n: int) -> TangentAngleDetector:
     return TangentAngleDetector(p, n_buckets=4)
 
 
+def make_inverse_velocity(n: int) -> InverseVelocityDetector:
+    p = InverseVelocityParams.defaults(n)
+    p.direction[:] = np.resize([1, -1, 2], n)
+    p.bucket_s[:] = 300.0
+    p.vel_span[:] = 2
+    p.per_s[:] = HOUR
+    p.v_floor[:] = 0.05
+    p.min_r2[:] = 0.3
+    p.accel_ratio[:] = 1.0
+    p.lead[:] = np.array([8.0, 4.0, 2.0, 1.0]) * HOUR
+    p.lead_restore[:] = 1.2 * p.lead
+    return InverseVelocityDetector(p, n_buckets=12)
+
+
 FACTORIES: dict[str, Callable[[int], ChannelDetector]] = {
+    "inverse_velocity": make_inverse_velocity,
     "rate": make_rate,
     "tangent_angle": make_tangent_angle,
 }
