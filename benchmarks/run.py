@@ -6,7 +6,8 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["benchmarks.uplink", "benchmarks.startup", "benchmarks.detector_cost"]
+BENCHMARKS = ["benchmarks.acquisition", "benchmarks.uplink", "benchmarks.startup",
+              "benchmarks.detector_cost"]
 
 
 def main() -> int:
