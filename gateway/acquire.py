@@ -20,7 +20,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -93,7 +93,11 @@ class DevicePoller:
             tc = p.conversion.params.get("temperature_channel")
             if tc:
                 needed.add(tc)
-        registers = [r for r in device.profile.registers if r.name in needed]
+        # word order: a point's override, else the device's, else the profile's
+        point_order = {p.channel: p.word_order for p in self.points if p.word_order}
+        registers = [
+            replace(r, word_order=point_order.get(r.name) or device.word_order or r.word_order)
+            for r in device.profile.registers if r.name in needed]
         self.requests: list[ReadRequest] = plan_reads(registers, max_read=device.max_read,
                                                       max_gap=device.max_gap)
         self.decoder = DeviceDecoder(self.requests)

@@ -32,7 +32,13 @@ from gateway.config.model import (
     Thresholds,
 )
 from gateway.config.quantities import QUANTITIES, TAILINGS_ITEMS
-from gateway.profiles import DeviceProfile, ProfileError, find_profile, load_profile
+from gateway.profiles import (
+    WORD_ORDERS,
+    DeviceProfile,
+    ProfileError,
+    find_profile,
+    load_profile,
+)
 
 __all__ = ["ConfigError", "Problem", "load_site", "parse_duration"]
 
@@ -408,7 +414,7 @@ def _buses(doc: dict, r: _Reader) -> list[Bus]:
 
 _DEVICE_KEYS = {"name", "bus", "unit", "profile", "period", "abnormal_period", "max_gap",
                 "max_read", "timeout", "retries", "degrade_after", "degrade_time",
-                "pause_after_connect", "pause_between_requests"}
+                "pause_after_connect", "pause_between_requests", "word_order"}
 
 
 def _devices(doc: dict, r: _Reader, buses: dict[str, Bus], profile_dirs: list[Path]
@@ -473,12 +479,23 @@ def _devices(doc: dict, r: _Reader, buses: dict[str, Bus], profile_dirs: list[Pa
             degrade_time=r.duration(d, "degrade_time", p, 600.0) or 600.0,
             pause_after_connect=r.duration(d, "pause_after_connect", p, 0.0) or 0.0,
             pause_between_requests=r.duration(d, "pause_between_requests", p, 0.0) or 0.0,
+            word_order=_word_order(d, p, r),
         ))
     return out
 
 
 _POINT_KEYS = {"name", "quantity", "unit", "device", "channel", "conversion", "thresholds",
-               "detectors", "description", "plausible_min", "plausible_max"}
+               "detectors", "description", "plausible_min", "plausible_max", "word_order"}
+
+
+def _word_order(doc: dict, path: str, r: _Reader) -> str | None:
+    order = r.get(doc, "word_order", path, str, None)
+    if order is not None and order not in WORD_ORDERS:
+        r.problem(f"{path}.word_order", f"unknown word order {order!r}",
+                  "ABCD (big endian), CDAB (word swap), BADC (byte swap), DCBA (both); "
+                  "minewatch device read --order all shows them side by side")
+        return None
+    return order
 _THRESHOLD_KEYS = {"direction", *LEVELS, "restore", "deadband", "debounce", "hold",
                    "clear_samples", "clear_hold", "red_immediate", "upper", "lower"}
 
@@ -527,6 +544,7 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
             detectors=tuple(detectors), description=r.get(pt, "description", p, str, ""),
             plausible_min=r.get(pt, "plausible_min", p, float, None),
             plausible_max=r.get(pt, "plausible_max", p, float, None),
+            word_order=_word_order(pt, p, r),
         ))
     return out
 

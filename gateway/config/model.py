@@ -64,6 +64,7 @@ class Device:
     degrade_time: float = 600.0  # seconds a degraded device is skipped before each probe
     pause_after_connect: float = 0.0  # real seconds, for devices that need a moment
     pause_between_requests: float = 0.0
+    word_order: str | None = None  # overrides the profile for every register of this device
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Point:
     description: str = ""
     plausible_min: float | None = None
     plausible_max: float | None = None
+    word_order: str | None = None  # overrides the device and profile for this point's register
 
 
 @dataclass(frozen=True)

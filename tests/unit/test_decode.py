@@ -107,3 +107,32 @@ def test_strings_and_side_by_side_orders() -> None:
     side = decode_all_orders(FLOAT_123456["CDAB"])
     assert side[("float32", "CDAB")] == 123456.0 and side[("float32", "ABCD")] != 123456.0
     assert decode_words(np.array([[0xFFFF]]), "int16")[0] == -1
+
+
+def test_word_order_overrides_from_the_site_config(tmp_path) -> None:
+    """A device configured CDAB overrides its profile; a point's own order overrides both."""
+    from pathlib import Path
+
+    from gateway.acquire import DevicePoller
+    from gateway.config import load_site
+
+    example = Path(__file__).resolve().parent.parent.parent / "config/examples/tailings_pond.toml"
+    text = example.read_text(encoding="utf-8").replace(
+        'profile = "vw_logger_16ch"', 'profile = "vw_logger_16ch"\nword_order = "DCBA"').replace(
+        'channel = "empty_height"', 'channel = "empty_height"\nword_order = "BADC"')
+    path = tmp_path / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    cfg = load_site(path)
+    radar = DevicePoller(cfg.device("radar_wl1"), cfg)
+    logger = DevicePoller(cfg.device("vw_logger_a"), cfg)
+    assert {r.word_order for r in logger.decoder.registers} == {"DCBA"}
+    (empty,) = radar.decoder.registers
+    assert empty.word_order == "BADC"
+    values, _ = radar.decoder.decode([np.array([0x3412], np.uint16)])
+    assert values[0] == 0x1234
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('word_order = "DCBA"', 'word_order = "ABDC"'), encoding="utf-8")
+    from gateway.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"devices\[1\]\.word_order"):
+        load_site(bad)
