@@ -90,9 +90,9 @@ class DevicePoller:
         self.points = [p for p in cfg.points if p.device == device.name]
         needed = {p.channel for p in self.points}
         for p in self.points:
-            tc = p.conversion.params.get("temperature_channel")
-            if tc:
-                needed.add(tc)
+            for key in ("temperature_channel", "y_channel"):
+                if p.conversion.params.get(key):
+                    needed.add(p.conversion.params[key])
         # word order: a point's override, else the device's, else the profile's
         point_order = {p.channel: p.word_order for p in self.points if p.word_order}
         registers = [
@@ -132,7 +132,7 @@ class DevicePoller:
         self.stats.consecutive_failures = 0
         self.stats.last_good = t
         reg_values, reg_ok = self.decoder.decode(replies)
-        values, quality = self.converter.convert(reg_values, reg_ok)
+        values, quality = self.converter.convert(reg_values, reg_ok, t)
         return Batch(self.device.name, t, self.idx, values, quality)
 
     async def _read(self, client, req: ReadRequest, retries: int) -> np.ndarray:

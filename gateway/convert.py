@@ -6,6 +6,11 @@ points of that device, grouped by conversion kind:
 - `vibrating_wire`: F = f^2/1000; P = k (F - F0) + b (T - T0) kPa (k < 0 for gauges whose
   frequency falls as pressure rises); head = P / 9.81 + install elevation; phreatic depth =
   mouth elevation - head;
+- `horizontal`: GNSS horizontal displacement = sqrt(X^2 + Y^2) of two channels;
+- `rain_counter`: the rolling rainfall over `window` (1 h, 24 h) from a tipping-bucket gauge's
+  cumulative counter, kept in 60 time buckets per point (bounded state); a counter that runs
+  backwards has wrapped (when it fell by more than half its `wrap` range) or was cleared or lost
+  power (then the new reading is the rain since the reset, and the reset is counted and logged);
 - `linear`: scale and offset; `none`: the register value as decoded.
 A register reading outside the sensor's range in its profile (a VW frequency of 0 is an
 unconnected or broken gauge) or a point value outside its plausible range is `out_of_range`.
@@ -13,6 +18,7 @@ unconnected or broken gauge) or a point value outside its plausible range is `ou
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,7 +26,10 @@ import numpy as np
 from detectors.base import Quality
 from gateway.config.model import Device, Point
 
-__all__ = ["DeviceConverter", "UNIT_TO_METRE"]
+__all__ = ["DeviceConverter", "RainWindow", "UNIT_TO_METRE"]
+
+log = logging.getLogger("minewatch.convert")
+RAIN_BUCKETS = 60
 
 UNIT_TO_METRE = {"mm": 0.001, "cm": 0.01, "m": 1.0}
 GRAVITY_KPA_PER_M = 9.81  # kPa per metre of water head (domain.md §5.2)
@@ -56,6 +65,13 @@ class DeviceConverter:
         self._radar_unit = np.array([
             UNIT_TO_METRE.get(prof.register(points[i].channel).unit, 0.001) for i in self._radar
         ])
+        self._horizontal = group("horizontal")
+        self._y = np.array([register_index[points[i].conversion.params["y_channel"]]
+                            for i in self._horizontal], dtype=np.int64)
+        self._rain = group("rain_counter")
+        self.rain = [RainWindow(points[i].name, points[i].conversion.params["window"],
+                                points[i].conversion.params.get("wrap"))
+                     for i in self._rain]
         vw = group("vibrating_wire")
         self._vw = vw
 
@@ -78,8 +94,9 @@ class DeviceConverter:
         ], dtype=np.int64)
         self._n = n
 
-    def convert(self, reg_values: np.ndarray, reg_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Point values (float64) and quality (uint8) from the decoded register vector."""
+    def convert(self, reg_values: np.ndarray, reg_ok: np.ndarray, t: float = 0.0
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Point values (float64) and quality (uint8) from the decoded register vector at `t`."""
         raw = reg_values[self._chan]
         ok = reg_ok[self._chan]
         quality = np.where(ok, Quality.GOOD, Quality.DEVICE_FAULT).astype(np.uint8)
@@ -91,6 +108,15 @@ class DeviceConverter:
             values[self._linear] = raw[self._linear] * self._lin_scale + self._lin_offset
         if self._radar.size:
             values[self._radar] = self._radar_mount - raw[self._radar] * self._radar_unit
+        if self._horizontal.size:
+            y = reg_values[self._y]
+            values[self._horizontal] = np.hypot(raw[self._horizontal], y)
+            y_bad = ~reg_ok[self._y]
+            quality[self._horizontal[y_bad & (quality[self._horizontal] == Quality.GOOD)]] = \
+                Quality.DEVICE_FAULT
+        for k, i in enumerate(self._rain):
+            if quality[i] == Quality.GOOD:
+                values[i] = self.rain[k].update(t, float(raw[i]))
         if self._vw.size:
             values[self._vw], temp_bad = self._vibrating_wire(raw[self._vw], reg_values, reg_ok)
             quality[self._vw[temp_bad & (quality[self._vw] == Quality.GOOD)]] = Quality.DEVICE_FAULT
@@ -116,3 +142,45 @@ class DeviceConverter:
 
 def _or_nan(v: float | None) -> float:
     return np.nan if v is None else float(v)
+
+
+class RainWindow:
+    """Rolling rainfall over `window` seconds from a cumulative counter, in 60 time buckets."""
+
+    def __init__(self, point: str, window: float, wrap: float | None = None):
+        self.point = point
+        self.window = window
+        self.wrap = wrap
+        self.width = window / RAIN_BUCKETS
+        self.buckets = np.zeros(RAIN_BUCKETS)
+        self.bucket = None  # absolute index of the newest bucket
+        self.last: float | None = None
+        self.resets = 0
+
+    def update(self, t: float, counter: float) -> float:
+        increment = 0.0
+        if self.last is not None:
+            increment = counter - self.last
+            if increment < 0:
+                if self.wrap and -increment > self.wrap / 2:
+                    increment += self.wrap  # the counter wrapped past its top
+                else:
+                    # cleared by an operator or reset by a power loss: the reading is the rain
+                    # since then; the rain between the last read and the reset is lost
+                    self.resets += 1
+                    log.warning("%s: rain counter went back from %g to %g: cleared or reset by "
+                                "a power loss", self.point, self.last, counter,
+                                extra={"event": "counter_reset", "point": self.point})
+                    increment = counter
+        self.last = counter
+        index = int(np.floor(t / self.width))
+        if self.bucket is None:
+            self.bucket = index
+        elif index > self.bucket:
+            # clear the buckets that slid out of the window since the last sample
+            stale = min(index - self.bucket, RAIN_BUCKETS)
+            for j in range(1, stale + 1):
+                self.buckets[(self.bucket + j) % RAIN_BUCKETS] = 0.0
+            self.bucket = index
+        self.buckets[index % RAIN_BUCKETS] += increment
+        return float(self.buckets.sum())

@@ -53,7 +53,11 @@ CONVERSIONS = {
         ("k", "f0", "install_elevation"),
         ("t0", "b", "temperature_channel", "mouth_elevation"),
     ),
+    "horizontal": (("y_channel",), ()),  # GNSS: sqrt(x^2 + y^2), x is the point's channel
+    "rain_counter": (("window",), ("wrap",)),  # rolling sum of a cumulative rain counter
 }
+_CHANNEL_PARAMS = {"temperature_channel", "y_channel"}
+_DURATION_PARAMS = {"window"}
 # GB 51108-2015 §4.5.4: tailings items are measured at least once a day.
 TAILINGS_MAX_PERIOD = 86400.0
 
@@ -562,17 +566,20 @@ def _conversion(pt: dict, p: str, r: _Reader, device: Device | None) -> Conversi
     required, optional = CONVERSIONS[kind]
     r.known(raw, {"kind", *required, *optional}, f"{p}.conversion")
     params: dict[str, Any] = {}
-    for key in required:
-        v = r.get(raw, key, f"{p}.conversion", float, None, required=True)
-        params[key] = v
-    for key in optional:
-        if key == "temperature_channel":
-            v = r.get(raw, key, f"{p}.conversion", str, None)
+    for key in (*required, *optional):
+        where = f"{p}.conversion"
+        needed = key in required
+        if key in _CHANNEL_PARAMS:
+            v = r.get(raw, key, where, str, None, required=needed)
             if v and device is not None and v not in {reg.name for reg in device.profile.registers}:
-                r.problem(f"{p}.conversion.temperature_channel",
+                r.problem(f"{where}.{key}",
                           f"device profile {device.profile.name!r} has no register {v!r}")
+        elif key in _DURATION_PARAMS:
+            v = r.duration(raw, key, where, None, required=needed)
+            if v is not None and v <= 0:
+                r.problem(f"{where}.{key}", "must be greater than zero")
         else:
-            v = r.get(raw, key, f"{p}.conversion", float, None)
+            v = r.get(raw, key, where, float, None, required=needed)
         if v is not None:
             params[key] = v
     quantity = pt.get("quantity")

@@ -84,3 +84,86 @@ def test_scenario_values_are_pure_functions_of_seed_point_tick() -> None:
     z = gaussian_noise(7, "WL-01", np.arange(200_000))
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
     assert not np.array_equal(z[:100], gaussian_noise(8, "WL-01", np.arange(100)))
+
+
+RAIN_SITE = """
+profiles_dir = "profiles"
+[site]
+code = "T1"
+[gateway]
+id = "gw"
+[[buses]]
+name = "b"
+host = "127.0.0.1"
+port = 1502
+[[devices]]
+name = "gnss1"
+bus = "b"
+unit = 1
+profile = "gnss_xy"
+period = "1h"
+[[devices]]
+name = "rain1"
+bus = "b"
+unit = 2
+profile = "gnss_xy"
+period = "10min"
+[[points]]
+name = "GP-01-H"
+quantity = "gnss_disp"
+device = "gnss1"
+channel = "x"
+conversion = { kind = "horizontal", y_channel = "y" }
+[[points]]
+name = "RAIN-1H"
+quantity = "rainfall_1h"
+device = "rain1"
+channel = "x"
+conversion = { kind = "rain_counter", window = "1h", wrap = 6553.6 }
+"""
+
+GNSS_PROFILE = """
+name = "gnss_xy"
+[[registers]]
+name = "x"
+address = 0
+type = "float32"
+unit = "mm"
+[[registers]]
+name = "y"
+address = 2
+type = "float32"
+word_order = "CDAB"
+unit = "mm"
+"""
+
+
+def test_gnss_horizontal_and_rain_counter_windows(tmp_path: Path) -> None:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "gnss_xy.toml").write_text(GNSS_PROFILE)
+    (tmp_path / "site.toml").write_text(RAIN_SITE)
+    cfg = load_site(tmp_path / "site.toml")
+    _, _, index, gnss = _converter(cfg, "gnss1")
+    regs = np.zeros(len(index))
+    regs[index["x"]], regs[index["y"]] = 3.0, 4.0
+    values, quality = gnss.convert(regs, np.ones(len(index), bool))
+    assert values[0] == pytest.approx(5.0) and quality[0] == Quality.GOOD  # R11: sqrt(X^2+Y^2)
+
+    _, _, index, rain = _converter(cfg, "rain1")
+    ok = np.ones(len(index), bool)
+
+    def read(t: float, counter: float) -> float:
+        regs = np.zeros(len(index))
+        regs[index["x"]] = counter
+        return float(rain.convert(regs, ok, t)[0][0])
+
+    t0 = 1_784_476_800.0
+    assert read(t0, 100.0) == 0.0  # the first reading only sets the baseline
+    assert read(t0 + 600, 102.0) == pytest.approx(2.0)
+    assert read(t0 + 1200, 105.5) == pytest.approx(5.5)
+    assert read(t0 + 4200, 105.5) == pytest.approx(3.5)  # 50 min after the last rain: in the hour
+    assert read(t0 + 4900, 105.5) == pytest.approx(0.0)  # over an hour: slid out of the window
+    assert read(t0 + 5000, 6553.0) == pytest.approx(6447.5)  # (a cloudburst, for the wrap)
+    assert read(t0 + 5600, 0.4) == pytest.approx(6447.5 + 1.0)  # wrapped at 6553.6
+    assert read(t0 + 6200, 0.1) == pytest.approx(6448.5 + 0.1)  # cleared: rain since reset
+    assert rain.rain[0].resets == 1
