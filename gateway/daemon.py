@@ -26,6 +26,7 @@ from gateway.alerts.engine import AlertEngine
 from gateway.batch import Batch
 from gateway.clock import MIN_REAL_PERIOD, Clock
 from gateway.config.model import Device, SiteConfig
+from gateway.derive import FormulaPoints
 from gateway.detect import DetectStage
 from gateway.outbox import Outbox
 from gateway.systemd import SystemdNotifier
@@ -97,6 +98,7 @@ class Gateway:
                               for d in cfg.devices}
         self.telemetry = Telemetry(cfg, topic(self.prefix, cfg.site.code, cfg.gateway.id,
                                               "telemetry"))
+        self.formulas = FormulaPoints(cfg)
 
     def abnormal_items(self) -> set[str]:
         """Items (quantities) with a point at blue or above: their devices poll faster (R7)."""
@@ -113,6 +115,12 @@ class Gateway:
         if self.batches == 1:
             log.info("first values read and graded", extra={"event": "first_values",
                                                              "device": batch.device})
+        self._process(batch)
+        derived = self.formulas.update(batch)
+        if derived is not None:
+            self._process(derived)
+
+    def _process(self, batch: Batch) -> None:
         self.telemetry.add(batch)
         started = time.perf_counter()
         verdict = self.detect.process(batch)

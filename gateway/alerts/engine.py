@@ -227,13 +227,12 @@ class AlertEngine:
         return t - self.pending_since[i] < self.policy.storm_hold
 
     def _base(self, p: Point, t: float) -> dict:
-        device = self.cfg.device(p.device)
         return {
             "schema": EVENT_SCHEMA,
             "event_id": str(uuid.uuid4()),
             "site": self.cfg.site.code,
             "gateway": self.cfg.gateway.id,
-            "device": device.name,
+            "device": p.device,  # empty for a formula point
             "point": p.name,
             "quantity": p.quantity,
             "unit": p.unit,

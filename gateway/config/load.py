@@ -21,6 +21,7 @@ from gateway.config.model import (
     Bus,
     Conversion,
     Device,
+    Formula,
     GatewayIdentity,
     InfluxStorage,
     LevelSet,
@@ -489,7 +490,9 @@ def _devices(doc: dict, r: _Reader, buses: dict[str, Bus], profile_dirs: list[Pa
 
 
 _POINT_KEYS = {"name", "quantity", "unit", "device", "channel", "conversion", "thresholds",
-               "detectors", "description", "plausible_min", "plausible_max", "word_order"}
+               "detectors", "description", "plausible_min", "plausible_max", "word_order",
+               "formula"}
+FORMULAS = {"difference": ("minuend", "subtrahend")}
 
 
 def _word_order(doc: dict, path: str, r: _Reader) -> str | None:
@@ -520,12 +523,15 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
             r.problem(f"{p}.quantity", f"unknown quantity {quantity!r}",
                       f"one of {', '.join(sorted(QUANTITIES))}")
         unit = r.get(pt, "unit", p, str, qinfo.unit if qinfo else "")
-        dev_name = r.get(pt, "device", p, str, "", required=True)
+        formula = _formula(pt, p, r) if "formula" in pt else None
+        if formula is not None and ("device" in pt or "channel" in pt):
+            r.problem(p, "a point with a formula has no device or channel of its own")
+        dev_name = r.get(pt, "device", p, str, "", required=formula is None)
         device = devices.get(dev_name)
         if dev_name and device is None:
             r.problem(f"{p}.device", f"unknown device {dev_name!r}",
                       f"defined devices: {', '.join(sorted(devices)) or 'none'}")
-        channel = r.get(pt, "channel", p, str, "", required=True)
+        channel = r.get(pt, "channel", p, str, "", required=formula is None)
         if device is not None and channel:
             names_in_profile = {reg.name for reg in device.profile.registers}
             if channel not in names_in_profile:
@@ -548,9 +554,31 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
             detectors=tuple(detectors), description=r.get(pt, "description", p, str, ""),
             plausible_min=r.get(pt, "plausible_min", p, float, None),
             plausible_max=r.get(pt, "plausible_max", p, float, None),
-            word_order=_word_order(pt, p, r),
+            word_order=_word_order(pt, p, r), formula=formula,
         ))
+    by_name = {p.name: p for p in out}
+    for i, p in enumerate(out):
+        for name in p.formula.inputs if p.formula else ():
+            src = by_name.get(name)
+            if src is None:
+                r.problem(f"points[{i}].formula", f"input point {name!r} is not defined")
+            elif src.formula is not None:
+                r.problem(f"points[{i}].formula", f"input point {name!r} is itself a formula",
+                          "formulas take measured points as inputs")
     return out
+
+
+def _formula(pt: dict, p: str, r: _Reader) -> Formula | None:
+    f = r.table(pt, "formula", f"{p}.formula")
+    kind = r.get(f, "kind", f"{p}.formula", str, "difference")
+    if kind not in FORMULAS:
+        r.problem(f"{p}.formula.kind", f"unknown formula {kind!r}", f"one of {sorted(FORMULAS)}")
+        return None
+    r.known(f, {"kind", "max_age", *FORMULAS[kind]}, f"{p}.formula")
+    inputs = tuple(r.get(f, key, f"{p}.formula", str, "", required=True)
+                   for key in FORMULAS[kind])
+    max_age = r.duration(f, "max_age", f"{p}.formula", 3600.0) or 3600.0
+    return Formula(kind, inputs, max_age)
 
 
 def _conversion(pt: dict, p: str, r: _Reader, device: Device | None) -> Conversion:

@@ -96,6 +96,16 @@ class Conversion:
 
 
 @dataclass(frozen=True)
+class Formula:
+    """A point computed from other points' latest good values (e.g. freeboard = beach crest
+    elevation - water level); an input older than `max_age` makes the result stale."""
+
+    kind: str  # difference
+    inputs: tuple[str, ...]
+    max_age: float
+
+
+@dataclass(frozen=True)
 class Point:
     name: str
     index: int
@@ -110,6 +120,7 @@ class Point:
     plausible_min: float | None = None
     plausible_max: float | None = None
     word_order: str | None = None  # overrides the device and profile for this point's register
+    formula: Formula | None = None  # a derived point: no device or channel of its own
 
 
 @dataclass(frozen=True)

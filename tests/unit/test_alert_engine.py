@@ -266,3 +266,64 @@ def test_blue_on_one_piezometer_shortens_its_item_poll_period_and_clearing_resto
                           np.zeros(2, np.uint8)))
     assert gw.engine.level[1] == 0 and gw.period_of(logger) == 600.0
     gw.outbox.close()
+
+
+FREEBOARD = """
+[[devices]]
+name = "crest_gauge"
+bus = "dtu"
+unit = 3
+profile = "radar_level_80ghz"
+period = "1h"
+
+[[points]]
+name = "BC-01"
+quantity = "beach_crest_elev"
+device = "crest_gauge"
+channel = "empty_height"
+conversion = { kind = "radar_level", mount_elevation = 1270.0 }
+
+[[points]]
+name = "AQ-01"
+description = "freeboard = beach crest elevation - reservoir water level"
+quantity = "freeboard"
+formula = { kind = "difference", minuend = "BC-01", subtrahend = "WL-01", max_age = "2h" }
+thresholds = { direction = "lower", blue = 3.0, yellow = 2.5, orange = 2.0, red = 1.5 }
+"""
+
+
+def test_freeboard_formula_from_two_devices_with_a_staleness_limit(tmp_path: Path) -> None:
+    from gateway.batch import Batch
+    from gateway.clock import SimClock
+    from gateway.daemon import Gateway
+
+    text = (ROOT / "config" / "examples" / "tailings_pond.toml").read_text(encoding="utf-8")
+    text = text.replace('state_dir = "../../state/tailings_pond"',
+                        f'state_dir = "{tmp_path / "state"}"')
+    path = tmp_path / "site.toml"
+    path.write_text(text.replace("[uplink.mqtt]", FREEBOARD + "\n[uplink.mqtt]"),
+                    encoding="utf-8")
+    cfg = load_site(path)
+    gw = Gateway(cfg, SimClock(T0, 1.0))
+    bc = next(p.index for p in cfg.points if p.name == "BC-01")
+    aq = next(p.index for p in cfg.points if p.name == "AQ-01")
+    seen = []
+    process = gw._process
+    gw._process = lambda b: (seen.append(b), process(b))[1]
+
+    def read(t: float, idx: int, value: float, quality: int = 0) -> None:
+        gw.on_batch(Batch("d", t, np.array([idx], np.int64), np.array([value]),
+                          np.array([quality], np.uint8)))
+
+    read(T0, bc, 1258.0)  # the crest gauge reads hourly; no water level yet: stale
+    assert seen[-1].device == "formula" and seen[-1].quality.tolist() == [2]
+    for k in range(1, 4):  # water level rises to 1256.2 m: freeboard 1.8 m, orange
+        read(T0 + 600 * k, 0, 1256.2)
+    assert seen[-1].values[0] == pytest.approx(1.8) and seen[-1].quality[0] == 0
+    assert gw.engine.level[aq] == 3
+    event = [e for e in gw.outbox.alert_log() if e["point"] == "AQ-01"][-1]
+    assert (event["level"], event["device"]) == ("orange", "")
+    read(T0 + 3 * 3600, 0, 1256.2)  # the crest reading is now 3 h old: stale, never a number
+    assert seen[-1].quality.tolist() == [2] and np.isnan(seen[-1].values).all()
+    assert gw.engine.level[aq] == 3  # a stale input never clears an alarm
+    gw.outbox.close()

@@ -173,3 +173,20 @@ def test_device_plan_command(capsys) -> None:
     assert main(["device", "plan", "--config", str(EXAMPLE), "radar_wl1"]) == 0
     assert "1 request(s) per poll" in capsys.readouterr().out
     assert main(["device", "plan", "--config", str(EXAMPLE), "nope"]) == 2
+
+
+def test_formula_points_are_checked(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8") + """
+[[points]]
+name = "AQ-01"
+quantity = "freeboard"
+formula = { kind = "difference", minuend = "BC-09", subtrahend = "WL-01" }
+"""
+    path = tmp_path / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    (p,) = _problems(path)
+    assert p.path == "points[3].formula" and "'BC-09' is not defined" in p.message
+    path.write_text(text.replace('minuend = "BC-09"', 'minuend = "JRX-01"'), encoding="utf-8")
+    aq = load_site(path).points[3]
+    assert aq.formula.inputs == ("JRX-01", "WL-01") and aq.formula.max_age == 3600.0
+    assert aq.device == "" and aq.channel == ""
