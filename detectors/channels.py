@@ -104,6 +104,8 @@ class ChannelDetector:
         self.params = params
         self._spec = self._state_spec()
         for key, (dtype, shape, init) in self._spec.items():
+            if hasattr(self, key):  # a state array must not shadow n, params, name ...
+                raise TypeError(f"{type(self).__name__}: state key {key!r} is taken")
             setattr(self, key, np.full((self.n, *shape), init, dtype=dtype))
         self._p = kernel_arrays(params)
 

@@ -10,8 +10,11 @@ import pytest
 
 from detectors.base import Detector
 from detectors.channels import ChannelDetector
+from detectors.cusum import CusumDetector, CusumParams
 from detectors.inverse_velocity import InverseVelocityDetector, InverseVelocityParams
 from detectors.rate import RateDetector, RateParams
+from detectors.spike import SpikeDetector, SpikeParams
+from detectors.stuck import StuckDetector, StuckParams
 from detectors.tangent_angle import TangentAngleDetector, TangentAngleParams
 
 HOUR = 3600.0
@@ -57,9 +60,42 @@ def make_inverse_velocity(n: int) -> InverseVelocityDetector:
     return InverseVelocityDetector(p, n_buckets=12)
 
 
+def make_cusum(n: int) -> CusumDetector:
+    p = CusumParams.defaults(n)
+    p.warmup[:] = 20
+    p.tau_s[:] = 1800.0
+    p.hold_s[:] = 120.0
+    p.safety[::2] = True
+    p.grade_level[:] = np.resize([1, 2, 3, 4], n)
+    return CusumDetector(p)
+
+
+def make_spike(n: int) -> SpikeDetector:
+    p = SpikeParams.defaults(n)
+    p.z_fault[:] = 3.0
+    p.safety[::2] = True
+    p.max_age_s[:] = 900.0
+    p.raise_samples[::3] = 2
+    return SpikeDetector(p, window=9)
+
+
+def make_stuck(n: int) -> StuckDetector:
+    p = StuckParams.defaults(n)
+    p.period_s[:] = 30.0
+    p.periods[:] = 2.0
+    p.min_samples[:] = 2
+    p.tolerance[::2] = 0.1
+    p.plausible_max[::3] = 20.0
+    p.max_rate[1::3] = 0.3
+    return StuckDetector(p)
+
+
 FACTORIES: dict[str, Callable[[int], ChannelDetector]] = {
+    "cusum": make_cusum,
     "inverse_velocity": make_inverse_velocity,
     "rate": make_rate,
+    "spike": make_spike,
+    "stuck": make_stuck,
     "tangent_angle": make_tangent_angle,
 }
 

@@ -1,0 +1,71 @@
+"""Stuck / implausible sensors: faults, never grades; the device update period is respected."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+import detectors.stuck as stuck_module
+from detectors.base import Quality
+from detectors.stuck import StuckDetector, StuckParams
+
+HOUR = 3600.0
+
+
+def test_doctest() -> None:
+    assert doctest.testmod(stuck_module).failed == 0
+
+
+def run(x, t, **kw):
+    p = StuckParams.defaults(1)
+    for k, v in kw.items():
+        getattr(p, k)[0] = v
+    return StuckDetector(p).run(np.asarray(t, float), np.asarray(x, float)[:, None])
+
+
+def test_unchanged_within_the_device_update_period_is_not_stuck() -> None:
+    # GNSS: one solution an hour, polled every minute for two days: 60 identical reads an hour
+    t = np.arange(48 * 60) * 60.0
+    x = np.floor(t / HOUR) * 0.7
+    out = run(x, t, period_s=HOUR, periods=2.0)
+    assert not out.fault.any()
+    assert float(out.evidence[59, 0, 0]) == 59 * 60.0  # unchanged for 59 min: evidence only
+    # the same reads judged with a 1-minute device period: stuck within every hour
+    assert (run(x, t, period_s=60.0).fault == 1).any()
+
+
+def test_stuck_after_the_periods_and_released_by_a_change() -> None:
+    t = np.arange(40) * 60.0
+    x = np.r_[np.arange(10.0), np.full(20, 9.0), np.arange(10.0) + 20]
+    f = run(x, t).fault[:, 0]
+    # 9.0 from sample 9; stuck once 6 periods (360 s) have passed: sample 15
+    assert np.flatnonzero(f == Quality.SUSPECT).tolist() == list(range(15, 30))
+
+
+def test_tolerance_treats_a_flicker_as_flat() -> None:
+    t = np.arange(30) * 60.0
+    x = 4.0 + 0.001 * (np.arange(30) % 2)
+    assert not run(x, t).fault.any()
+    assert (run(x, t, tolerance=0.002).fault[:, 0] == 1).sum() == 30 - 6
+
+
+def test_implausible_values_are_out_of_range_or_suspect() -> None:
+    t = np.arange(6) * 60.0
+    x = [1.0, 2.0, 500.0, 3.0, np.inf, 40.0]
+    f = run(x, t, plausible_min=0.0, plausible_max=100.0, max_rate=0.1).fault[:, 0]
+    assert f.tolist() == [0, 0, 3, 0, 3, 1]  # 3 -> 40 in a minute is faster than 0.1 /s
+    out = run([1.0, np.nan, 1.0], [0.0, 60.0, 120.0])
+    assert out.fault.tolist() == [[0], [0], [0]] and not out.grade.any()
+
+
+def test_parameters_are_checked() -> None:
+    p = StuckParams.defaults(2)
+    p.periods[1] = 1.0
+    with pytest.raises(ValueError, match="channel 1: periods"):
+        StuckDetector(p)
+    p = StuckParams.defaults(2)
+    p.plausible_min[0], p.plausible_max[0] = 5.0, 1.0
+    with pytest.raises(ValueError, match="channel 0: plausible range"):
+        StuckDetector(p)
