@@ -1,4 +1,6 @@
-"""Telemetry for the platform: 5-minute statistics of every point, real-time values of gas points.
+"""Telemetry for the platform: 5-minute statistics of every point, real-time values of gas points,
+and report-by-exception values of the other points (sent when a value moved by its `deadband`,
+and at least every `max_silence` when it did not). Alerts never go through this path.
 
 The practice of the underground-mine access specification (domain.md §2.1, R7): real-time values
 every 20 s and min/max/mean statistics every 5 min. Statistics are kept as running sums per point
@@ -46,6 +48,12 @@ class Telemetry:
         self.last_quality = np.full(n, Quality.COMM_FAIL, np.uint8)
         self.window_start: float | None = None
         self.next_realtime: float | None = None
+        self.deadband = np.array([p.deadband for p in cfg.points])
+        self.max_silence = np.array([p.max_silence for p in cfg.points])
+        self.reported = np.full(n, np.nan)
+        self.reported_t = np.full(n, -np.inf)
+        self.reported_quality = np.full(n, 255, np.uint8)  # 255: never reported
+        self.pending = np.zeros(n, dtype=bool)
 
     def add(self, batch: Batch) -> None:
         idx, v = batch.idx, batch.values
@@ -59,6 +67,32 @@ class Telemetry:
         self.last[idx] = v
         self.last_t[idx] = batch.t
         self.last_quality[idx] = batch.quality
+        # report by exception (gas points have their fixed 20 s cadence instead)
+        with np.errstate(invalid="ignore"):
+            moved = ~(np.abs(v - self.reported[idx]) < self.deadband[idx])  # NaN counts as moved
+        silent = batch.t - self.reported_t[idx] >= self.max_silence[idx]
+        changed_quality = batch.quality != self.reported_quality[idx]
+        due = (moved | silent | changed_quality) & ~self.gas[idx]
+        self.pending[idx[due]] = True
+
+    def changes(self, now: float) -> list[tuple[str, bytes]]:
+        """Report-by-exception values gathered since the last call (one message)."""
+        if not self.pending.any():
+            return []
+        points = []
+        for i in np.flatnonzero(self.pending):
+            p = self.cfg.points[i]
+            v = float(self.last[i])
+            points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
+                           "value": v if math.isfinite(v) else None,
+                           "quality": int(self.last_quality[i]),
+                           "observed_at": int(round(self.last_t[i] * 1000))})
+            self.reported[i] = v
+            self.reported_t[i] = self.last_t[i]
+            self.reported_quality[i] = self.last_quality[i]
+        self.pending[:] = False
+        doc = {**self._doc("values"), **time_fields("ts", now), "points": points}
+        return [(self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())]
 
     def due(self, now: float) -> list[tuple[str, bytes]]:
         """Messages whose time has come (a closed stats window, a real-time tick)."""
@@ -70,6 +104,7 @@ class Telemetry:
         if now >= end:
             out.append(self._stats(self.window_start, end))
             self.window_start = math.floor(now / self.stats_period) * self.stats_period
+        out.extend(self.changes(now))
         if self.gas.any() and self.next_realtime is not None and now >= self.next_realtime:
             out.append(self._realtime(self.next_realtime))
             self.next_realtime = math.floor(now / self.realtime_period) * self.realtime_period \

@@ -491,7 +491,7 @@ def _devices(doc: dict, r: _Reader, buses: dict[str, Bus], profile_dirs: list[Pa
 
 _POINT_KEYS = {"name", "quantity", "unit", "device", "channel", "conversion", "thresholds",
                "detectors", "description", "plausible_min", "plausible_max", "word_order",
-               "formula"}
+               "formula", "deadband", "max_silence"}
 FORMULAS = {"difference": ("minuend", "subtrahend")}
 
 
@@ -555,6 +555,8 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
             plausible_min=r.get(pt, "plausible_min", p, float, None),
             plausible_max=r.get(pt, "plausible_max", p, float, None),
             word_order=_word_order(pt, p, r), formula=formula,
+            deadband=r.get(pt, "deadband", p, float, 0.0),
+            max_silence=r.duration(pt, "max_silence", p, 3600.0) or 3600.0,
         ))
     by_name = {p.name: p for p in out}
     for i, p in enumerate(out):

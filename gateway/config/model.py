@@ -121,6 +121,8 @@ class Point:
     plausible_max: float | None = None
     word_order: str | None = None  # overrides the device and profile for this point's register
     formula: Formula | None = None  # a derived point: no device or channel of its own
+    deadband: float = 0.0  # report by exception: a change at least this large is sent at once
+    max_silence: float = 3600.0  # ... and an unchanged value still every max_silence seconds
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,64 @@
+"""Telemetry: 5-minute statistics, and report by exception with a deadband and a maximum silence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+
+from gateway.batch import Batch
+from gateway.config import load_site
+from gateway.telemetry import Telemetry
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SCHEMA = json.loads((ROOT / "config" / "schema" / "telemetry.schema.json").read_text())
+T0 = 1_784_476_800.0
+
+
+def _site(tmp_path: Path):
+    text = (ROOT / "config" / "examples" / "tailings_pond.toml").read_text(encoding="utf-8")
+    text = text.replace('channel = "empty_height"',
+                        'channel = "empty_height"\ndeadband = 0.05\nmax_silence = "1h"')
+    path = tmp_path / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_site(path)
+
+
+def _values(messages) -> list[dict]:
+    docs = [json.loads(m) for _, m in messages]
+    for d in docs:
+        jsonschema.validate(d, SCHEMA)
+    return [p for d in docs if d["kind"] == "values" for p in d["points"]]
+
+
+def test_report_by_exception_deadband_and_max_silence(tmp_path: Path) -> None:
+    tel = Telemetry(_site(tmp_path), "t/telemetry")
+    idx = np.array([0], np.int64)
+
+    def read(t: float, v: float, q: int = 0) -> list[dict]:
+        tel.add(Batch("d", t, idx, np.array([v]), np.array([q], np.uint8)))
+        return [p for p in _values(tel.due(t)) if p["point"] == "WL-01"]
+
+    assert [p["value"] for p in read(T0, 1253.00)] == [1253.00]  # first value: reported
+    assert read(T0 + 600, 1253.03) == []  # within the 5 cm deadband
+    assert [p["value"] for p in read(T0 + 1200, 1253.06)] == [1253.06]  # moved 6 cm
+    assert read(T0 + 1800, 1253.07) == []
+    assert [p["value"] for p in read(T0 + 1200 + 3600, 1253.07)] == [1253.07]  # max silence
+    (lost,) = read(T0 + 5400, np.nan, 5)  # a comm failure is reported at once, as a quality
+    assert lost["value"] is None and lost["quality"] == 5
+
+
+def test_five_minute_stats_windows(tmp_path: Path) -> None:
+    tel = Telemetry(_site(tmp_path), "t/telemetry")
+    idx = np.array([0, 1], np.int64)
+    tel.due(T0)
+    for k, v in enumerate((1253.0, 1253.2, 1253.1)):
+        tel.add(Batch("d", T0 + 60 * k, idx, np.array([v, 12.0]), np.zeros(2, np.uint8)))
+    stats = [json.loads(m) for _, m in tel.due(T0 + 300) if b'"stats"' in m]
+    (doc,) = stats
+    jsonschema.validate(doc, SCHEMA)
+    wl = doc["points"][0]
+    assert (wl["min"], wl["max"], wl["count"]) == (1253.0, 1253.2, 3)
+    assert abs(wl["mean"] - 1253.1) < 1e-9
