@@ -209,6 +209,185 @@ def cmd_device_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bus_from_args(args: argparse.Namespace):
+    """A Bus for ad-hoc commissioning reads: --tcp HOST:PORT, --rtu-over-tcp HOST:PORT or --serial."""
+    from gateway.config.model import Bus
+
+    if args.tcp or args.rtu_over_tcp:
+        host, _, port = (args.tcp or args.rtu_over_tcp).rpartition(":")
+        transport = "tcp" if args.tcp else "rtu_over_tcp"
+        return Bus("cli", transport, host or "127.0.0.1", int(port), None, 9600, "N", 1, 8,
+                   args.timeout, 0, 1)
+    return Bus("cli", "rtu", None, None, args.serial, args.baudrate, args.parity, args.stopbits,
+               8, args.timeout, 0, 1)
+
+
+async def _read_raw(bus, unit: int, table: str, address: int, count: int):
+    from gateway.acquire import make_client
+
+    client = make_client(bus)
+    try:
+        if not await client.connect():
+            raise ConnectionError(f"cannot connect to {bus.host or bus.serial_port}")
+        call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
+                "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
+        rr = await call(address, count=count, device_id=unit)
+        if rr.isError():
+            raise RuntimeError(f"unit {unit} answered exception {getattr(rr, 'exception_code', '?')}"
+                               f" to {table} register {address} count {count}")
+        return list(rr.bits[:count]) if table in ("coil", "discrete") else list(rr.registers)
+    finally:
+        client.close()
+
+
+def cmd_device_read(args: argparse.Namespace) -> int:
+    from gateway.modbus.decode import decode_all_orders
+
+    bus = _bus_from_args(args)
+    address = args.address - args.address_base
+    try:
+        words = asyncio.run(_read_raw(bus, args.unit, args.table, address, args.count))
+    except Exception as exc:  # noqa: BLE001 (every failure is reported to the engineer)
+        print(f"minewatch: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    if args.table in ("coil", "discrete"):
+        out = {"address": args.address, "bits": [int(b) for b in words]}
+        print(json.dumps(out) if args.json else " ".join(str(int(b)) for b in words))
+        return EXIT_OK
+    rows = []
+    for k in range(len(words)):
+        window = words[k:k + 4]
+        decoded = {f"{t} {o}": v for (t, o), v in decode_all_orders(window).items()
+                   if args.type in (None, t) and (args.order == "all" or o in (args.order,
+                                                                                   "ABCD"))}
+        rows.append({"address": args.address + k, "raw": window[0],
+                     "hex": f"0x{window[0]:04X}", "decoded": decoded})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for r in rows:
+        print(f"{r['address']:>6}  {r['hex']}  {r['raw']:>6}")
+        for name, v in r["decoded"].items():
+            print(f"        {name:16s} {v:.6g}")
+    return EXIT_OK
+
+
+def cmd_device_test(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    _numba_cache(cfg)
+    from detectors.base import Quality
+    from gateway.acquire import DevicePoller, make_client
+    from gateway.clock import WallClock
+    from gateway.modbus.planner import describe_plan
+
+    try:
+        device = cfg.device(args.device)
+    except KeyError:
+        print(f"minewatch: no device {args.device!r} in {cfg.path}; it has: "
+              f"{', '.join(d.name for d in cfg.devices)}", file=sys.stderr)
+        return EXIT_CONFIG
+    poller = DevicePoller(device, cfg)
+
+    async def once():
+        client = make_client(cfg.bus(device.bus))
+        try:
+            return await poller.poll(client, WallClock())
+        finally:
+            client.close()
+
+    batch = asyncio.run(once())
+    rows = [{"point": p.name, "quantity": p.quantity, "value": None if v != v else float(v),
+             "unit": p.unit, "quality": Quality(int(q)).name.lower()}
+            for p, v, q in zip(poller.points, batch.values, batch.quality, strict=True)]
+    if args.json:
+        print(json.dumps({"device": device.name, "points": rows, "stats": poller.stats.as_dict()},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(f"{device.name}: unit {device.unit} on bus {device.bus}, profile "
+              f"{device.profile.name}")
+        print("  " + describe_plan(poller.requests).replace("\n", "\n  "))
+        for r in rows:
+            value = "-" if r["value"] is None else f"{r['value']:.4f}"
+            print(f"  {r['point']:12s} {r['quantity']:18s} {value:>12s} {r['unit']:6s} "
+                  f"{r['quality']}")
+    return EXIT_OK if all(r["quality"] == "good" for r in rows) else EXIT_RUNTIME
+
+
+def cmd_alerts_test(args: argparse.Namespace) -> int:
+    """Publish one test alert with its own client id and no will: never the daemon's session."""
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    if cfg.mqtt is None:
+        print(f"minewatch: {cfg.path} has no [uplink.mqtt]", file=sys.stderr)
+        return EXIT_CONFIG
+    import threading
+    import time
+    import uuid
+
+    from paho.mqtt.client import CallbackAPIVersion, Client
+    from paho.mqtt.enums import MQTTProtocolVersion
+
+    from gateway.alerts.encoder import EVENT_SCHEMA, time_fields, topic
+
+    m = cfg.mqtt
+    now = time.time()
+    event = {"schema": EVENT_SCHEMA, "event_id": str(uuid.uuid4()), "alert_id": str(uuid.uuid4()),
+             "seq": 0, "kind": "safety", "state": "raised", "level": "blue",
+             "grade_roman": "IV", "prev_level": "none", "site": cfg.site.code,
+             "gateway": cfg.gateway.id, "device": "", "point": "TEST", "quantity": "generic",
+             "unit": "", "detector": "test", "value": None, "threshold": None,
+             "criterion": "commissioning test", "evidence": {},
+             "message": {"zh": "测试预警，请忽略", "en": "test alert, please ignore"},
+             "since": int(now * 1000), **time_fields("observed_at", now),
+             **time_fields("sent_at", now), "test": True}
+    v5 = m.protocol == "5"
+    client = Client(CallbackAPIVersion.VERSION2, client_id=f"{m.client_id}-test-{os.getpid()}",
+                    protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311)
+    if m.username:
+        pw = m.password_file.read_text(encoding="utf-8").strip() if m.password_file else None
+        client.username_pw_set(m.username, pw)
+    if m.tls_ca or m.tls_cert:
+        client.tls_set(ca_certs=str(m.tls_ca) if m.tls_ca else None,
+                       certfile=str(m.tls_cert) if m.tls_cert else None,
+                       keyfile=str(m.tls_key) if m.tls_key else None)
+    result: dict = {}
+    done = threading.Event()
+
+    def on_connect(c, u, flags, rc, props) -> None:
+        result["connect"] = str(rc)
+        if rc.is_failure:
+            done.set()
+            return
+        c.publish(topic(m.prefix, cfg.site.code, cfg.gateway.id, "alert"),
+                  json.dumps(event, ensure_ascii=False).encode(), qos=1)
+
+    def on_publish(c, u, mid, rc, props) -> None:
+        result["puback"] = str(rc)
+        result["reason_code"] = getattr(rc, "value", 0)
+        done.set()
+
+    client.on_connect, client.on_publish = on_connect, on_publish
+    try:
+        client.connect(m.host, m.port, keepalive=10)
+    except OSError as exc:
+        print(f"minewatch: cannot reach the broker {m.host}:{m.port}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    client.loop_start()
+    done.wait(10)
+    client.disconnect()
+    client.loop_stop()
+    ok = result.get("reason_code", 0x80) < 0x80 and "puback" in result
+    report = {"broker": f"{m.host}:{m.port}", "event_id": event["event_id"], **result, "ok": ok}
+    print(json.dumps(report, ensure_ascii=False) if args.json else
+          f"test alert {event['event_id']} to {m.host}:{m.port}: connect {result.get('connect')}, "
+          f"PUBACK {result.get('puback', 'none')} (reason code "
+          f"{result.get('reason_code', '-')}) -> {'OK' if ok else 'NOT DELIVERED'}")
+    return EXIT_OK if ok else EXIT_RUNTIME
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minewatch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--lang", choices=["zh", "en"],
                      default="zh" if os.environ.get("LANG", "").startswith("zh") else "en")
     lst.set_defaults(func=cmd_alerts_list)
+    atest = alerts.add_parser("test", help="publish one test alert (test: true, own client id, "
+                              "no will) and report the broker's PUBACK reason code")
+    atest.add_argument("--config", required=True, type=Path)
+    atest.add_argument("--json", action="store_true")
+    atest.set_defaults(func=cmd_alerts_test)
 
     device = sub.add_parser("device", help="field device tools").add_subparsers(dest="sub",
                                                                                  required=True)
@@ -251,6 +435,36 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("device", nargs="*", help="device names (default: all)")
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(func=cmd_device_plan)
+    read = device.add_parser(
+        "read", help="raw registers decoded in every type and word order side by side",
+        description="example: minewatch device read --tcp 192.0.2.10:502 --unit 1 --address 0 "
+                    "--count 4 --order all")
+    where = read.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tcp", metavar="HOST:PORT")
+    where.add_argument("--rtu-over-tcp", metavar="HOST:PORT")
+    where.add_argument("--serial", metavar="PORT", help="e.g. /dev/ttyUSB0")
+    read.add_argument("--baudrate", type=int, default=9600)
+    read.add_argument("--parity", choices=["N", "E", "O"], default="N")
+    read.add_argument("--stopbits", type=int, default=1)
+    read.add_argument("--unit", type=int, required=True)
+    read.add_argument("--table", choices=["holding", "input", "coil", "discrete"],
+                      default="holding")
+    read.add_argument("--address", type=int, required=True,
+                      help="as the manual prints it (see --address-base)")
+    read.add_argument("--address-base", type=int, choices=[0, 1], default=0,
+                      help="1 if the manual counts from 1 (4xxxx style)")
+    read.add_argument("--count", type=int, default=4)
+    read.add_argument("--type", help="only this type (int16, uint32, float32 ...)")
+    read.add_argument("--order", default="all", help="all, or one of ABCD CDAB BADC DCBA")
+    read.add_argument("--timeout", type=float, default=1.0)
+    read.add_argument("--json", action="store_true")
+    read.set_defaults(func=cmd_device_read)
+    test = device.add_parser("test", help="one poll of a configured device: values, units, "
+                             "quality and the plan of requests")
+    test.add_argument("device")
+    test.add_argument("--config", required=True, type=Path)
+    test.add_argument("--json", action="store_true")
+    test.set_defaults(func=cmd_device_test)
 
     status = sub.add_parser("status", help="the running daemon's health, from its /status")
     status.add_argument("--config", required=True, type=Path)
