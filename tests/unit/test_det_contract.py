@@ -11,6 +11,7 @@ import pytest
 from detectors.base import Detector
 from detectors.channels import ChannelDetector
 from detectors.cusum import CusumDetector, CusumParams
+from detectors.generic import GenericDetector, GenericParams
 from detectors.inverse_velocity import InverseVelocityDetector, InverseVelocityParams
 from detectors.rate import RateDetector, RateParams
 from detectors.spike import SpikeDetector, SpikeParams
@@ -90,8 +91,20 @@ def make_stuck(n: int) -> StuckDetector:
     return StuckDetector(p)
 
 
+def make_generic(n: int) -> GenericDetector:
+    p = GenericParams.defaults(n)
+    p.warmup_s[:] = 1800.0
+    p.tau_s[:] = 1200.0
+    p.profile_tau_s[:] = 6 * HOUR
+    p.clear_s[:] = 300.0
+    p.daily[::2] = False
+    p.grade_level[:] = np.resize([1, 2, 3], n)
+    return GenericDetector(p)
+
+
 FACTORIES: dict[str, Callable[[int], ChannelDetector]] = {
     "cusum": make_cusum,
+    "generic": make_generic,
     "inverse_velocity": make_inverse_velocity,
     "rate": make_rate,
     "spike": make_spike,
