@@ -1,0 +1,64 @@
+"""Detector registry: quantity names agree with the gateway's list (read, not imported)."""
+
+from __future__ import annotations
+
+import ast
+import doctest
+from pathlib import Path
+
+import pytest
+
+import detectors.registry as registry
+
+QUANTITIES_PY = Path(__file__).resolve().parents[2] / "gateway" / "config" / "quantities.py"
+
+
+def gateway_quantities() -> dict[str, tuple[str, bool]]:
+    """name -> (direction, tailings) from the QUANTITIES literal, without importing gateway."""
+    tree = ast.parse(QUANTITIES_PY.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "QUANTITIES":
+            out = {}
+            for key, call in zip(node.value.keys, node.value.values, strict=True):
+                args = [ast.literal_eval(a) for a in call.args]
+                out[ast.literal_eval(key)] = (args[1], args[2])
+            return out
+    raise AssertionError("QUANTITIES not found")
+
+
+def test_doctest() -> None:
+    assert doctest.testmod(registry).failed == 0
+
+
+def test_every_gateway_quantity_has_a_default_set_and_no_other() -> None:
+    assert set(registry.DEFAULTS) == set(gateway_quantities())
+
+
+def test_tailings_items_and_rate_directions_agree_with_the_gateway() -> None:
+    q = gateway_quantities()
+    assert {k for k, (_, tailings) in q.items() if tailings} == registry.TAILINGS_ITEMS
+    for name, (direction, _) in q.items():
+        if "rate" in registry.detectors_for(name):
+            assert registry.rate_direction(name) == (-1 if direction == "lower" else 1), name
+
+
+def test_issue_defaults() -> None:
+    assert registry.detectors_for("water_level") == ("threshold", "rate", "stuck")
+    assert registry.detectors_for("phreatic_depth") == ("threshold", "rate", "stuck")
+    for gas in ("ch4", "co", "h2s", "no2", "o2"):  # the issue's "gas"
+        assert registry.detectors_for(gas) == ("threshold", "spike", "stuck")
+    assert registry.detectors_for("generic") == ("generic", "stuck")
+    assert all("stuck" in registry.detectors_for(q) for q in registry.DEFAULTS)
+    with pytest.raises(KeyError, match="unknown quantity 'foo'"):
+        registry.detectors_for("foo")
+
+
+def test_every_name_resolves_to_a_detector() -> None:
+    used = {d for q in registry.DEFAULTS for d in registry.detectors_for(q)}
+    assert used <= set(registry.DETECTORS)
+    for name in registry.DETECTORS:
+        cls = registry.detector_class(name)
+        assert cls.name == name
+        assert all(hasattr(cls, m) for m in ("update", "run", "state", "load"))
+    with pytest.raises(KeyError, match="unknown detector"):
+        registry.detector_class("magic")
