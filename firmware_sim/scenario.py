@@ -91,8 +91,10 @@ class Scenario:
     signals: dict[str, Signal]
 
     def ticks(self, t: np.ndarray | float) -> np.ndarray:
-        """Tick index of absolute epoch time(s) `t` (held at the ends of the scenario)."""
-        tau = np.clip(np.asarray(t, dtype=np.float64) - self.epoch, 0.0, self.duration)
+        """Tick index of absolute epoch time(s) `t`. Before the start ticks run negative (the
+        truth holds its first value, the noise goes on, as a real sensor's would), after the end
+        they stop (the scenario is over)."""
+        tau = np.minimum(np.asarray(t, dtype=np.float64) - self.epoch, self.duration)
         return np.floor(tau / self.tick + 1e-9).astype(np.int64)
 
     def value(self, key: str, t: np.ndarray | float) -> np.ndarray:

@@ -125,7 +125,9 @@ class Gateway:
         started = time.perf_counter()
         verdict = self.detect.process(batch)
         self.detector_seconds += time.perf_counter() - started
-        events = self.engine.process(batch.t, batch.idx, batch.values, batch.quality, verdict)
+        # a detector's fault verdict (a stuck or implausible sensor) is the sample's quality
+        quality = np.where(batch.quality == 0, verdict.fault, batch.quality).astype(np.uint8)
+        events = self.engine.process(batch.t, batch.idx, batch.values, quality, verdict)
         for ev in events:
             self.event_counts[(ev["kind"], ev["state"], ev["level"])] += 1
         if events:

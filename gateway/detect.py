@@ -1,18 +1,24 @@
-"""The detect stage: runs the site's detectors over each Batch and says each point's grade.
+"""The detect stage: runs each point's detector set over every Batch and says each point's grade.
 
-Detector channels are the site's point indices, so one kernel call updates every point of a
-batch at once. The point's grade is the highest grade any of its detectors gives; the alert engine
-then names the change. Detector state is checkpointed to the state folder so a restarted gateway
-continues where it stopped instead of re-learning (and re-raising) everything.
+Each detector kind is one object over all the site's points (channel = point index), updated
+with the subset of a batch's points that use it, so one kernel call per kind serves a batch. A
+point's set is its config's `detectors`, else the registry's default for its quantity
+(`detectors.registry`: e.g. threshold + rate + stuck for a water level). Its grade is the highest
+any of its detectors gives (that detector is named in the event, with its evidence); its fault
+verdict the most severe (a stuck or implausible sensor is a fault, never a grade). State is
+checkpointed per detector so a restarted gateway continues where it stopped, and a reload carries
+each detector's state over by point name.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from detectors.registry import detector_class
 from detectors.threshold import ThresholdDetector, ThresholdParams
 from gateway.alerts.engine import PointVerdict
 from gateway.batch import Batch
@@ -55,15 +61,119 @@ def threshold_params(cfg: SiteConfig) -> ThresholdParams:
     return params
 
 
+def _params(name: str, cfg: SiteConfig):
+    """Per-point parameters of one detector kind; the kernels' defaults where the config is
+    silent (a rate detector without configured limits measures the rate and grades nothing)."""
+    if name == "threshold":
+        return threshold_params(cfg)
+    cls = detector_class(name)
+    # each detector module pairs XDetector with XParams (river's model is not per channel)
+    params_cls = getattr(importlib.import_module(cls.__module__),
+                         cls.__name__.removesuffix("Detector") + "Params", None)
+    if params_cls is None:
+        raise ValueError(f"detector {name!r} cannot run per point in the live path")
+    params = params_cls.defaults(len(cfg.points))
+    if name == "stuck":
+        for p in cfg.points:
+            if not p.device:
+                continue
+            device = cfg.device(p.device)
+            # an unchanged value within the device's own update period is not stuck (a GNSS
+            # solution arrives hourly however often it is polled)
+            params.period_s[p.index] = max(device.profile.update_period, device.period)
+            if p.plausible_min is not None:
+                params.plausible_min[p.index] = p.plausible_min
+            if p.plausible_max is not None:
+                params.plausible_max[p.index] = p.plausible_max
+    if name == "rate":
+        from detectors.registry import rate_direction
+
+        for p in cfg.points:
+            params.direction[p.index] = rate_direction(p.quantity)
+    return params
+
+
+class _Verdict(PointVerdict):
+    """A batch's verdict; each point's detector and evidence are those of whichever detector set
+    its grade, looked up only when an event needs them."""
+
+    __slots__ = ("fault", "_driver", "_pos", "_outs")
+
+    def __init__(self, grade, score, fault, driver, pos, outs):
+        super().__init__(grade, score, _Names(driver, outs), np.zeros((len(grade), 0)), ())
+        self.fault = fault
+        self._driver = driver
+        self._pos = pos
+        self._outs = outs  # per detector: (name, evidence names, evidence array)
+
+    def evidence_of(self, j: int) -> dict[str, float]:
+        d = self._driver[j]
+        if d < 0:
+            return {}
+        _, names, evidence = self._outs[d]
+        row = evidence[self._pos[j]]
+        return {name: float(v) for name, v in zip(names, row, strict=True)}
+
+
+class _Names:
+    def __init__(self, driver: np.ndarray, outs: list):
+        self.driver = driver
+        self.outs = outs
+
+    def __getitem__(self, j: int) -> str:
+        d = self.driver[j]
+        return self.outs[d][0] if d >= 0 else "none"
+
+
 class DetectStage:
     def __init__(self, cfg: SiteConfig, checkpoint: Path | None = None, restore: bool = True):
         self.cfg = cfg
         ThresholdDetector.warm_up()
-        self.threshold = ThresholdDetector(threshold_params(cfg))
+        n = len(cfg.points)
+        sets = [tuple(p.detectors) for p in cfg.points]
+        self.detectors: dict[str, tuple[object, np.ndarray]] = {}
+        for name in sorted({d for s in sets for d in s}):
+            mask = np.array([name in s for s in sets], dtype=bool)
+            params = _params(name, cfg)
+            detector = ThresholdDetector(params) if name == "threshold" else \
+                detector_class(name)(params)
+            self.detectors[name] = (detector, mask)
+        self.threshold = self.detectors["threshold"][0] if "threshold" in self.detectors else \
+            ThresholdDetector(ThresholdParams.defaults(n))
         self.checkpoint = checkpoint
-        self.names = tuple(self.threshold.evidence_names)
         if restore and checkpoint is not None and checkpoint.is_file():
             self._restore(checkpoint)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        return {f"{name}/{key}": arr for name, (det, _) in self.detectors.items()
+                for key, arr in det.state().items()}
+
+    def _restore(self, path: Path) -> None:
+        try:
+            with np.load(path) as data:
+                state = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            log.warning("detector checkpoint %s not used: %s", path, exc,
+                        extra={"event": "detector_restore_failed"})
+            return
+        for name, (det, _) in self.detectors.items():
+            mine = {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith(name + "/")}
+            try:
+                det.load(mine)
+            except (ValueError, KeyError) as exc:
+                # a checkpoint of another site layout or version: start this detector fresh
+                log.warning("%s state not restored from %s: %s", name, path, exc,
+                            extra={"event": "detector_restore_failed", "detector": name})
+        log.info("detector state restored from %s", path, extra={"event": "detector_restore"})
+
+    def save(self) -> None:
+        if self.checkpoint is None:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_suffix(".tmp.npz")
+        np.savez(tmp, **self._state())
+        tmp.replace(self.checkpoint)
 
     def transfer(self, old: DetectStage) -> None:
         """Carry detector state over a reload, point by point (points may be added, removed or
@@ -73,46 +183,47 @@ class DetectStage:
         if not pairs:
             return
         new_rows, old_rows = (np.array(x, dtype=np.int64) for x in zip(*pairs, strict=True))
-        state = self.threshold.state()
-        for key, arr in old.threshold.state().items():
-            state[key][new_rows] = arr[old_rows]
-        self.threshold.load(state)
-
-    def _restore(self, path: Path) -> None:
-        try:
-            with np.load(path) as data:
-                state = {k: data[k] for k in data.files}
-            self.threshold.load(state)
-            log.info("detector state restored from %s", path, extra={"event": "detector_restore"})
-        except (OSError, ValueError, KeyError) as exc:
-            # a checkpoint of another site layout: start fresh rather than misattribute state
-            log.warning("detector checkpoint %s not used: %s", path, exc,
-                        extra={"event": "detector_restore_failed"})
+        for name, (det, _) in self.detectors.items():
+            if name not in old.detectors:
+                continue
+            state = det.state()
+            old_state = old.detectors[name][0].state()
+            for key, arr in old_state.items():
+                if key in state and arr.shape[0] == len(old.cfg.points):
+                    state[key][new_rows] = arr[old_rows]
+            det.load(state)
 
     def reconcile(self, committed_levels: np.ndarray) -> None:
         """After a crash the checkpoint may be older than the alert state the engine committed:
-        where the detector holds a lower grade than the engine published, seed the engine's."""
+        where the threshold detector holds a lower grade than the engine published, seed it."""
         behind = np.flatnonzero(self.threshold.grade < committed_levels)
         if behind.size:
             self.threshold.seed_grades(behind, committed_levels[behind])
             log.warning("detector state of %d point(s) was behind the committed alert state; "
                         "seeded from it", behind.size, extra={"event": "detector_reconciled"})
 
-    def save(self) -> None:
-        if self.checkpoint is None:
-            return
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint.with_suffix(".tmp.npz")
-        np.savez(tmp, **self.threshold.state())
-        tmp.replace(self.checkpoint)
-
-    def process(self, batch: Batch) -> PointVerdict:
-        out = self.threshold.update(batch.idx, batch.t, batch.values, batch.valid)
-        return PointVerdict(out.grade, out.score, _ThresholdOnly(), out.evidence, self.names)
-
-
-class _ThresholdOnly:
-    """Every point's grade comes from the threshold detector (the only one wired so far)."""
-
-    def __getitem__(self, j: int) -> str:
-        return "threshold"
+    # -- the hot path ----------------------------------------------------------------------
+    def process(self, batch: Batch) -> _Verdict:
+        idx = batch.idx
+        k = idx.shape[0]
+        grade = np.zeros(k, np.int8)
+        score = np.zeros(k, np.float32)
+        fault = np.zeros(k, np.uint8)
+        driver = np.full(k, -1, np.int64)  # which detector set the grade (index into outs)
+        pos = np.zeros(k, np.int64)  # the point's row in that detector's output
+        outs: list[tuple[str, tuple[str, ...], np.ndarray]] = []
+        valid = batch.valid
+        for name, (det, mask) in self.detectors.items():
+            j = np.flatnonzero(mask[idx])
+            if not j.size:
+                continue
+            out = det.update(idx[j], batch.t, batch.values[j], valid[j])
+            score[j] = np.maximum(score[j], out.score)
+            fault[j] = np.maximum(fault[j], out.fault)
+            better = (out.grade > grade[j]) | (driver[j] < 0)
+            chosen = j[better]
+            grade[chosen] = out.grade[better]
+            driver[chosen] = len(outs)
+            pos[chosen] = np.flatnonzero(better)
+            outs.append((name, tuple(det.evidence_names), out.evidence))
+        return _Verdict(grade, score, fault, driver, pos, outs)

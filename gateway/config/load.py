@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detectors.registry import DETECTORS, detectors_for
 from gateway.config.model import (
     LEVELS,
     AlertPolicy,
@@ -58,6 +59,8 @@ CONVERSIONS = {
     "rain_counter": (("window",), ("wrap",)),  # rolling sum of a cumulative rain counter
 }
 _CHANNEL_PARAMS = {"temperature_channel", "y_channel"}
+# per-point detectors of the live path (river's model spans a whole site, not a point)
+LIVE_DETECTORS = frozenset(DETECTORS) - {"river_hst"}
 _DURATION_PARAMS = {"window"}
 # GB 51108-2015 §4.5.4: tailings items are measured at least once a day.
 TAILINGS_MAX_PERIOD = 86400.0
@@ -544,10 +547,15 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
         if "thresholds" in pt:
             thresholds = _thresholds(r.table(pt, "thresholds", f"{p}.thresholds"),
                                      f"{p}.thresholds", r, direction_default)
-        detectors = r.get(pt, "detectors", p, list, ["threshold"])
+        default = list(detectors_for(quantity)) if qinfo else ["threshold", "stuck"]
+        detectors = r.get(pt, "detectors", p, list, default)
         if not all(isinstance(x, str) for x in detectors):
             r.problem(f"{p}.detectors", "expected a list of detector names")
-            detectors = ["threshold"]
+            detectors = default
+        unknown_det = [x for x in detectors if x not in LIVE_DETECTORS]
+        if unknown_det:
+            r.problem(f"{p}.detectors", f"unknown detector(s) {unknown_det}",
+                      f"one of {', '.join(sorted(LIVE_DETECTORS))}")
         out.append(Point(
             name=name, index=len(out), quantity=quantity, unit=unit, device=dev_name,
             channel=channel, conversion=conversion, thresholds=thresholds,

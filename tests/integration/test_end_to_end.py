@@ -60,7 +60,8 @@ def test_rainstorm_alert_sequence(tmp_path: Path, mosquitto) -> None:
     # the test pins the detector set and the poll period, so later detectors and the adaptive
     # period do not change the sequence it asserts
     cfg = example_site(tmp_path, modbus_port=sim_port, mqtt_port=mosquitto.port,
-                       replace={'abnormal_period = "5min"': 'abnormal_period = "10min"'})
+                       replace={'abnormal_period = "5min"': 'abnormal_period = "10min"',
+                                "\nthresholds = {": '\ndetectors = ["threshold"]\nthresholds = {'})
     recorder = MqttRecorder(mosquitto.port, "minewatch/v1/#")
     anchor = time.time() + 4.0  # both processes start before simulated time leaves the epoch
     clock = ["--epoch", str(scenario.epoch), "--time-scale", str(SCALE), "--anchor", str(anchor)]

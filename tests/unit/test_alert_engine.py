@@ -327,3 +327,27 @@ def test_freeboard_formula_from_two_devices_with_a_staleness_limit(tmp_path: Pat
     assert seen[-1].quality.tolist() == [2] and np.isnan(seen[-1].values).all()
     assert gw.engine.level[aq] == 3  # a stale input never clears an alarm
     gw.outbox.close()
+
+
+def test_default_detector_sets_run_live_and_a_stuck_sensor_is_a_fault(site, tmp_path) -> None:
+    from gateway.batch import Batch
+    from gateway.clock import SimClock
+    from gateway.daemon import Gateway
+
+    assert site.points[0].detectors == ("threshold", "rate", "stuck")  # the registry's default
+    gw = Gateway(site, SimClock(T0, 1.0))
+    assert set(gw.detect.detectors) == {"threshold", "rate", "stuck"}
+    idx = np.arange(3, dtype=np.int64)
+    rng = np.random.default_rng(1)
+    for k in range(40):  # WL-01 frozen at one value for hours; the piezometers move
+        values = np.array([1252.0, 13.0 + rng.normal(0, 0.01), 14.0 + rng.normal(0, 0.01)])
+        gw.on_batch(Batch("d", T0 + 600 * k, idx, values, np.zeros(3, np.uint8)))
+    faults = [e for e in gw.outbox.alert_log() if e["kind"] == "fault"]
+    assert [(e["point"], e["fault"]["quality_name"]) for e in faults] == [("WL-01", "suspect")]
+    assert not any(e["kind"] == "safety" for e in gw.outbox.alert_log())  # never a colour
+    gw.detect.save()
+    state = np.load(gw.detect.checkpoint)
+    assert "threshold/grade" in state.files
+    assert any(f.startswith("stuck/") for f in state.files)
+    assert any(f.startswith("rate/") for f in state.files)
+    gw.outbox.close()
