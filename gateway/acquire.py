@@ -95,11 +95,14 @@ class DevicePoller:
                     needed.add(p.conversion.params[key])
         # word order: a point's override, else the device's, else the profile's
         point_order = {p.channel: p.word_order for p in self.points if p.word_order}
-        registers = [
+        profile_registers = [
             replace(r, word_order=point_order.get(r.name) or device.word_order or r.word_order)
-            for r in device.profile.registers if r.name in needed]
-        self.requests: list[ReadRequest] = plan_reads(registers, max_read=device.max_read,
-                                                      max_gap=device.max_gap)
+            for r in device.profile.registers]
+        registers = [r for r in profile_registers if r.name in needed]
+        # the profile's registers let the planner add a value's "decimal places" register
+        self.requests: list[ReadRequest] = plan_reads(
+            registers, max_read=device.max_read, max_gap=device.max_gap,
+            profile_registers=profile_registers)
         self.decoder = DeviceDecoder(self.requests)
         self.converter = DeviceConverter(device, self.points, self.decoder.register_index)
         self.idx = self.converter.idx
