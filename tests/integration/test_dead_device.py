@@ -102,6 +102,7 @@ def test_a_dead_device_is_degraded_and_the_others_keep_their_period(tmp_path: Pa
     healthy_off = sum(without[d].missed_deadlines for d in ("radar_wl1", "vw_logger_a"))
     # a failing poll (3 attempts of 600 ms) costs more than the 1 s period: without degradation
     # the healthy devices lose polls every cycle, with it only around the first failure
-    assert healthy_on <= 3, healthy_on
-    assert healthy_off >= healthy_on + 4, (healthy_off, healthy_on)
+    # (typical on this machine: 3 with degradation, 9 without)
+    assert healthy_on <= 4, healthy_on
+    assert healthy_off >= max(6, healthy_on + 3), (healthy_off, healthy_on)
     assert with_degradation["radar_wl1"].polls >= 10 and with_degradation["radar_wl1"].errors == {}
