@@ -93,6 +93,14 @@ def _params(name: str, cfg: SiteConfig):
     return params
 
 
+def _warm_up(name: str, params_cls: type) -> None:
+    """Compile (or load from the numba cache) a detector's kernel now, before the gateway says
+    it is ready: a first compile inside the poll loop would stall it for seconds."""
+    cls = ThresholdDetector if name == "threshold" else detector_class(name)
+    det = cls(params_cls.defaults(1))
+    det.update(np.zeros(1, np.int64), 0.0, np.zeros(1), np.ones(1, np.bool_))
+
+
 class _Verdict(PointVerdict):
     """A batch's verdict; each point's detector and evidence are those of whichever detector set
     its grade, looked up only when an event needs them."""
@@ -138,6 +146,7 @@ class DetectStage:
             detector = ThresholdDetector(params) if name == "threshold" else \
                 detector_class(name)(params)
             self.detectors[name] = (detector, mask)
+            _warm_up(name, type(params))
         self.threshold = self.detectors["threshold"][0] if "threshold" in self.detectors else \
             ThresholdDetector(ThresholdParams.defaults(n))
         self.checkpoint = checkpoint
