@@ -127,7 +127,9 @@ def _platform(port: int, prefix: str, received: list[dict], status: list[dict]):
               f"{'':31s}{doc['message']['en']}", flush=True)
 
     client = Client(CallbackAPIVersion.VERSION2, client_id=f"platform-demo-{os.getpid()}")
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
+    # what the platform's alarm desk watches: alerts, faults and the gateway's status
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+        [(f"{prefix}/+/+/{kind}", 1) for kind in ("alert", "fault", "status")])
     client.on_message = on_message
     client.connect("127.0.0.1", port)
     client.loop_start()
