@@ -203,7 +203,8 @@ class Outbox:
             self.dropped_telemetry += len(drop)
 
     # -- draining -----------------------------------------------------------------------------
-    def peek(self, limit: int = 1, after_id: int | None = None) -> list[OutboxRow]:
+    def peek(self, limit: int = 1) -> list[OutboxRow]:
+        """The next messages to send, in drain order: events before telemetry, oldest first."""
         rows = self.db.execute(
             "SELECT id, priority, topic, payload, qos, seq, event_id, attempts FROM outbox "
             "ORDER BY priority, id LIMIT ?", (limit,)).fetchall()
