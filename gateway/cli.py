@@ -4,6 +4,7 @@
     minewatch run --config site.toml --time-scale 3600 --epoch 2026-07-20T00:00:00+08:00 --anchor T
                                                           run on a simulated clock (with firmware-sim)
     minewatch config validate site.toml                   every problem at once, with file:line
+    minewatch config show site.toml                       effective settings, defaults marked
     minewatch alerts list --config site.toml              the site's permanent alert log
     minewatch status --config site.toml                   the running daemon's health
     minewatch device plan --config site.toml [DEVICE]     merged reads vs one per register
@@ -95,6 +96,71 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     else:
         print(f"{cfg.path}: OK — site {cfg.site.code}, gateway {cfg.gateway.id}, "
               f"{len(cfg.buses)} bus(es), {len(cfg.devices)} device(s), {len(cfg.points)} point(s)")
+    return EXIT_OK
+
+
+def _effective(cfg, raw: dict) -> list[tuple[str, object, str]]:
+    """(key path, value, source) for every setting: 'file' when the file sets it, else
+    'default' (or 'profile' for what a device inherits from its profile)."""
+    import dataclasses
+    import math
+
+    rows: list[tuple[str, object, str]] = []
+
+    def plain(v):
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        return v
+
+    def walk(prefix: str, obj, raw_part, skip=()) -> None:
+        for f in dataclasses.fields(obj):
+            if f.name.startswith("_") or f.name in skip:
+                continue
+            v = getattr(obj, f.name)
+            in_file = isinstance(raw_part, dict) and f.name in raw_part
+            if dataclasses.is_dataclass(v) and not isinstance(v, type):
+                walk(f"{prefix}.{f.name}", v, raw_part.get(f.name, {}) if in_file else {})
+                continue
+            rows.append((f"{prefix}.{f.name}", plain(v), "file" if in_file else "default"))
+
+    walk("site", cfg.site, raw.get("site", {}))
+    walk("gateway", cfg.gateway, raw.get("gateway", {}))
+    for i, b in enumerate(cfg.buses):
+        walk(f"buses[{i}]", b, raw.get("buses", [{}])[i])
+    for i, d in enumerate(cfg.devices):
+        start = len(rows)
+        walk(f"devices[{i}]", d, raw.get("devices", [{}])[i], skip=("profile",))
+        rows[start:] = [(k, v, "profile" if k.endswith(".max_read") and src == "default" else src)
+                        for k, v, src in rows[start:]]
+        rows.append((f"devices[{i}].profile", d.profile.name, "file"))
+    for i, p in enumerate(cfg.points):
+        walk(f"points[{i}]", p, raw.get("points", [{}])[i], skip=("index",))
+    if cfg.mqtt:
+        walk("uplink.mqtt", cfg.mqtt, raw.get("uplink", {}).get("mqtt", {}))
+    walk("outbox", cfg.outbox, raw.get("outbox", {}))
+    walk("alerts", cfg.alerts, raw.get("alerts", {}))
+    return rows
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    import tomllib
+
+    cfg = _load(args.file)
+    if cfg is None:
+        return EXIT_CONFIG
+    raw = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
+    rows = _effective(cfg, raw)
+    if args.json:
+        print(json.dumps([{"key": k, "value": v, "source": src} for k, v, src in rows],
+                         ensure_ascii=False, indent=2, default=str))
+        return EXIT_OK
+    for key, value, src in rows:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        print(f"{key} = {text}" + ("" if src == "file" else f"    # {src}"))
     return EXIT_OK
 
 
@@ -428,6 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", type=Path)
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(func=cmd_config_validate)
+    show = config.add_parser("show", help="the effective config: every setting with its value "
+                             "and whether it came from the file or a default")
+    show.add_argument("file", type=Path)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_config_show)
 
     alerts = sub.add_parser("alerts", help="the site's alert log").add_subparsers(dest="sub",
                                                                                    required=True)

@@ -190,3 +190,16 @@ formula = { kind = "difference", minuend = "BC-09", subtrahend = "WL-01" }
     aq = load_site(path).points[3]
     assert aq.formula.inputs == ("JRX-01", "WL-01") and aq.formula.max_age == 3600.0
     assert aq.device == "" and aq.channel == ""
+
+
+def test_config_show_marks_defaults_and_profile_values(capsys) -> None:
+    assert main(["config", "show", str(EXAMPLE), "--json"]) == 0
+    import json
+
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["devices[0].period"] == {"key": "devices[0].period", "value": 600.0,
+                                         "source": "file"}
+    assert rows["devices[0].degrade_after"]["source"] == "default"
+    assert rows["devices[0].max_read"] == {"key": "devices[0].max_read", "value": 32,
+                                           "source": "profile"}
+    assert rows["points[0].thresholds.upper.restore"]["value"][3] == 1255.75
