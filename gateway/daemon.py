@@ -67,6 +67,10 @@ class Gateway:
         self.http = None
         self.stop_event = asyncio.Event()
         self._workers: list[asyncio.Task] = []
+        self.sink = None
+        if cfg.influx is not None:
+            from gateway.storage.influx import InfluxSink
+            self.sink = InfluxSink(cfg, cfg.influx)
         self._build(cfg)
 
     def _check_scale(self, cfg: SiteConfig) -> None:
@@ -99,6 +103,8 @@ class Gateway:
         self.telemetry = Telemetry(cfg, topic(self.prefix, cfg.site.code, cfg.gateway.id,
                                               "telemetry"))
         self.formulas = FormulaPoints(cfg)
+        if self.sink is not None:
+            self.sink.set_points(cfg)
 
     def abnormal_items(self) -> set[str]:
         """Items (quantities) with a point at blue or above: their devices poll faster (R7)."""
@@ -122,6 +128,8 @@ class Gateway:
 
     def _process(self, batch: Batch) -> None:
         self.telemetry.add(batch)
+        if self.sink is not None:
+            self.sink.add_batch(batch)
         started = time.perf_counter()
         verdict = self.detect.process(batch)
         self.detector_seconds += time.perf_counter() - started
@@ -130,6 +138,8 @@ class Gateway:
         events = self.engine.process(batch.t, batch.idx, batch.values, quality, verdict)
         for ev in events:
             self.event_counts[(ev["kind"], ev["state"], ev["level"])] += 1
+        if events and self.sink is not None:
+            self.sink.add_events(events)
         if events:
             # a state change: checkpoint the detectors too, so a crash right after it restarts
             # from the state that produced it
@@ -161,7 +171,7 @@ class Gateway:
             log.error("config reload rejected; the running config stays: %s", exc,
                       extra={"event": "reload_rejected"})
             return False
-        fixed = ("site", "gateway", "mqtt", "outbox")
+        fixed = ("site", "gateway", "mqtt", "influx", "outbox")
         changed = [k for k in fixed if getattr(new, k) != getattr(self.cfg, k)]
         if changed:
             log.error("config reload rejected; the running config stays: [%s] changed, which "
@@ -190,6 +200,8 @@ class Gateway:
         if self.publisher is not None:
             await self.publisher.start()
             tasks.append(asyncio.create_task(self.publisher.run(), name="mqtt"))
+        if self.sink is not None:
+            tasks.append(asyncio.create_task(self.sink.run(), name="sink"))
         self._start_workers()
         self._start_http()
         notifier = SystemdNotifier()
@@ -251,6 +263,12 @@ class Gateway:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.sink is not None:
+            # what the database does not take now stays in the spool for the next start
+            if not await self.sink.flush(self.drain_timeout):
+                log.warning("%d lines for the database stay in the spool",
+                            self.sink.backlog(), extra={"event": "sink_backlog_at_stop"})
+            self.sink.close()
         self.detect.save()
         if self.publisher is not None:
             await self.publisher.stop()
@@ -275,7 +293,14 @@ class Gateway:
                 "devices_online": sum(d["online"] for d in devices), "devices": devices,
                 "outbox": {**depth, "dropped_telemetry": self.outbox.dropped_telemetry},
                 "active_alerts": sum(a["kind"] == "safety" for a in active),
-                "active_faults": sum(a["kind"] == "fault" for a in active)}
+                "active_faults": sum(a["kind"] == "fault" for a in active),
+                **({"sink": self.sink_health()} if self.sink is not None else {})}
+
+    def sink_health(self) -> dict:
+        st = self.sink.stats
+        return {"backlog": self.sink.backlog(), "written": st.written_lines,
+                "dropped": self.sink.spool.dropped, "refused": st.rejected_lines,
+                "last_error": st.last_error}
 
     def health_devices(self, now: float) -> list[dict]:
         devices = []
@@ -295,8 +320,13 @@ class Gateway:
         return devices
 
     def _heartbeat(self, now: float) -> None:
+        if self.publisher is None and self.sink is None:
+            return
+        health = self.health(now)
         if self.publisher is not None:
-            self.publisher.publish_now(self.health_topic, self.health(now))
+            self.publisher.publish_now(self.health_topic, health)
+        if self.sink is not None:
+            self.sink.add_health(health)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -95,6 +95,16 @@ class _Collector:
         if sink is not None:
             yield GaugeMetricFamily("minewatch_sink_backlog", "Lines waiting for the database",
                                     value=sink.backlog())
+            yield CounterMetricFamily("minewatch_sink_written_lines",
+                                      "Lines the database accepted", value=sink.stats.written_lines)
+            yield CounterMetricFamily("minewatch_sink_dropped_lines",
+                                      "Lines dropped at the spool cap (oldest readings first)",
+                                      value=sink.spool.dropped)
+            errors = CounterMetricFamily("minewatch_sink_write_errors",
+                                         "Failed database writes by reason", labels=["kind"])
+            for kind, n in sorted(sink.stats.write_errors.items()):
+                errors.add_metric([kind], n)
+            yield errors
 
 
 class StatusServer:

@@ -310,13 +310,21 @@ def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
     influx = None
     if "influx" in st:
         i = r.table(st, "influx", "storage.influx")
-        r.known(i, {"url", "org", "bucket", "token_file"}, "storage.influx")
+        r.known(i, {"url", "org", "bucket", "token_file", "spool_path", "spool_max_bytes",
+                    "batch_lines", "flush_interval", "timeout", "retry_max"}, "storage.influx")
         tf = r.get(i, "token_file", "storage.influx", str, None)
+        sp = r.get(i, "spool_path", "storage.influx", str, None)
         influx = InfluxStorage(
             url=r.get(i, "url", "storage.influx", str, "", required=True),
             org=r.get(i, "org", "storage.influx", str, "minewatch"),
             bucket=r.get(i, "bucket", "storage.influx", str, "minewatch"),
             token_file=base_dir / tf if tf else None,
+            spool_path=(base_dir / sp) if sp else state_dir / "influx_spool.sqlite",
+            spool_max_bytes=_positive(r, i, "spool_max_bytes", int, 64 * 1024 * 1024),
+            batch_lines=_positive(r, i, "batch_lines", int, 5000),
+            flush_interval=_positive(r, i, "flush_interval", float, 1.0),
+            timeout=_positive(r, i, "timeout", float, 10.0),
+            retry_max=_positive(r, i, "retry_max", float, 60.0),
         )
     ob = r.table(doc, "outbox", "outbox")
     r.known(ob, {"path", "max_bytes"}, "outbox")
@@ -763,3 +771,13 @@ def _mqtt(m: dict, r: _Reader, base_dir: Path, site: Site, gw: GatewayIdentity) 
         reconnect_min=r.duration(m, "reconnect_min", p, 0.5) or 0.5,
         reconnect_max=r.duration(m, "reconnect_max", p, 30.0) or 30.0,
     )
+
+
+def _positive(r, table: dict, key: str, kind: type, default):
+    """A `[storage.influx]` count (int) or duration (float: seconds or "10s") above zero."""
+    value = r.duration(table, key, "storage.influx", default) if kind is float \
+        else r.get(table, key, "storage.influx", kind, default)
+    if value is not None and value <= 0:
+        r.problem(f"storage.influx.{key}", f"must be above zero, got {value}")
+        return default
+    return value

@@ -144,10 +144,18 @@ class MqttUplink:
 
 @dataclass(frozen=True)
 class InfluxStorage:
+    """`[storage.influx]`: where raw series go, and the local spool that holds them meanwhile."""
+
     url: str
     org: str
     bucket: str
     token_file: Path | None
+    spool_path: Path = Path("state/influx_spool.sqlite")
+    spool_max_bytes: int = 64 * 1024 * 1024
+    batch_lines: int = 5000  # lines per HTTP write
+    flush_interval: float = 1.0  # real seconds between writes while the database keeps up
+    timeout: float = 10.0  # real seconds per HTTP write
+    retry_max: float = 60.0  # longest backoff between attempts while the database is away
 
 
 @dataclass(frozen=True)

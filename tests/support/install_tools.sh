@@ -5,7 +5,7 @@ set -u
 optional=0
 if [ "${1:-}" = "--optional" ]; then optional=1; shift; fi
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(mosquitto mbpoll)
+[ ${#want[@]} -eq 0 ] && want=(mosquitto mbpoll victoria-metrics)
 declare -A bin=([mosquitto]=mosquitto [mbpoll]=mbpoll [victoria-metrics]=victoria-metrics)
 missing=()
 for pkg in "${want[@]}"; do

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,56 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class VictoriaMetrics:
+    """A real VictoriaMetrics server on loopback: it takes the InfluxDB v2 write API that
+    influxdb-client speaks. Deduplication at 1 ms keeps one sample per (series, timestamp), as a
+    production setup for idempotent re-sends would. Stop and start keep the same data folder."""
+
+    def __init__(self, binary: str, workdir: Path, port: int):
+        self.binary = binary
+        self.dir = workdir
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+        self.log = workdir / "victoria-metrics.log"
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [self.binary, f"-httpListenAddr=127.0.0.1:{self.port}",
+                 f"-storageDataPath={self.dir / 'data'}", "-dedup.minScrapeInterval=1ms",
+                 "-retentionPeriod=100y", "-search.disableCache", "-loggerLevel=WARN"],
+                stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"VictoriaMetrics did not start; see {self.log}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def export(self, match: str = '{__name__=~".+"}') -> list[dict]:
+        """Every series matching `match` with all its raw samples (the /api/v1/export API);
+        flushes recent writes first so they are searchable."""
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10):
+            pass
+        query = urllib.parse.urlencode({"match[]": match, "start": "0"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=30) as r:
+            return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
 
 
 class MqttRecorder:
