@@ -215,8 +215,16 @@ class BusWorker:
         # a first poll at once (a restarted gateway must not wait a period to see the site),
         # then due times on multiples of each period, so devices of one period poll together
         due = {id(p): now for p in self.pollers}
+        jumps = self.clock.jumps
         try:
             while True:
+                if self.clock.jumps != jumps:
+                    # the wall clock was stepped (NTP after boot, an operator): due times from
+                    # before the step would stall the bus (step back) or count phantom missed
+                    # deadlines (step forward), so the schedule restarts from the new time
+                    jumps = self.clock.jumps
+                    now = self.clock.now()
+                    due = {id(p): now for p in self.pollers}
                 poller = min(self.pollers, key=lambda p: due[id(p)])
                 t_due = due[id(poller)]
                 await self.clock.sleep_until(t_due)
@@ -241,6 +249,8 @@ class BusWorker:
                     due[id(poller)] = max(now, t_due) + dev.degrade_time
                     continue
                 nxt = math.floor(t_due / period + 1e-9) * period + period
+                if self.clock.jumps != jumps:
+                    continue  # stepped during the poll: the top of the loop reschedules
                 if nxt <= now:
                     skipped = math.floor((now - nxt) / period) + 1
                     st.missed_deadlines += skipped

@@ -25,6 +25,7 @@ MIN_REAL_PERIOD = 0.1
 
 class Clock(Protocol):
     scale: float
+    jumps: int  # wall-clock steps seen so far: a schedule built on older readings is stale
 
     def now(self) -> float:
         """Epoch seconds (UTC) in this clock's time."""
@@ -37,17 +38,23 @@ class WallClock:
     scale = 1.0
 
     def __init__(self, jump_threshold: float = 2.0):
-        self._offset = time.time() - time.monotonic()
+        self._offset = self._wall() - time.monotonic()
         self._jump_threshold = jump_threshold
+        self.jumps = 0
+
+    @staticmethod
+    def _wall() -> float:
+        return time.time()
 
     def now(self) -> float:
-        t = time.time()
+        t = self._wall()
         offset = t - time.monotonic()
         if abs(offset - self._offset) > self._jump_threshold:
             log.warning("wall clock jumped by %+.3f s; waits use the monotonic clock",
                         offset - self._offset, extra={"event": "clock_jump",
                                                       "jump_s": offset - self._offset})
             self._offset = offset
+            self.jumps += 1
         return t
 
     async def sleep_until(self, t: float) -> None:
@@ -59,6 +66,8 @@ class WallClock:
 
 class SimClock:
     """Simulated time = epoch + (wall time - anchor) * scale."""
+
+    jumps = 0  # simulated time never steps
 
     def __init__(self, epoch: float, scale: float, anchor: float | None = None):
         if scale <= 0:

@@ -212,9 +212,13 @@ class Gateway:
         end = self.clock.now() + duration if duration is not None else None
         next_health = self.clock.now()
         last_save = loop.time()
+        jumps = self.clock.jumps
         try:
             while not self.stop_event.is_set():
                 now = self.clock.now()
+                if self.clock.jumps != jumps:  # a wall-clock step: heartbeat on the new time
+                    jumps = self.clock.jumps
+                    next_health = min(next_health, now)
                 if end is not None and now >= end:
                     break
                 notifier.keep_alive()
