@@ -41,6 +41,7 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "no2": _GAS,
     "o2": _GAS,
     "temperature": ("threshold", "cusum"),
+    "barometric_pressure": ("threshold",),  # an input of VW corrections: stuck matters most
     "generic": ("generic",),
 }
 ALWAYS = ("stuck",)  # every point: stuck, flat-lined and implausible values are sensor faults

@@ -121,6 +121,7 @@ class Gateway:
         if self.batches == 1:
             log.info("first values read and graded", extra={"event": "first_values",
                                                              "device": batch.device})
+        batch = self.formulas.correct(batch)
         self._process(batch)
         derived = self.formulas.update(batch)
         if derived is not None:

@@ -1,11 +1,14 @@
-"""Formula points: values computed from other points, e.g. freeboard (安全超高) = beach crest
-elevation - reservoir water level (domain.md R3, R11).
+"""Values that need another device's reading: formula points, e.g. freeboard (安全超高) = beach
+crest elevation - reservoir water level (domain.md R3, R11), and the barometric correction of
+vibrating-wire piezometers, P += sign * (q0 - Q) with Q from a barometer point (R11).
 
 Inputs usually come from different devices polled at different times, so each formula uses its
 inputs' latest *good* values and says why when it cannot: an input with no good value within the
 formula's `max_age` makes the result `stale`, never a number. Produces a Batch of the formula
 points whenever one of their inputs was read, so formulas run through the same detect and grade
-stages as measured points.
+stages as measured points. A corrected piezometer whose barometer has no good reading within
+`barometer_max_age` keeps its uncorrected value with quality `stale`, so it is seen but never
+graded on an uncorrected number.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 from detectors.base import Quality
 from gateway.batch import Batch
 from gateway.config.model import SiteConfig
+from gateway.convert import GRAVITY_KPA_PER_M
 
 __all__ = ["FormulaPoints"]
 
@@ -33,14 +37,51 @@ class FormulaPoints:
         self.is_input = np.zeros(n, dtype=bool)
         self.is_input[self.a] = True
         self.is_input[self.b] = True
+        # barometric correction: per corrected point, its barometer, q0, sign, max age and how a
+        # pressure change moves its value (kPa: 1, head: 1/9.81 m per kPa, depth: -1/9.81)
+        corrected = [p for p in cfg.points if "barometer" in p.conversion.params]
+        self.has_baro = np.zeros(n, dtype=bool)
+        self.baro_of = np.full(n, -1, dtype=np.int64)
+        self.baro_q0 = np.zeros(n)
+        self.baro_gain = np.zeros(n)
+        self.baro_age = np.full(n, np.inf)
+        for p in corrected:
+            c = p.conversion.params
+            self.has_baro[p.index] = True
+            self.baro_of[p.index] = index[c["barometer"]]
+            self.baro_q0[p.index] = c["q0"]
+            per_kpa = {"pore_pressure": 1.0, "piezometric_head": 1.0 / GRAVITY_KPA_PER_M}.get(
+                p.quantity, -1.0 / GRAVITY_KPA_PER_M)
+            self.baro_gain[p.index] = c.get("barometer_sign", 1.0) * per_kpa
+            self.baro_age[p.index] = c.get("barometer_max_age", 3600.0)
+
+    def correct(self, batch: Batch) -> Batch:
+        """The batch with its barometer-corrected points corrected (or stale, and why)."""
+        sel = self.has_baro[batch.idx]
+        if not sel.any():
+            return batch
+        # a barometer read in this same poll counts (its good values are remembered first)
+        good = batch.valid & ~sel
+        self.good_value[batch.idx[good]] = batch.values[good]
+        self.good_t[batch.idx[good]] = batch.t
+        pts = batch.idx[sel]
+        baro = self.baro_of[pts]
+        fresh = batch.t - self.good_t[baro] <= self.baro_age[pts]
+        values = batch.values.copy()
+        quality = batch.quality.copy()
+        delta = self.baro_gain[pts] * (self.baro_q0[pts] - self.good_value[baro])
+        values[sel] = np.where(fresh, values[sel] + delta, values[sel])
+        quality[sel] = np.where(fresh | (quality[sel] != Quality.GOOD), quality[sel],
+                                Quality.STALE)
+        return Batch(batch.device, batch.t, batch.idx, values, quality)
 
     def update(self, batch: Batch) -> Batch | None:
         """Remember the batch's good values; the formula points' batch if an input was read."""
-        if not self.idx.size:
-            return None
         good = batch.valid
         self.good_value[batch.idx[good]] = batch.values[good]
         self.good_t[batch.idx[good]] = batch.t
+        if not self.idx.size:
+            return None
         if not self.is_input[batch.idx].any():
             return None
         age = batch.t - np.minimum(self.good_t[self.a], self.good_t[self.b])

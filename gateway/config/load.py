@@ -53,15 +53,17 @@ CONVERSIONS = {
     "radar_level": (("mount_elevation",), ()),
     "vibrating_wire": (
         ("k", "f0", "install_elevation"),
-        ("t0", "b", "temperature_channel", "mouth_elevation"),
+        ("t0", "b", "temperature_channel", "mouth_elevation", "barometer", "q0",
+         "barometer_max_age", "barometer_sign"),
     ),
     "horizontal": (("y_channel",), ()),  # GNSS: sqrt(x^2 + y^2), x is the point's channel
     "rain_counter": (("window",), ("wrap",)),  # rolling sum of a cumulative rain counter
 }
 _CHANNEL_PARAMS = {"temperature_channel", "y_channel"}
+_POINT_PARAMS = {"barometer"}  # the name of another point (on any device)
 # per-point detectors of the live path (river's model spans a whole site, not a point)
 LIVE_DETECTORS = frozenset(DETECTORS) - {"river_hst"}
-_DURATION_PARAMS = {"window"}
+_DURATION_PARAMS = {"window", "barometer_max_age"}
 # GB 51108-2015 §4.5.4: tailings items are measured at least once a day.
 TAILINGS_MAX_PERIOD = 86400.0
 
@@ -583,6 +585,14 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
             elif src.formula is not None:
                 r.problem(f"points[{i}].formula", f"input point {name!r} is itself a formula",
                           "formulas take measured points as inputs")
+        baro = p.conversion.params.get("barometer")
+        if baro is not None:
+            src = by_name.get(baro)
+            if src is None:
+                r.problem(f"points[{i}].conversion.barometer", f"point {baro!r} is not defined")
+            elif src.quantity != "barometric_pressure" or src.formula is not None:
+                r.problem(f"points[{i}].conversion.barometer",
+                          f"point {baro!r} is {src.quantity}, not a measured barometric_pressure")
     return out
 
 
@@ -620,6 +630,8 @@ def _conversion(pt: dict, p: str, r: _Reader, device: Device | None) -> Conversi
             if v and device is not None and v not in {reg.name for reg in device.profile.registers}:
                 r.problem(f"{where}.{key}",
                           f"device profile {device.profile.name!r} has no register {v!r}")
+        elif key in _POINT_PARAMS:
+            v = r.get(raw, key, where, str, None, required=needed)
         elif key in _DURATION_PARAMS:
             v = r.duration(raw, key, where, None, required=needed)
             if v is not None and v <= 0:
@@ -633,6 +645,12 @@ def _conversion(pt: dict, p: str, r: _Reader, device: Device | None) -> Conversi
         r.problem(f"{p}.conversion.mouth_elevation",
                   "phreatic depth needs the elevation of the borehole mouth (ground surface)",
                   "phreatic_depth = mouth_elevation - piezometric head (domain.md R11)")
+    if "barometer" in params and "q0" not in params:
+        r.problem(f"{p}.conversion.q0", "a barometric correction needs q0, the barometric "
+                  "pressure (kPa) when the gauge's zero reading f0 was taken",
+                  "P = k (F - F0) + b (T - T0) + (q0 - Q) (domain.md R11)")
+    if params.get("barometer_sign", 1.0) not in (1.0, -1.0):
+        r.problem(f"{p}.conversion.barometer_sign", "must be 1 or -1")
     return Conversion(kind, params)
 
 

@@ -35,6 +35,7 @@ QUANTITIES: dict[str, Quantity] = {
     "no2": Quantity("ppm", "upper", False, "二氧化氮", "nitrogen dioxide"),
     "o2": Quantity("%vol", "both", False, "氧气", "oxygen"),
     "temperature": Quantity("degC", "upper", False, "温度", "temperature"),
+    "barometric_pressure": Quantity("kPa", "both", False, "大气压", "barometric pressure"),
     "generic": Quantity("", "upper", False, "监测值", "measured value"),
 }
 
