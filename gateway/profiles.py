@@ -5,8 +5,11 @@ it and `firmware_sim` serves it, so a map error shows up in tests instead of on 
 the only part of `gateway/` that `firmware_sim` may import, so it depends on nothing else here.
 
 Addresses in a profile are written as the vendor's manual prints them; `address_base` says whether
-the manual counts from 0 or from 1 (4xxxx style), and `Register.wire_address` is what goes on the
-wire. Word order uses the common letters: ABCD (big-endian words and bytes), CDAB (word swap),
+the manual counts from 0 or from 1, and `Register.wire_address` is what goes on the wire. A 1-based
+manual often prints the Modicon table prefix too (40001 = the first holding register, 30001 the
+first input register, 10001 the first discrete input; 6 digits, 400001, above 9999): with
+`address_base = 1` an address of 10000 or more is read that way, and a prefix that does not match
+the register's table is an error, since that is how an off-by-a-table map shows up. Word order uses the common letters: ABCD (big-endian words and bytes), CDAB (word swap),
 BADC (byte swap inside each word), DCBA (both); 64-bit values generalise the same two swaps.
 """
 
@@ -209,7 +212,7 @@ def load_profile(path: str | Path) -> DeviceProfile:
         if rtype not in TYPES:
             raise ProfileError(f"{rw}.type: one of {sorted(TYPES)}, got {rtype!r}")
         address = _need(r, "address", rw, int)
-        wire = address - base
+        wire = (_modicon(address, table, rw) if base == 1 and address >= 10000 else address) - base
         if wire < 0 or wire > 0xFFFF:
             raise ProfileError(
                 f"{rw}.address: {address} is outside the device's address space "
@@ -267,3 +270,19 @@ def load_profile(path: str | Path) -> DeviceProfile:
         description=_opt(doc, "description", where, str, ""),
         _by_name=by_name,
     )
+
+
+_MODICON_PREFIX = {"coil": 0, "discrete": 1, "input": 3, "holding": 4}
+
+
+def _modicon(address: int, table: str, where: str) -> int:
+    """The 1-based register number of a Modicon-style address (40001 -> 1, 400001 -> 1)."""
+    digits = 6 if address >= 100000 else 5
+    prefix, number = divmod(address, 10 ** (digits - 1))
+    if prefix != _MODICON_PREFIX[table] or number == 0:
+        tables = {v: k for k, v in _MODICON_PREFIX.items()}
+        raise ProfileError(
+            f"{where}.address: {address} reads as a Modicon {tables.get(prefix, '?')} address "
+            f"({prefix}xxxx), but the register's table is {table}; write the number as the "
+            f"manual prints it, in the table it names")
+    return number
