@@ -1,6 +1,7 @@
 """One dead device on a shared line must not blind the gateway (the peers' most common complaint).
 
-Three devices share one TCP-to-RTU converter (one request at a time); the third never answers.
+Three devices share one line (a TCP-to-RTU converter, or RS-485 itself on a pseudo-terminal: one
+request at a time either way); the third never answers.
 Judged by the scheduler's missed-deadline counter, not by wall-clock asserts: with degradation the
 healthy devices keep their 1 s period (but for the first failure); with degradation switched off,
 the same run shows what the dead device's timeouts cost them.
@@ -9,13 +10,20 @@ the same run shows what the dead device's timeouts cost them.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
 from firmware_sim.devices import SiteSource, load_site_devices
-from firmware_sim.modbus_slave import Reply, serve_tcp
+from firmware_sim.modbus_slave import (
+    LineSettings,
+    Reply,
+    open_pty_pair,
+    serve_rtu_serial,
+    serve_tcp,
+)
 from firmware_sim.scenario import load_scenario
 from gateway.clock import SimClock
 from gateway.config import load_site
@@ -55,9 +63,12 @@ class SilentUnit3(SiteSource):
         return frozenset({1, 2, 3})
 
 
-def _serve(source, port: int, stop: threading.Event) -> None:
+def _serve(source, port: int | None, master: int | None, stop: threading.Event) -> None:
     async def main() -> None:
-        server = await serve_tcp(source, "127.0.0.1", port)
+        if master is not None:
+            server = await serve_rtu_serial(source, master, LineSettings(9600, "N"))
+        else:
+            server = await serve_tcp(source, "127.0.0.1", port)
         while not stop.is_set():
             await asyncio.sleep(0.05)
         server.close()
@@ -65,12 +76,19 @@ def _serve(source, port: int, stop: threading.Event) -> None:
     asyncio.run(main())
 
 
-def _run_site(tmp_path: Path, degrade_after: int) -> dict:
+def _run_site(tmp_path: Path, degrade_after: int, transport: str) -> dict:
     scenario = load_scenario("rainstorm")
     tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    cfg_path = example_site(tmp_path, modbus_port=port, mqtt_port=free_port(), replace={
-        'period = "10min"': 'period = "1s"', 'abnormal_period = "5min"': 'abnormal_period = "1s"'})
+    master = None
+    replace = {'period = "10min"': 'period = "1s"', 'abnormal_period = "5min"': 'abnormal_period = "1s"'}
+    if transport == "rtu":
+        master, path = open_pty_pair()
+        replace['transport = "tcp"\nhost = "127.0.0.1"\nport = 5020\n'] = (
+            f'transport = "rtu"\nserial_port = "{path}"\nbaudrate = 9600\nparity = "N"\n')
+    cfg_path = example_site(tmp_path, modbus_port=5020, mqtt_port=free_port(), replace=replace) \
+        if transport == "rtu" else example_site(tmp_path, modbus_port=port, mqtt_port=free_port(),
+                                                replace=replace)
     cfg_path.write_text(cfg_path.read_text().replace("[[points]]", DEAD.replace(
         "DEGRADE", str(degrade_after)) + "\n[[points]]", 1))
     cfg = load_site(cfg_path)
@@ -78,7 +96,7 @@ def _run_site(tmp_path: Path, degrade_after: int) -> dict:
     _, devices = load_site_devices(cfg_path)
     source = SilentUnit3([d for d in devices if d.unit in (1, 2)], scenario, clock.now)
     stop = threading.Event()
-    server = threading.Thread(target=_serve, args=(source, port, stop), daemon=True)
+    server = threading.Thread(target=_serve, args=(source, port, master, stop), daemon=True)
     server.start()
     try:
         gw = Gateway(cfg, clock)
@@ -87,14 +105,18 @@ def _run_site(tmp_path: Path, degrade_after: int) -> dict:
     finally:
         stop.set()
         server.join(5)
+        if master is not None:
+            os.close(master)
     return {name: p.stats for name, p in gw.pollers.items()}
 
 
 @pytest.mark.integration
 @pytest.mark.timeout(90)
-def test_a_dead_device_is_degraded_and_the_others_keep_their_period(tmp_path: Path) -> None:
-    with_degradation = _run_site(tmp_path / "on", degrade_after=1)
-    without = _run_site(tmp_path / "off", degrade_after=0)
+@pytest.mark.parametrize("transport", ["tcp_converter", "rtu"])
+def test_a_dead_device_is_degraded_and_the_others_keep_their_period(tmp_path: Path,
+                                                                    transport: str) -> None:
+    with_degradation = _run_site(tmp_path / "on", degrade_after=1, transport=transport)
+    without = _run_site(tmp_path / "off", degrade_after=0, transport=transport)
     dead = with_degradation["radar_dead"]
     assert dead.degraded and dead.probes >= 1
     assert dead.polls <= 6  # 1 failure, then a probe every 3 s
