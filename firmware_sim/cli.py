@@ -113,6 +113,15 @@ def main(argv: list[str] | None = None) -> int:
                        "time equals --epoch (default: now); give the gateway the same value")
     serve.add_argument("--exit-at-end", action="store_true", help="stop when the scenario ends")
     sub.add_parser("list", help="list the scenarios")
+    labels = sub.add_parser("labels", help="ground-truth labels of a scenario as JSON lines")
+    labels.add_argument("--scenario", required=True)
+    labels.add_argument("--out", help="file to write (default: stdout)")
+    generate = sub.add_parser("generate", help="export a scenario's sensor values as CSV")
+    generate.add_argument("--scenario", required=True)
+    generate.add_argument("--period", default="10s", help="sample period (e.g. 10s, 1min)")
+    generate.add_argument("--out", required=True, help="CSV file; <out>.meta.json beside it")
+    generate.add_argument("--start", help="ISO 8601, epoch seconds or offset like '36h'")
+    generate.add_argument("--end", help="ISO 8601, epoch seconds or offset like '48h'")
     demo = sub.add_parser("demo", help="broker + simulator + gateway + platform subscriber, "
                           "about two minutes (make demo)")
     demo.add_argument("--scenario", default="rainstorm")
@@ -121,6 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.cmd == "list":
         return _cmd_list(args)
+    if args.cmd in ("labels", "generate"):
+        from firmware_sim.generate import write_csv
+        from firmware_sim.labels import write_labels
+
+        try:
+            if args.cmd == "labels":
+                return write_labels(args.scenario, args.out)
+            return write_csv(args.scenario, args.out, args.period, args.start, args.end)
+        except (OSError, ValueError) as exc:
+            print(f"firmware-sim {args.cmd}: {exc}", file=sys.stderr)
+            return 2
     if args.cmd == "demo":
         from firmware_sim.demo import run_demo
 
