@@ -104,6 +104,10 @@ def _to_register(value: float, conv: dict, quantity: str, reg: Register, dev: Si
     return value
 
 
+# what a "decimal places" register (QDY30A class) is set to: one decimal, e.g. 0x05A1 -> 144.1
+DECIMAL_PLACES = 1
+
+
 class SiteSource:
     """A `RegisterSource` for one listener: the devices of some buses of a site, on one clock."""
 
@@ -140,11 +144,16 @@ class SiteSource:
             if len(self._cache) > 4 * len(self.devices) * 4:
                 self._cache.clear()
             image = {}
+            scaled = {r.decimals_register for r in dev.profile.registers if r.decimals_register}
             for reg in dev.profile.registers:
                 if reg.table != table:
                     continue
-                value = register_value(dev, reg, self.scenario, t)
-                for i, word in enumerate(encode_value(value, reg)):
+                if reg.name in scaled:
+                    value = float(DECIMAL_PLACES)
+                else:
+                    value = register_value(dev, reg, self.scenario, t)
+                decimals = DECIMAL_PLACES if reg.decimals_register else 0
+                for i, word in enumerate(encode_value(value, reg, decimals)):
                     image[reg.wire_address + i] = int(word)
             self._cache[key] = image
         return image
