@@ -90,6 +90,13 @@ def _params(name: str, cfg: SiteConfig):
 
         for p in cfg.points:
             params.direction[p.index] = rate_direction(p.quantity)
+    from gateway.config.load import apply_detector_params
+
+    for p in cfg.points:
+        # the config's `[points.detector.<name>]` (over its quantity's defaults), checked by
+        # the loader against the same validation
+        apply_detector_params(params, p.index, p.params_of(name))
+    params.validate()
     return params
 
 
@@ -236,3 +243,27 @@ class DetectStage:
             pos[chosen] = np.flatnonzero(better)
             outs.append((name, tuple(det.evidence_names), out.evidence))
         return _Verdict(grade, score, fault, driver, pos, outs)
+
+    def run_block(self, t: np.ndarray, idx: np.ndarray, x: np.ndarray, valid: np.ndarray
+                  ) -> list[tuple[str, tuple[str, ...], np.ndarray, object]]:
+        """Replay's block form: rows t[m] of values x[m, k] for the points idx[k], through the
+        same kernels as `process` (each detector's `run`, equal to `update` row by row). Returns
+        per detector, in `process`'s order: (name, evidence names, the columns it serves, its
+        BlockOutput over those columns). Points not in idx see invalid samples only."""
+        n = len(self.cfg.points)
+        m = t.shape[0]
+        full = np.full((m, n), np.nan)
+        full_valid = np.zeros((m, n), np.bool_)
+        full[:, idx] = x
+        full_valid[:, idx] = valid
+        parts = []
+        for name, (det, mask) in self.detectors.items():
+            cols = np.flatnonzero(mask[idx])
+            if not cols.size:
+                continue
+            out = det.run(t, full, full_valid)
+            points = idx[cols]
+            part = type(out)(out.score[:, points], out.grade[:, points], out.fault[:, points],
+                             out.evidence[:, points])
+            parts.append((name, tuple(det.evidence_names), cols, part))
+        return parts

@@ -249,7 +249,7 @@ def load_site(path: str | Path) -> SiteConfig:
 
 
 _TOP_KEYS = {"site", "gateway", "buses", "devices", "points", "uplink", "storage", "outbox",
-             "alerts", "profiles_dir"}
+             "alerts", "profiles_dir", "detector_defaults"}
 
 
 def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
@@ -504,7 +504,7 @@ def _devices(doc: dict, r: _Reader, buses: dict[str, Bus], profile_dirs: list[Pa
 
 _POINT_KEYS = {"name", "quantity", "unit", "device", "channel", "conversion", "thresholds",
                "detectors", "description", "plausible_min", "plausible_max", "word_order",
-               "formula", "deadband", "max_silence"}
+               "formula", "deadband", "max_silence", "detector"}
 FORMULAS = {"difference": ("minuend", "subtrahend")}
 
 
@@ -523,6 +523,7 @@ _THRESHOLD_KEYS = {"direction", *LEVELS, "restore", "deadband", "debounce", "hol
 def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
     out: list[Point] = []
     names: set[str] = set()
+    quantity_defaults = _detector_defaults(doc, r)
     for i, pt in enumerate(_array(doc, "points", r)):
         p = f"points[{i}]"
         r.known(pt, _POINT_KEYS, p)
@@ -566,6 +567,13 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
         if unknown_det:
             r.problem(f"{p}.detectors", f"unknown detector(s) {unknown_det}",
                       f"one of {', '.join(sorted(LIVE_DETECTORS))}")
+        own = _detector_tables(r.table(pt, "detector", f"{p}.detector"), f"{p}.detector", r)
+        unused = sorted(set(own) - set(detectors))
+        if unused:
+            r.problem(f"{p}.detector.{unused[0]}", f"parameters for {unused[0]!r}, which this "
+                      f"point does not run", f"its detectors: {', '.join(detectors)}")
+        params = {d: {**quantity_defaults.get(quantity, {}).get(d, {}), **own.get(d, {})}
+                  for d in detectors}
         out.append(Point(
             name=name, index=len(out), quantity=quantity, unit=unit, device=dev_name,
             channel=channel, conversion=conversion, thresholds=thresholds,
@@ -575,6 +583,7 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
             word_order=_word_order(pt, p, r), formula=formula,
             deadband=r.get(pt, "deadband", p, float, 0.0),
             max_silence=r.duration(pt, "max_silence", p, 3600.0) or 3600.0,
+            detector_params=tuple((d, tuple(sorted(v.items()))) for d, v in params.items() if v),
         ))
     by_name = {p.name: p for p in out}
     for i, p in enumerate(out):
@@ -799,3 +808,137 @@ def _positive(r, table: dict, key: str, kind: type, default):
         r.problem(f"storage.influx.{key}", f"must be above zero, got {value}")
         return default
     return value
+
+
+# -- detector parameters (issue 5) ----------------------------------------------------------
+# `[points.detector.<name>]` and `[detector_defaults.<quantity>.<name>]` take the kernels' own
+# parameter names (detectors/<name>.py documents them); the state layout (window bucket counts,
+# history lengths) is fixed per detector and not a per-point key. Fields set elsewhere in the
+# config (direction from the quantity, plausible range, the device period) are not keys here.
+_FROM_ELSEWHERE = {"direction", "plausible_min", "plausible_max", "period_s"}
+
+
+def detector_param_spec(detector: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Field → (kind, per-channel shape) of a detector's parameters: kind 'bool', 'int',
+    'duration' (seconds or '6h'; fields ending in _s or _hold) or 'float'."""
+    import importlib
+
+    from detectors.registry import detector_class
+
+    if detector == "threshold":
+        return {}  # the point's `thresholds` table configures it
+    cls = detector_class(detector)
+    params_cls = getattr(importlib.import_module(cls.__module__),
+                         cls.__name__.removesuffix("Detector") + "Params")
+    spec = {}
+    for name, arr in vars(params_cls.defaults(1)).items():
+        if name in _FROM_ELSEWHERE:
+            continue
+        kind = ("bool" if arr.dtype == bool else "int" if arr.dtype.kind in "iu" else
+                "duration" if name.endswith(("_s", "_hold")) else "float")
+        spec[name] = (kind, arr.shape[1:])
+    return spec
+
+
+def _param_value(value: Any, kind: str, shape: tuple[int, ...], path: str, r: _Reader) -> Any:
+    """One parameter, checked against its kind and shape (a level set is 4 numbers, NaN for
+    an unused level); None after a problem was recorded."""
+    if shape:
+        if not isinstance(value, list) or len(value) != shape[0]:
+            r.problem(path, f"expected a list of {shape[0]} numbers, got {value!r}",
+                      "blue, yellow, orange, red; nan for an unused level")
+            return None
+        items = [_param_value(v, kind, (), path, r) for v in value]
+        return None if any(v is None for v in items) else tuple(items)
+    try:
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"expected true or false, got {value!r}")
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        if kind == "int":
+            if not isinstance(value, int):
+                raise ValueError(f"expected an integer, got {value!r}")
+            return value
+        if kind == "duration":
+            return parse_duration(value)
+        if not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    except ValueError as exc:
+        r.problem(path, str(exc))
+        return None
+
+
+def _detector_tables(doc: dict, path: str, r: _Reader) -> dict[str, dict[str, Any]]:
+    """`{detector: {field: value}}` from a table of detector tables, each checked: the names,
+    the kinds, and the detector's own validation of the resulting parameters."""
+    out: dict[str, dict[str, Any]] = {}
+    for detector, table in doc.items():
+        p = f"{path}.{detector}"
+        if detector not in LIVE_DETECTORS:
+            r.problem(p, f"unknown detector {detector!r}",
+                      f"one of {', '.join(sorted(LIVE_DETECTORS))}")
+            continue
+        if not isinstance(table, dict):
+            r.problem(p, "expected a table of parameters")
+            continue
+        spec = detector_param_spec(detector)
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in spec:
+                r.problem(f"{p}.{key}", f"{detector} has no parameter {key!r}",
+                          f"its parameters: {', '.join(spec) or 'none (see thresholds)'}")
+                continue
+            v = _param_value(value, *spec[key], f"{p}.{key}", r)
+            if v is not None:
+                values[key] = v
+        problem = detector_params_problem(detector, values)
+        if problem:
+            key = next((k for k in values if k in problem), None)
+            r.problem(f"{p}.{key}" if key else p, problem)
+            continue
+        out[detector] = values
+    return out
+
+
+def detector_params_problem(detector: str, values: dict[str, Any]) -> str:
+    """The detector's own validation of one channel with these values ('' when valid)."""
+    import importlib
+
+    from detectors.registry import detector_class
+
+    cls = detector_class(detector)
+    params = getattr(importlib.import_module(cls.__module__),
+                     cls.__name__.removesuffix("Detector") + "Params").defaults(1)
+    apply_detector_params(params, 0, values)
+    try:
+        params.validate()
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def apply_detector_params(params: Any, channel: int, values: dict[str, Any]) -> None:
+    """Write configured values into one channel of a detector's parameter arrays."""
+    for key, value in values.items():
+        getattr(params, key)[channel] = value
+
+
+def _detector_defaults(doc: dict, r: _Reader) -> dict[str, dict[str, dict[str, Any]]]:
+    """`[detector_defaults.<quantity>.<detector>]`: a site's parameters for every point of a
+    quantity (a point's own `[points.detector.<name>]` keys win)."""
+    top = r.table(doc, "detector_defaults", "detector_defaults")
+    out = {}
+    for quantity, table in top.items():
+        p = f"detector_defaults.{quantity}"
+        if quantity not in QUANTITIES:
+            r.problem(p, f"unknown quantity {quantity!r}",
+                      f"one of {', '.join(sorted(QUANTITIES))}")
+            continue
+        if not isinstance(table, dict):
+            r.problem(p, "expected a table of detector tables")
+            continue
+        out[quantity] = _detector_tables(table, p, r)
+    return out

@@ -123,6 +123,17 @@ class Point:
     formula: Formula | None = None  # a derived point: no device or channel of its own
     deadband: float = 0.0  # report by exception: a change at least this large is sent at once
     max_silence: float = 3600.0  # ... and an unchanged value still every max_silence seconds
+    # per detector, its parameters for this point (`[points.detector.<name>]`, over the site's
+    # `[detector_defaults.<quantity>.<name>]`): ((detector, ((field, value), ...)), ...), the
+    # kernels' own field names, durations in seconds, level sets as 4-tuples
+    detector_params: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+
+    def params_of(self, detector: str) -> dict[str, object]:
+        """This point's configured parameters of one detector (empty: the kernel's defaults)."""
+        for name, pairs in self.detector_params:
+            if name == detector:
+                return dict(pairs)
+        return {}
 
 
 @dataclass(frozen=True)

@@ -203,3 +203,47 @@ def test_config_show_marks_defaults_and_profile_values(capsys) -> None:
     assert rows["devices[0].max_read"] == {"key": "devices[0].max_read", "value": 32,
                                            "source": "profile"}
     assert rows["points[0].thresholds.upper.restore"]["value"][3] == 1255.75
+
+
+WL_THRESHOLDS = ('thresholds = { direction = "upper", blue = 1253.0, yellow = 1254.0, '
+                 'orange = 1255.0, red = 1256.0 }\n')
+
+
+def test_detector_parameters_per_point_over_quantity_defaults(tmp_path: Path) -> None:
+    from gateway.detect import _params
+
+    path = _variant(tmp_path, WL_THRESHOLDS, WL_THRESHOLDS + (
+        '[points.detector.rate]\nbucket_s = "1h"\nlimits = [0.2, 0.3, 0.5, 1.0]\n'
+        'restore = [0.15, 0.25, 0.4, 0.8]\nraise_hold = "30min"\n'))
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text + '\n[detector_defaults.water_level.rate]\nper_s = "1h"\n'
+                    'bucket_s = "2h"\n', encoding="utf-8")
+    cfg = load_site(path)
+    wl = cfg.points[0]
+    assert wl.params_of("rate") == {"bucket_s": 3600.0, "per_s": 3600.0, "raise_hold": 1800.0,
+                                    "limits": (0.2, 0.3, 0.5, 1.0),
+                                    "restore": (0.15, 0.25, 0.4, 0.8)}
+    assert wl.params_of("stuck") == {}
+    rate = _params("rate", cfg)
+    assert rate.bucket_s[0] == 3600.0 and list(rate.limits[0]) == [0.2, 0.3, 0.5, 1.0]
+
+
+@pytest.mark.parametrize(("table", "key", "words"), [
+    ("[points.detector.rate]\nlimits = [1, 2]\n", "points[0].detector.rate.limits",
+     "list of 4 numbers"),
+    ("[points.detector.rate]\nwindoww = \"6h\"\n", "points[0].detector.rate.windoww",
+     "no parameter 'windoww'"),
+    ("[points.detector.rate]\nbucket_s = \"six hours\"\n", "points[0].detector.rate.bucket_s",
+     "duration"),
+    ("[points.detector.rate]\nmin_buckets = 1\n", "points[0].detector.rate.min_buckets",
+     "min_buckets must be >= 2"),
+    ("[points.detector.cusum]\nh = 5.0\n", "points[0].detector.cusum",
+     "does not run"),
+    ("[points.detector.nope]\nx = 1\n", "points[0].detector.nope", "unknown detector"),
+])
+def test_bad_detector_parameters_name_the_key(tmp_path: Path, table: str, key: str,
+                                              words: str) -> None:
+    problems = _problems(_variant(tmp_path, WL_THRESHOLDS, WL_THRESHOLDS + table))
+    hit = [p for p in problems if p.path == key]
+    assert hit and words in hit[0].message + hit[0].hint, problems
+    assert hit[0].line is not None

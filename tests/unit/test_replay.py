@@ -72,3 +72,53 @@ def test_generic_replay_without_a_config_and_any_separator(tmp_path: Path, sep: 
     out = tmp_path / "o.csv"
     assert main(["replay", str(path), "--quantity", "generic", "--out", str(out)]) == 0
     assert len(list(csv.DictReader(out.open()))) == 300
+
+
+def _parse(argv: list[str]):
+    """The replay options as gateway/cli.py would parse them (it delegates to replay.py)."""
+    import argparse
+
+    from gateway.replay import add_replay_arguments
+
+    parser = argparse.ArgumentParser()
+    add_replay_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_long_output_gives_each_detector_and_its_evidence(tmp_path: Path) -> None:
+    from gateway.replay import replay
+
+    rows = _export(tmp_path / "export.csv")
+    args = _parse([str(tmp_path / "export.csv"), "--config", str(EXAMPLE), "--long",
+                   "--out", str(tmp_path / "long.csv"), "--columns", "WL-01"])
+    assert args.long and args.tz == "Asia/Shanghai"
+    replay(args.input, args.out, config=args.config, columns=args.columns, long=args.long)
+    long = list(csv.DictReader((tmp_path / "long.csv").open()))
+    detectors = {r["detector"] for r in long}
+    assert {"threshold", "stuck"} <= detectors
+    assert len(long) == rows * len(detectors)  # one row per input row, channel and detector
+    assert max(int(r["grade"]) for r in long if r["detector"] == "threshold") == 4
+    assert all(isinstance(json.loads(r["evidence"]), dict) for r in long)
+
+
+def test_sidecar_gives_each_column_its_quantity_and_plot_draws(tmp_path: Path) -> None:
+    from gateway.replay import ReplayError, replay
+
+    path = tmp_path / "gen.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "WL-01", "CH4-01"])
+        for k in range(200):
+            w.writerow([1_784_476_800 + 60 * k, 10 + 0.001 * k, 0.2 if k < 150 else 1.5])
+    meta = tmp_path / "gen.csv.meta.json"
+    meta.write_text(json.dumps({"columns": {"WL-01": {"quantity": "water_level", "unit": "m"},
+                                            "CH4-01": {"quantity": "ch4", "unit": "%LEL"}}}))
+    out, png = tmp_path / "o.csv", tmp_path / "o.png"
+    replay(path, out, sidecar=meta, long=True, plot_path=png)
+    detectors = {(r["channel"], r["detector"]) for r in csv.DictReader(out.open())}
+    assert ("WL-01", "rate") in detectors and ("CH4-01", "spike") in detectors
+    assert ("WL-01", "spike") not in detectors
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    meta.write_text(json.dumps({"columns": {"WL-01": {"quantity": "water_level"}}}))
+    with pytest.raises(ReplayError, match=r"no quantity for column\(s\) \['CH4-01'\]"):
+        replay(path, out, sidecar=meta)
