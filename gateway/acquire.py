@@ -210,6 +210,10 @@ class BusWorker:
         self.client = None
 
     async def run(self) -> None:
+        from gateway.serial_lock import hold_bus_port
+
+        # the CLI (scan, read, write) never talks on this serial line while the daemon does
+        port_lock = await hold_bus_port(self.bus)
         self.client = make_client(self.bus)
         now = self.clock.now()
         # a first poll at once (a restarted gateway must not wait a period to see the site),
@@ -259,3 +263,5 @@ class BusWorker:
         finally:
             if self.client is not None:
                 self.client.close()
+            if port_lock is not None:
+                port_lock.release()  # a SIGHUP reload takes it again in this same process
