@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark in one go; each prints its table and writes JSON to results/."""
+"""`make bench`: every benchmark in one go; each prints its table and writes JSON to results/."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 
 BENCHMARKS = ["benchmarks.acquisition", "benchmarks.uplink", "benchmarks.startup",
-              "benchmarks.detector_cost"]
+              "benchmarks.detector_cost", "benchmarks.peers.report"]
 
 
 def main() -> int:
