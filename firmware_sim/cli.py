@@ -1,6 +1,7 @@
 """`firmware-sim`: serve a site's simulated sensors over Modbus, driven by a scenario.
 
     firmware-sim serve --scenario rainstorm --listen 127.0.0.1:5020 --time-scale 3600 --anchor T
+    firmware-sim serve --scenario gas_leak --stats-file sim.json   # its RTU lines on ptys
     firmware-sim list
 
 Simulated time is `epoch + (wall time - anchor) * time-scale`; give the gateway the same
@@ -42,9 +43,48 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime_faults(specs: list[str] | None) -> list:
+    """`--fault DEVICE:KIND[:PARAM]` -> faults active for the whole run."""
+    from firmware_sim.faults import COMM_FAULTS, Fault
+
+    out = []
+    for spec in specs or []:
+        device, _, rest = spec.partition(":")
+        kind, _, param = rest.partition(":")
+        if not device or kind not in COMM_FAULTS:
+            raise ValueError(f"--fault {spec!r}: expected DEVICE:KIND[:PARAM] with KIND one of "
+                             f"{', '.join(COMM_FAULTS)}")
+        params = {}
+        if param:
+            params = {"code": int(param)} if kind == "exception" else {"delay": float(param)}
+        out.append(Fault(kind, float("-inf"), float("inf"), device=device, params=params))
+    return out
+
+
+def _line_of(devices: list, bus: dict, name: str):
+    """The serial settings the devices on a line are set to (their profile's defaults)."""
+    from firmware_sim.modbus_slave import LineSettings
+
+    settings = {(d.profile.serial.baudrate, d.profile.serial.parity, d.profile.serial.stopbits)
+                for d in devices}
+    if len(settings) > 1:
+        log.warning("bus %s: its devices are set to different serial settings %s; serving the "
+                    "first", name, sorted(settings))
+    baud, parity, stop = sorted(settings)[0] if settings else (9600, "N", 1)
+    return LineSettings(baud, parity, stop)
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from firmware_sim.devices import SiteSource, load_site_devices
-    from firmware_sim.modbus_slave import serve_tcp
+    from firmware_sim.modbus_slave import (
+        SlaveStats,
+        open_pty_pair,
+        serve_rtu_over_tcp,
+        serve_rtu_serial,
+        serve_tcp,
+    )
     from firmware_sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
@@ -53,45 +93,93 @@ async def _serve(args: argparse.Namespace) -> int:
     epoch = _epoch(args.epoch) if args.epoch else scenario.epoch
     anchor = float(args.anchor) if args.anchor is not None else time.time()
     scale = float(args.time_scale)
+    faults = _runtime_faults(args.fault)
 
     def now() -> float:
         return epoch + (time.time() - anchor) * scale
 
-    listeners: list[tuple[str, int, list]] = []
-    if args.listen:
+    wanted = [n for n in buses if not args.bus or n in args.bus]
+    # (transport, host, port or None, bus names, devices)
+    listeners: list[tuple[str, str, int | None, list[str], list]] = []
+    tcp_buses = [n for n in wanted if buses[n].get("transport", "tcp") == "tcp"]
+    if args.listen and tcp_buses:
         host, _, port = args.listen.rpartition(":")
-        wanted = set(args.bus) if args.bus else {n for n, b in buses.items()
-                                                  if b.get("transport", "tcp") == "tcp"}
-        listeners.append((host or "127.0.0.1", int(port), [d for d in devices if d.bus in wanted]))
+        listeners.append(("tcp", host or "127.0.0.1", int(port), tcp_buses,
+                          [d for d in devices if d.bus in tcp_buses]))
     else:
-        for name, b in buses.items():
-            if b.get("transport", "tcp") == "tcp" and (not args.bus or name in args.bus):
-                listeners.append((b["host"], int(b["port"]),
-                                  [d for d in devices if d.bus == name]))
+        for n in tcp_buses:
+            listeners.append(("tcp", buses[n]["host"], int(buses[n]["port"]), [n],
+                              [d for d in devices if d.bus == n]))
+    for n in wanted:
+        transport = buses[n].get("transport", "tcp")
+        if transport == "rtu_over_tcp":
+            listeners.append((transport, buses[n]["host"], int(buses[n]["port"]), [n],
+                              [d for d in devices if d.bus == n]))
+        elif transport == "rtu":
+            listeners.append((transport, "", None, [n], [d for d in devices if d.bus == n]))
     if not listeners:
-        print("firmware-sim: no TCP bus to serve in", site_config, file=sys.stderr)
+        print("firmware-sim: no bus to serve in", site_config, file=sys.stderr)
         return 2
-    servers = []
-    for host, port, devs in listeners:
-        source = SiteSource(devs, scenario, now, scale)
-        server = await serve_tcp(source, host, port)
-        bound = server.sockets[0].getsockname()[1] if server.sockets else port
+    servers, masters, report = [], [], []
+    for transport, host, port, names, devs in listeners:
+        source = SiteSource(devs, scenario, now, scale, faults=faults)
+        stats = SlaveStats()
+        info = {"event": "listening", "transport": transport, "buses": names,
+                "units": sorted(source.units()), "scenario": scenario.name, "epoch": epoch,
+                "time_scale": scale, "anchor": anchor}
+        if transport == "rtu":
+            master, path = open_pty_pair()
+            masters.append(master)
+            line = _line_of(devs, buses[names[0]], names[0])
+            server = await serve_rtu_serial(source, master, line, stats=stats)
+            info |= {"serial_port": path, "baudrate": line.baudrate, "parity": line.parity,
+                     "stopbits": line.stopbits}
+        else:
+            serve = serve_tcp if transport == "tcp" else serve_rtu_over_tcp
+            server = await serve(source, host, port, stats=stats)
+            bound = server.sockets[0].getsockname()[1] if server.sockets else port
+            info |= {"host": host, "port": bound}
         servers.append(server)
-        print(json.dumps({"event": "listening", "host": host, "port": bound,
-                          "units": sorted(source.units()), "scenario": scenario.name,
-                          "epoch": epoch, "time_scale": scale, "anchor": anchor}), flush=True)
+        report.append((info, source, stats))
+        print(json.dumps(info), flush=True)
+
+    def write_stats() -> None:
+        if not args.stats_file:
+            return
+        doc = {"cpu_s": round(time.process_time(), 4), "wall_s": round(time.monotonic(), 3),
+               "requests": sum(st.requests for _, _, st in report),
+               "replies": sum(st.replies for _, _, st in report),
+               "exceptions": sum(st.exceptions for _, _, st in report),
+               "faults_acted": sum(src.faults_acted for _, src, _ in report),
+               "listeners": [{"buses": i["buses"], "transport": i["transport"],
+                              "requests": st.requests, "replies": st.replies,
+                              "exceptions": st.exceptions, "ignored": st.ignored,
+                              "frame_errors": st.frame_errors,
+                              "line_mismatches": st.line_mismatches}
+                             for i, _, st in report]}
+        tmp = Path(f"{args.stats_file}.tmp")
+        tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+        tmp.replace(args.stats_file)  # a reader never sees half a file
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     end_real = anchor + (scenario.epoch + scenario.duration - epoch) / scale
+    next_stats = 0.0
     while not stop.is_set():
         if args.exit_at_end and time.time() > end_real:
             break
+        if time.monotonic() >= next_stats:
+            write_stats()
+            next_stats = time.monotonic() + 1.0
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=0.5)
+    write_stats()
     for server in servers:
         server.close()
+    for master in masters:
+        os.close(master)
     return 0
 
 
@@ -99,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firmware-sim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    serve = sub.add_parser("serve", help="serve the scenario's devices over Modbus TCP")
+    serve = sub.add_parser("serve", help="serve the scenario's devices over Modbus: TCP, "
+                           "RTU over TCP, and RTU on a pseudo-terminal per serial bus")
     serve.add_argument("--scenario", required=True, help="scenario name or path to a .toml file")
     serve.add_argument("--site-config", help="site config to serve (default: the scenario's)")
     serve.add_argument("--listen", help="HOST:PORT for one listener serving the TCP buses "
@@ -112,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--anchor", type=float, help="wall-clock epoch seconds at which simulated "
                        "time equals --epoch (default: now); give the gateway the same value")
     serve.add_argument("--exit-at-end", action="store_true", help="stop when the scenario ends")
+    serve.add_argument("--fault", action="append", metavar="DEVICE:KIND[:PARAM]",
+                       help="switch a communication fault on for the whole run (repeatable): "
+                       "timeout, exception[:code], crc, garbled, slow[:seconds], "
+                       "drop_connection; scheduled faults come from the scenario")
+    serve.add_argument("--stats-file", type=Path, help="write the simulator's own CPU time and "
+                       "requests served as JSON every second (for benchmarks)")
     sub.add_parser("list", help="list the scenarios")
     labels = sub.add_parser("labels", help="ground-truth labels of a scenario as JSON lines")
     labels.add_argument("--scenario", required=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware_sim.encode import encode_value
+from firmware_sim.faults import COMM_FAULTS, Fault, active_faults
 from firmware_sim.modbus_slave import Reply
 from firmware_sim.scenario import Scenario
 from gateway.profiles import DeviceProfile, Register, find_profile, load_profile
@@ -89,6 +90,10 @@ def _to_register(value: float, conv: dict, quantity: str, reg: Register, dev: Si
         return (conv["mount_elevation"] - value) / _TO_METRE.get(reg.unit, 0.001)
     if kind == "linear":
         return (value - conv.get("offset", 0.0)) / conv.get("scale", 1.0)
+    if kind == "rain_counter":
+        # the scenario gives the gauge's running total (mm); the counter register wraps at its top
+        wrap = conv.get("wrap")
+        return value % wrap if wrap else value
     if kind == "vibrating_wire":
         if quantity == "pore_pressure":
             pressure = value
@@ -112,8 +117,12 @@ class SiteSource:
     """A `RegisterSource` for one listener: the devices of some buses of a site, on one clock."""
 
     def __init__(self, devices: list[SimDevice], scenario: Scenario, now: Callable[[], float],
-                 time_scale: float = 1.0):
+                 time_scale: float = 1.0, faults: list[Fault] | None = None):
         self.devices = {d.unit: d for d in devices}
+        # the scenario's communication faults plus any switched on for this run (`--fault`)
+        self.faults = [f for f in [*getattr(scenario, "faults", []), *(faults or [])]
+                       if f.kind in COMM_FAULTS]
+        self.time_scale = time_scale
         self._units = frozenset(self.devices)
         # a measurement that takes 2 s in the simulated world takes 2 s of *simulated* time
         self._delay = {d.unit: d.profile.measure_delay / time_scale for d in devices}
@@ -122,6 +131,7 @@ class SiteSource:
         self.scenario = scenario
         self.now = now
         self.requests = 0
+        self.faults_acted = 0
         # (unit, table) -> (lowest, highest) wire address: reads inside the span of a table
         # return 0 for unmapped words (as these firmwares do), reads outside it are exception 2
         self._span: dict[tuple[int, str], tuple[int, int]] = {}
@@ -169,8 +179,31 @@ class SiteSource:
         image = self._image(dev, table)
         words = [image.get(a, 0) for a in range(address, address + count)]
         if table in ("coil", "discrete"):
-            return Reply(registers=[bool(w) for w in words], delay=self._delay[unit])
-        return Reply(registers=words, delay=self._delay[unit])
+            reply = Reply(registers=[bool(w) for w in words], delay=self._delay[unit])
+        else:
+            reply = Reply(registers=words, delay=self._delay[unit])
+        if self.faults:
+            reply = self._act_out(dev, reply)
+        return reply
+
+    def _act_out(self, dev: SimDevice, reply: Reply) -> Reply:
+        """The reply as a faulty device or line would give it (the first active fault wins)."""
+        tau = self.now() - self.scenario.epoch
+        for fault in active_faults(self.faults, tau, device=dev.name):
+            self.faults_acted += 1
+            if fault.kind == "timeout":
+                return Reply(silent=True)
+            if fault.kind == "exception":
+                return Reply(exception=int(fault.params.get("code", 4)))
+            if fault.kind in ("crc", "garbled"):
+                return reply._replace(corrupt=True)
+            if fault.kind == "slow":
+                # a delay in the simulated world; the responder waits in real time
+                return reply._replace(delay=reply.delay + float(fault.params.get("delay", 5.0))
+                                      / self.time_scale)
+            if fault.kind == "drop_connection":
+                return Reply(drop_connection=True)
+        return reply
 
     def write(self, unit: int, table: str, address: int, values: list) -> Reply:
         # the simulated firmware keeps its configuration registers read-only for now
