@@ -45,15 +45,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _runtime_faults(specs: list[str] | None) -> list:
     """`--fault DEVICE:KIND[:PARAM]` -> faults active for the whole run."""
-    from firmware_sim.faults import COMM_FAULTS, Fault
+    from firmware_sim.faults import DEVICE_FAULTS, Fault
 
     out = []
     for spec in specs or []:
         device, _, rest = spec.partition(":")
         kind, _, param = rest.partition(":")
-        if not device or kind not in COMM_FAULTS:
+        if not device or kind not in DEVICE_FAULTS:
             raise ValueError(f"--fault {spec!r}: expected DEVICE:KIND[:PARAM] with KIND one of "
-                             f"{', '.join(COMM_FAULTS)}")
+                             f"{', '.join(DEVICE_FAULTS)}")
         params = {}
         if param:
             params = {"code": int(param)} if kind == "exception" else {"delay": float(param)}
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--fault", action="append", metavar="DEVICE:KIND[:PARAM]",
                        help="switch a communication fault on for the whole run (repeatable): "
                        "timeout, exception[:code], crc, garbled, slow[:seconds], "
-                       "drop_connection; scheduled faults come from the scenario")
+                       "drop_connection, sensor_fault; scheduled faults come from the scenario")
     serve.add_argument("--stats-file", type=Path, help="write the simulator's own CPU time and "
                        "requests served as JSON every second (for benchmarks)")
     sub.add_parser("list", help="list the scenarios")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware_sim.encode import encode_value
-from firmware_sim.faults import COMM_FAULTS, Fault, active_faults
+from firmware_sim.faults import DEVICE_FAULTS, FLAG_FAULTS, Fault, active_faults
 from firmware_sim.modbus_slave import Reply
 from firmware_sim.scenario import Scenario
 from gateway.profiles import DeviceProfile, Register, find_profile, load_profile
@@ -121,7 +121,7 @@ class SiteSource:
         self.devices = {d.unit: d for d in devices}
         # the scenario's communication faults plus any switched on for this run (`--fault`)
         self.faults = [f for f in [*getattr(scenario, "faults", []), *(faults or [])]
-                       if f.kind in COMM_FAULTS]
+                       if f.kind in DEVICE_FAULTS]
         self.time_scale = time_scale
         self._units = frozenset(self.devices)
         # a measurement that takes 2 s in the simulated world takes 2 s of *simulated* time
@@ -145,25 +145,40 @@ class SiteSource:
     def units(self) -> frozenset[int]:
         return self._units
 
+    def _flagged(self, dev: SimDevice, t: float) -> bool:
+        """Whether the device's firmware flags its reading invalid (a `sensor_fault` window)."""
+        return any(f.kind in FLAG_FAULTS for f in active_faults(
+            self.faults, t - self.scenario.epoch, device=dev.name))
+
     def _image(self, dev: SimDevice, table: str) -> dict[int, int]:
         t = self.now()
         tick = int(self.scenario.ticks(t))
-        key = (dev.unit, table, tick)
+        flagged = self._flagged(dev, t) if self.faults else False
+        key = (dev.unit, table, tick, flagged)
         image = self._cache.get(key)
         if image is None:
             if len(self._cache) > 4 * len(self.devices) * 4:
                 self._cache.clear()
             image = {}
             scaled = {r.decimals_register for r in dev.profile.registers if r.decimals_register}
-            for reg in dev.profile.registers:
+            # words first, then bit fields OR-ed into them: a status word and its flags share
+            # one register, and each flag must not wipe out the others
+            ordered = sorted(dev.profile.registers, key=lambda r: r.type == "bit")
+            for reg in ordered:
                 if reg.table != table:
                     continue
                 if reg.name in scaled:
                     value = float(DECIMAL_PLACES)
+                elif reg.role == "fault":
+                    value = 1.0 if flagged else 0.0
                 else:
                     value = register_value(dev, reg, self.scenario, t)
                 decimals = DECIMAL_PLACES if reg.decimals_register else 0
-                for i, word in enumerate(encode_value(value, reg, decimals)):
+                words = encode_value(value, reg, decimals)
+                if reg.type == "bit" and table in ("holding", "input"):
+                    image[reg.wire_address] = image.get(reg.wire_address, 0) | int(words[0])
+                    continue
+                for i, word in enumerate(words):
                     image[reg.wire_address + i] = int(word)
             self._cache[key] = image
         return image

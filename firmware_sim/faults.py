@@ -9,6 +9,9 @@ Communication faults (the device, its firmware or the line misbehaves; acted out
 responder): `timeout` (no reply), `exception` (Modbus exception `code`, default 4), `crc` (RTU
 frame with a bad CRC), `garbled` (line noise instead of a frame), `slow` (reply after `delay`
 seconds of simulated time), `drop_connection` (TCP: the device closes the socket).
+Device flag faults (the device answers, but says its reading is not valid; acted out by the
+simulated firmware): `sensor_fault` sets the profile's `role = "fault"` flags (a gas head's
+sensor-element fault or warm-up bit).
 Value faults (the sensor reads wrong; applied to the point's value): `stuck` (holds the value it
 had at the window's start), `drift` (adds `rate` units per hour since the start), `spike` (adds
 `size` at the window's start tick only), `dropout` (reads 0, as a disconnected channel does),
@@ -20,11 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["COMM_FAULTS", "VALUE_FAULTS", "FAULT_KINDS", "Fault", "active_faults"]
+__all__ = ["COMM_FAULTS", "FLAG_FAULTS", "DEVICE_FAULTS", "VALUE_FAULTS", "FAULT_KINDS",
+           "Fault", "active_faults"]
 
 COMM_FAULTS = ("timeout", "exception", "crc", "garbled", "slow", "drop_connection")
+FLAG_FAULTS = ("sensor_fault",)
+DEVICE_FAULTS = COMM_FAULTS + FLAG_FAULTS  # a device's, acted out by the simulated firmware
 VALUE_FAULTS = ("stuck", "drift", "spike", "dropout", "counter_reset")
-FAULT_KINDS = COMM_FAULTS + VALUE_FAULTS
+FAULT_KINDS = DEVICE_FAULTS + VALUE_FAULTS
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_sim.faults import COMM_FAULTS
+from firmware_sim.faults import COMM_FAULTS, FLAG_FAULTS
 from firmware_sim.labels import site_points
 from firmware_sim.scenario import Scenario, _seconds, load_scenario
 
 __all__ = ["sample_times", "generate_table", "write_csv"]
 
-_LOST = tuple(k for k in COMM_FAULTS if k != "slow")  # faults after which no value arrives
+# faults after which no good value arrives: no reply, or the device flags its reading invalid
+_LOST = tuple(k for k in COMM_FAULTS if k != "slow") + FLAG_FAULTS
 
 
 def _time(text: str | None, default: float, epoch: float) -> float:

@@ -89,6 +89,11 @@ class DevicePoller:
         self.device = device
         self.points = [p for p in cfg.points if p.device == device.name]
         needed = {p.channel for p in self.points}
+        # the device's own fault flags (a gas head's sensor fault, warm-up): read with the values,
+        # and while one is set the device's values are device_fault, never graded
+        self.fault_registers = [r.name for r in device.profile.registers if r.role == "fault"]
+        if self.points:
+            needed.update(self.fault_registers)
         for p in self.points:
             for key in ("temperature_channel", "y_channel"):
                 if p.conversion.params.get(key):
@@ -106,6 +111,8 @@ class DevicePoller:
         self.decoder = DeviceDecoder(self.requests)
         self.converter = DeviceConverter(device, self.points, self.decoder.register_index)
         self.idx = self.converter.idx
+        self._fault_at = np.array([self.decoder.register_index[n] for n in self.fault_registers
+                                   if n in self.decoder.register_index], dtype=np.int64)
         self.stats = DeviceStats()
 
     async def poll(self, client, clock: Clock, probe: bool = False) -> Batch:
@@ -136,6 +143,11 @@ class DevicePoller:
         self.stats.last_good = t
         reg_values, reg_ok = self.decoder.decode(replies)
         values, quality = self.converter.convert(reg_values, reg_ok, t)
+        if self._fault_at.size:
+            flags = reg_values[self._fault_at]
+            if np.any(flags[np.isfinite(flags)] != 0):
+                self.stats.errors["device_flag"] += 1
+                quality = np.maximum(quality, Quality.DEVICE_FAULT).astype(np.uint8)
         return Batch(self.device.name, t, self.idx, values, quality)
 
     async def _read(self, client, req: ReadRequest, retries: int) -> np.ndarray:

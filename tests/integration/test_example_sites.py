@@ -36,7 +36,7 @@ def _site_copy(tmp: Path, example: str) -> Path:
 
 
 def _read_site(tmp: Path, example: str, scenario_name: str, offset_h: float,
-               buses: list[str]) -> tuple[Gateway, list, object, float]:
+               buses: list[str], *sim_args: str) -> tuple[Gateway, list, object, float]:
     scenario = load_scenario(scenario_name)
     site = _site_copy(tmp, example)
     epoch = scenario.epoch + offset_h * 3600
@@ -45,7 +45,7 @@ def _read_site(tmp: Path, example: str, scenario_name: str, offset_h: float,
     bus_args = [a for b in buses for a in ("--bus", b)]
     sim = python_cli("firmware_sim.cli", "serve", "--scenario", scenario_name, "--site-config",
                      str(site), "--epoch", str(epoch), "--time-scale", "60", "--anchor",
-                     str(anchor), *bus_args, log=log)
+                     str(anchor), *bus_args, *sim_args, log=log)
     try:
         wait_for_line(log, '"listening"', timeout=30)
         time.sleep(0.5)
@@ -118,3 +118,16 @@ def test_the_mine_gas_line_on_rs485(tmp_path: Path) -> None:
     assert {b.device for b in batches} == gas
     checked = _check(gw, batches, scenario, gas)
     assert {"CO-01", "O2-01"} <= checked
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_gas_head_flagging_its_sensor_fault_is_a_device_fault_not_a_reading(
+        tmp_path: Path) -> None:
+    gw, batches, _, _ = _read_site(tmp_path, "underground_mine", "gas_leak", 16.3,
+                                   ["rs485_gas"], "--fault", "co_face:sensor_fault")
+    co = [b for b in batches if b.device == "co_face"]
+    assert co and all((b.quality == 4).all() for b in co)  # device_fault: the head said so
+    assert all((b.quality == 0).all() for b in batches if b.device != "co_face")
+    assert gw.pollers["co_face"].stats.errors["device_flag"] >= 1
+    assert gw.pollers["co_face"].stats.consecutive_failures == 0  # it answers: online, faulty
