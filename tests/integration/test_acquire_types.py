@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from gateway.acquire import DevicePoller, make_client
 from gateway.clock import SimClock
 from gateway.config import load_site
 from tests.support.services import free_port
+from tests.support.slave import Slave
 
 PROFILES = Path(__file__).resolve().parents[1] / "support" / "profiles"
 ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
@@ -84,35 +84,6 @@ duration = "2h"
 tick = "1s"
 {signals}""", encoding="utf-8")
     return site, scenario
-
-
-class Slave(threading.Thread):
-    """The simulated device in its own event loop and thread, as real hardware would be."""
-
-    def __init__(self, start_server):
-        super().__init__(daemon=True)
-        self.start_server = start_server
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-
-    def run(self) -> None:
-        async def main() -> None:
-            server = await self.start_server()
-            self.ready.set()
-            while not self.stop.is_set():
-                await asyncio.sleep(0.02)
-            server.close()
-
-        asyncio.run(main())
-
-    def __enter__(self) -> Slave:
-        self.start()
-        assert self.ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.join(5)
 
 
 class Switchable:

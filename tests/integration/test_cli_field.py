@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from gateway.clock import SimClock
 from gateway.serial_lock import SerialPortBusy, SerialPortLock, hold_bus_port, lock_path
 from tests.support.services import free_port, python_cli, wait_for_line
 from tests.support.sites import ROOT, example_site
+from tests.support.slave import Slave
 
 TEMPLATES = ("tailings_pond", "underground_mine", "open_pit")
 _LOCALE = ("LANG", "LC_ALL", "LC_MESSAGES", "LANGUAGE")
@@ -45,35 +45,6 @@ def minewatch(*args: str, env: dict | None = None, stdin=subprocess.DEVNULL,
     return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=90, stdin=stdin,
                           env={**base, **(env or {})})
-
-
-class Slave(threading.Thread):
-    """A simulated line or endpoint in its own event loop (the site's hardware)."""
-
-    def __init__(self, start_server):
-        super().__init__(daemon=True)
-        self.start_server = start_server
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-
-    def run(self) -> None:
-        async def main() -> None:
-            server = await self.start_server()
-            self.ready.set()
-            while not self.stop.is_set():
-                await asyncio.sleep(0.05)
-            server.close()
-
-        asyncio.run(main())
-
-    def __enter__(self) -> Slave:
-        self.start()
-        assert self.ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.join(5)
 
 
 class WritableSource:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,37 +24,9 @@ from gateway.config import load_site
 from gateway.daemon import Gateway
 from tests.support.services import free_port
 from tests.support.sites import example_site
+from tests.support.slave import Slave
 
 SPEEDUP = {'period = "10min"': 'period = "1s"', 'abnormal_period = "5min"': 'abnormal_period = "1s"'}
-
-
-class Slave(threading.Thread):
-    """The simulated line in its own event loop, as the site's sensors are their own hardware."""
-
-    def __init__(self, start_server):
-        super().__init__(daemon=True)
-        self.start_server = start_server
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-
-    def run(self) -> None:
-        async def main() -> None:
-            server = await self.start_server()
-            self.ready.set()
-            while not self.stop.is_set():
-                await asyncio.sleep(0.05)
-            server.close()
-
-        asyncio.run(main())
-
-    def __enter__(self) -> Slave:
-        self.start()
-        assert self.ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.join(5)
 
 
 def _gateway(cfg_path: Path, seconds: float) -> tuple[Gateway, list]:
