@@ -47,15 +47,24 @@ def _period(duration: float) -> str:
 
 
 def _score(labels: list[dict], raised: list[tuple[str, float, int]], n_points: int,
-           days: float, per_point: bool) -> dict:
+           days: float, per_point: bool,
+           levels: dict[str, list[tuple[float, int]]] | None = None) -> dict:
     """Detections, delays and false alarms of alarm onsets (point, t, level) against labels."""
-    safety = [lab for lab in labels if lab["kind"] == "safety"]
+    # a creep's accelerating stage is a true warning time too: the tangent-angle and
+    # inverse-velocity criteria are meant to speak there, before any threshold is crossed
+    safety = [lab for lab in labels if lab["kind"] in ("safety", "precursor")]
     detected, delays = 0, []
     for lab in safety:
-        want = LEVEL[lab["expected_level"]] if per_point else 1
+        want = LEVEL[lab["expected_level"] or "blue"] if per_point else 1
         hits = [t for p, t, g in raised
                 if (p == lab["point"] or not per_point) and g >= want
                 and lab["start"] <= t <= lab["end"] + GRACE_S]
+        if per_point and levels is not None:
+            # the published level counts, not only a new raise: a point already at red from
+            # the tangent angle when its displacement crosses blue has warned, with no delay
+            held = [lv for t, lv in levels.get(lab["point"], []) if t < lab["start"]]
+            if held and held[-1] >= want:
+                hits.append(lab["start"])
         if hits:
             detected += 1
             delays.append(min(hits) - lab["start"])
@@ -99,13 +108,18 @@ def run_scenario(name: str, work: Path) -> dict:
     raised = [(e["point"], e["observed_at"] / 1000.0, LEVEL[e["level"]]) for e in events
               if e["kind"] == "safety" and e["state"] in ("raised", "escalated")
               and not e["point"].startswith("item:")]
+    levels: dict[str, list[tuple[float, int]]] = {}  # point -> (time, published level) steps
+    for e in events:
+        if e["kind"] == "safety":
+            levels.setdefault(e["point"], []).append((e["observed_at"] / 1000.0,
+                                                      LEVEL[e["level"]]))
     t, names, x = read_series(csv_path, None, ",", ZoneInfo("UTC"))
     days = sc.duration / 86400.0
     started = time.perf_counter()
     river_raised = _river(t, x)
     river_s = time.perf_counter() - started
     result = {"scenario": name, "rows": summary["rows"], "points": len(names), "days": days,
-              "minewatch": {**_score(labels, raised, len(names), days, True),
+              "minewatch": {**_score(labels, raised, len(names), days, True, levels),
                             "events": len(events), "seconds": round(mw_s, 2)},
               "river_hst": {**_score(labels, river_raised, len(names), days, False),
                             "events": len(river_raised), "seconds": round(river_s, 2)},
@@ -141,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                     default=sorted(p.stem for p in SCENARIOS.glob("*.toml")))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)  # the replayed gateway's warnings are not the output
     with tempfile.TemporaryDirectory(prefix="minewatch-gt-") as work:
         results = []
         for name in args.scenarios:

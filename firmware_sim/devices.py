@@ -174,7 +174,10 @@ class SiteSource:
                 else:
                     value = register_value(dev, reg, self.scenario, t)
                 decimals = DECIMAL_PLACES if reg.decimals_register else 0
-                words = encode_value(value, reg, decimals)
+                if not math.isfinite(value) and not reg.type.startswith("float"):
+                    words = [0] * reg.count  # a disconnected channel reads 0
+                else:
+                    words = encode_value(value, reg, decimals)
                 if reg.type == "bit" and table in ("holding", "input"):
                     image[reg.wire_address] = image.get(reg.wire_address, 0) | int(words[0])
                     continue

@@ -14,7 +14,8 @@ simulated firmware): `sensor_fault` sets the profile's `role = "fault"` flags (a
 sensor-element fault or warm-up bit).
 Value faults (the sensor reads wrong; applied to the point's value): `stuck` (holds the value it
 had at the window's start), `drift` (adds `rate` units per hour since the start), `spike` (adds
-`size` at the window's start tick only), `dropout` (reads 0, as a disconnected channel does),
+`size` at the window's start tick only), `dropout` (no reading: the register holds 0, or NaN for a float, as a disconnected
+channel does),
 `counter_reset` (a rain counter restarts from 0 at the start: power loss or a clear).
 """
 

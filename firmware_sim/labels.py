@@ -10,7 +10,9 @@ One JSON object per line:
 seconds (float, UTC; `end` exclusive, equal to the scenario's end when still beyond it).
 `kind` is "safety" (`expected_level` blue/yellow/orange/red: the truth is at or beyond that
 level's threshold throughout), "fault" (`fault_kind` the scheduled kind, `expected_level` null;
-`point` is the device name for communication faults) or "failure" (`start` = `end` = t_f).
+`point` is the device name for communication faults), "failure" (`start` = `end` = t_f) or
+"precursor" (a creep signal's accelerating stage, from its declared `t_acc` to t_f: the time in
+which a displacement criterion should warn, before any threshold is crossed).
 Restore levels and hold times are not applied: a label is the physical interval, the detector's
 debounce is judged against it by whoever scores.
 """
@@ -123,13 +125,17 @@ def fault_labels(scenario: Scenario) -> list[dict]:
 
 
 def failure_labels(scenario: Scenario) -> list[dict]:
-    """The declared failure time of every creep signal."""
+    """The declared failure time of every creep signal, and its accelerating stage."""
     out = []
     for key, sig in scenario.signals.items():
         if sig.model == "creep":
             t_f = scenario.epoch + float(sig.params["t_f_s"])
             out.append({"point": key, "start": t_f, "end": t_f, "expected_level": "red",
                         "kind": "failure", "fault_kind": None})
+            if "t_acc_s" in sig.params:
+                out.append({"point": key, "start": scenario.epoch + float(sig.params["t_acc_s"]),
+                            "end": t_f, "expected_level": None, "kind": "precursor",
+                            "fault_kind": None})
     return out
 
 

@@ -137,7 +137,9 @@ class Scenario:
         if fault.kind == "spike":
             return np.where(ticks == first, v + float(fault.params.get("size", 0.0)), v)
         if fault.kind == "dropout":
-            return np.where(inside, 0.0, v)
+            # no reading at all: the device's register holds what a disconnected channel reads
+            # (0 for an integer register, NaN for a float: see firmware_sim.devices)
+            return np.where(inside, np.nan, v)
         # counter_reset: the counter restarts from 0 at the window's start, so it reads the
         # rain since then (its truth less the truth at the start) until the window ends
         return np.where(inside, v - sig.truth(first * self.tick), v)

@@ -133,10 +133,11 @@ def test_values_are_pure_functions_of_the_tick() -> None:
             whole = s.value(key, t)
             again = s.value(key, t[::-1])[::-1]
             singles = np.array([float(s.value(key, float(x))) for x in t])
-            assert np.array_equal(whole, again) and np.array_equal(whole, singles), (name, key)
+            assert np.array_equal(whole, again, equal_nan=True) and np.array_equal(
+                whole, singles, equal_nan=True), (name, key)
         fresh = load_scenario(name)
         key = next(iter(s.signals))
-        assert np.array_equal(fresh.value(key, t), s.value(key, t))
+        assert np.array_equal(fresh.value(key, t), s.value(key, t), equal_nan=True)
 
 
 def test_counter_reset_restarts_the_rain_counter(tmp_path) -> None:
