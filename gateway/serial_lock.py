@@ -233,8 +233,8 @@ async def hold_bus_port(bus, *, command: str | None = None, fallback_dir: Path |
     """The daemon's side: the lock on an RTU bus's serial port (None for TCP buses).
 
     While someone else holds the port (an engineer commissioning with the CLI) it waits, logging
-    the holder once, and retries every `retry` seconds: the bus's devices go stale meanwhile and
-    the fault events say so, which is what the site should see.
+    the holder once, and retries every `retry` seconds. Meanwhile the bus is not polled: the
+    heartbeat and `minewatch status` show its devices offline, and the log names the holder.
     """
     if getattr(bus, "transport", None) != "rtu" or not getattr(bus, "serial_port", None):
         return None
