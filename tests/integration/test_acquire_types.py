@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,9 @@ def test_each_fault_kind_becomes_a_quality_never_a_value(tmp_path: Path, fault: 
             source.fault = reply
             bad = _poll(cfg, poller)[0]
             source.fault = None
+            # a reply that comes after the timeout is still on the line: the next poll, a period
+            # later on site, must not meet it (on RS-485 it would pass for the next answer)
+            time.sleep(reply.delay + 0.2)
             (good,) = _poll(cfg, poller)  # and the device is read again once it recovers
     finally:
         if master is not None:
