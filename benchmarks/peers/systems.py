@@ -3,6 +3,7 @@ for that site, and how its MQTT messages are counted. One class per system; all 
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import shutil
@@ -33,16 +34,20 @@ class Site:
         return device % self.per_bus + 1
 
 
-class System:
+class System(abc.ABC):
+    """One system under test: how to start it on a site, and how to read what it publishes."""
+
     name = ""
     mqtt_timestamp = ""  # which field gives the sample time, or why there is none
     notes = ""
 
+    @abc.abstractmethod
     def command(self, site: Site, work: Path, broker: int) -> tuple[list[str], dict, Path]:
-        raise NotImplementedError
+        """(argv, extra environment, log path) that run this system against `site`."""
 
+    @abc.abstractmethod
     def parse(self, topic: str, payload: bytes) -> tuple[int, list[float]]:
-        raise NotImplementedError
+        """(values in this message, their sample times) of one MQTT message it published."""
 
     def missing(self) -> str | None:
         """The exact reason this system cannot run here, or None."""

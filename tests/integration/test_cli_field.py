@@ -385,12 +385,8 @@ def test_every_command_has_help_with_examples_and_lang() -> None:
         assert "--lang" in r.stdout, leaf
 
 
-_DAEMON_LOCKS = "hold_bus_port" in (ROOT / "gateway" / "acquire.py").read_text(encoding="utf-8")
-
-
 @pytest.mark.integration
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(not _DAEMON_LOCKS, reason="gateway/acquire.py does not take the port lock yet")
 def test_the_cli_is_refused_while_the_daemon_polls_the_line(tmp_path: Path) -> None:
     master, slave_path = open_pty_pair()
     cfg = example_site(tmp_path, modbus_port=1, mqtt_port=free_port(), replace={

@@ -41,17 +41,15 @@ def _check_safety(scenario, labels) -> int:
     return checked
 
 
-def _requires_site(name: str):
-    s_path = scenario_dir() / f"{name}.toml"
-    s = load_scenario(s_path)
-    if not s.site_config.is_file():
-        pytest.skip(f"site config {s.site_config.name} not in the tree yet")
+def _scenario_with_site(name: str):
+    s = load_scenario(scenario_dir() / f"{name}.toml")
+    assert s.site_config.is_file(), f"{name} drives {s.site_config}, which does not exist"
     return s
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_every_scenario_loads_and_drives_points_of_its_site(name: str) -> None:
-    s = _requires_site(name)
+    s = _scenario_with_site(name)
     points = site_points(s.site_config)
     devices = {p.device for p in points.values()}
     for key in s.signals:
@@ -62,7 +60,7 @@ def test_every_scenario_loads_and_drives_points_of_its_site(name: str) -> None:
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_labels_are_checked_against_the_truth(name: str) -> None:
-    s = _requires_site(name)
+    s = _scenario_with_site(name)
     labels = scenario_labels(s)
     _check_safety(s, labels)
     faults = [lb for lb in labels if lb["kind"] == "fault"]
