@@ -10,7 +10,6 @@ own truth crosses the threshold (or restore level).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import jsonschema
@@ -18,12 +17,7 @@ import numpy as np
 import pytest
 
 from firmware_sim.scenario import load_scenario
-from tests.support.services import (
-    MqttRecorder,
-    free_port,
-    python_cli,
-    wait_for_line,
-)
+from tests.support.services import MqttRecorder, free_port, play_scenario
 from tests.support.sites import ROOT, example_site
 
 SCALE = 6000.0  # 10 min polls -> 100 ms of real time: the clock's cap
@@ -63,26 +57,7 @@ def test_rainstorm_alert_sequence(tmp_path: Path, mosquitto) -> None:
                        replace={'abnormal_period = "5min"': 'abnormal_period = "10min"',
                                 "\nthresholds = {": '\ndetectors = ["threshold"]\nthresholds = {'})
     recorder = MqttRecorder(mosquitto.port, "minewatch/v1/#")
-    anchor = time.time() + 4.0  # both processes start before simulated time leaves the epoch
-    clock = ["--epoch", str(scenario.epoch), "--time-scale", str(SCALE), "--anchor", str(anchor)]
-    sim = python_cli("firmware_sim.cli", "serve", "--scenario", "rainstorm", "--site-config",
-                     str(cfg), "--listen", f"127.0.0.1:{sim_port}", *clock,
-                     log=tmp_path / "sim.log")
-    gw = None
-    try:
-        wait_for_line(tmp_path / "sim.log", '"listening"')
-        gw = python_cli("gateway.cli", "run", "--config", str(cfg), *clock, "--until",
-                        str(scenario.epoch + scenario.duration),
-                        log=tmp_path / "gateway.log")
-        rc = gw.wait(timeout=200)
-        assert rc == 0, (tmp_path / "gateway.log").read_text()[-4000:]
-        time.sleep(0.5)
-    finally:
-        if gw and gw.poll() is None:
-            gw.kill()
-        sim.terminate()
-        sim.wait(5)
-        recorder.close()
+    play_scenario(tmp_path, scenario, cfg, sim_port, recorder, SCALE, timeout=200)
 
     alerts = recorder.on("alert")
     log_tail = (tmp_path / "gateway.log").read_text()[-3000:]

@@ -9,7 +9,6 @@ one; the scheduler's counter says so, and a later poll then reaches the same deb
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from firmware_sim.generate import write_csv
 from firmware_sim.scenario import load_scenario
 from gateway.replay import replay
-from tests.support.services import MqttRecorder, free_port, python_cli, wait_for_line
+from tests.support.services import MqttRecorder, free_port, play_scenario
 from tests.support.sites import example_site
 
 SCALE = 6000.0  # 10-minute polls -> 100 ms of real time: the clock's cap
@@ -38,24 +37,7 @@ def test_live_and_replay_give_the_same_events(tmp_path: Path, mosquitto) -> None
     cfg = example_site(tmp_path, modbus_port=sim_port, mqtt_port=mosquitto.port,
                        replace={'abnormal_period = "5min"': 'abnormal_period = "10min"'})
     recorder = MqttRecorder(mosquitto.port, "minewatch/v1/#")
-    anchor = time.time() + 4.0
-    clock = ["--epoch", str(scenario.epoch), "--time-scale", str(SCALE), "--anchor", str(anchor)]
-    sim = python_cli("firmware_sim.cli", "serve", "--scenario", "rainstorm", "--site-config",
-                     str(cfg), "--listen", f"127.0.0.1:{sim_port}", *clock,
-                     log=tmp_path / "sim.log")
-    gw = None
-    try:
-        wait_for_line(tmp_path / "sim.log", '"listening"')
-        gw = python_cli("gateway.cli", "run", "--config", str(cfg), *clock, "--until",
-                        str(scenario.epoch + scenario.duration), log=tmp_path / "gateway.log")
-        assert gw.wait(timeout=240) == 0, (tmp_path / "gateway.log").read_text()[-4000:]
-        time.sleep(0.5)
-    finally:
-        if gw and gw.poll() is None:
-            gw.kill()
-        sim.terminate()
-        sim.wait(5)
-        recorder.close()
+    play_scenario(tmp_path, scenario, cfg, sim_port, recorder, SCALE, timeout=240)
     live = recorder.on("alert") + recorder.on("fault")
     live.sort(key=lambda e: e["seq"])
 

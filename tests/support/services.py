@@ -202,3 +202,26 @@ def wait_for_line(path: Path, needle: str, timeout: float = 30.0) -> str:
         time.sleep(0.05)
     raise TimeoutError(f"{needle!r} not seen in {path} within {timeout} s:\n"
                        + (path.read_text()[-3000:] if path.exists() else "(no output)"))
+
+
+def play_scenario(tmp: Path, scenario, cfg: Path, sim_port: int, recorder: MqttRecorder,
+                  scale: float, timeout: float = 240.0) -> None:
+    """The whole scenario live: `firmware-sim serve` and `minewatch run` as processes on one
+    simulated clock, until the scenario's end; the recorder is closed afterwards."""
+    anchor = time.time() + 4.0  # both processes start before simulated time leaves the epoch
+    clock = ["--epoch", str(scenario.epoch), "--time-scale", str(scale), "--anchor", str(anchor)]
+    sim = python_cli("firmware_sim.cli", "serve", "--scenario", scenario.name, "--site-config",
+                     str(cfg), "--listen", f"127.0.0.1:{sim_port}", *clock, log=tmp / "sim.log")
+    gw = None
+    try:
+        wait_for_line(tmp / "sim.log", '"listening"')
+        gw = python_cli("gateway.cli", "run", "--config", str(cfg), *clock, "--until",
+                        str(scenario.epoch + scenario.duration), log=tmp / "gateway.log")
+        assert gw.wait(timeout=timeout) == 0, (tmp / "gateway.log").read_text()[-4000:]
+        time.sleep(0.5)
+    finally:
+        if gw and gw.poll() is None:
+            gw.kill()
+        sim.terminate()
+        sim.wait(5)
+        recorder.close()
