@@ -974,10 +974,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         summary = replay(args.input, args.out, quantity=args.quantity, config=args.config,
                          events_path=args.events, columns=args.columns, sep=args.sep, tz=args.tz,
-                         sidecar=args.sidecar, long=args.long, plot_path=args.plot)
+                         sidecar=args.sidecar, long=args.long, plot_path=args.plot,
+                         missing=args.missing)
     except (ReplayError, ConfigError, OSError) as exc:
         _err(str(exc))
         return EXIT_CONFIG
+    for line in summary["input"]["warnings"]:  # what reading the export skipped or assumed
+        _err(line)
     print(json.dumps(summary) if args.json else
           tr(args.lang, "replay_done", rows=summary["rows"], channels=summary["channels"],
              events=summary["events"], grade=summary["max_grade"], out=args.out))

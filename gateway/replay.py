@@ -3,8 +3,10 @@
 Field engineers run it on exports from old data loggers. It runs the live path's own stages,
 causally, row by row: the detect stage (the same kernels and detector sets) and the alert engine
 (the same events, ids and gap-free seq, committed to a throw-away outbox), so a replay of a
-scenario gives the events the live gateway gave. Input: a timestamp column (ISO 8601 or epoch
-seconds; naive times are in `--tz`) and value columns; output: one row per input row with each
+scenario gives the events the live gateway gave. Input: a logger export, a time column then
+value columns, read by `gateway.replay_input` (encodings, separators, time forms, missing
+markers, bad rows, clocks that step back: see there; naive times are in `--tz`); what reading
+did is in the summary's `input` and, when it matters, on stderr. Output: one row per input row with each
 channel's value, score (the largest over its detectors) and grade, or with `--long` one row per
 input row, channel and detector with that detector's evidence; `--plot` draws the series with
 grade bands and events. `--sidecar` takes each column's quantity from a `firmware-sim generate`
@@ -18,64 +20,24 @@ import csv
 import json
 import math
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-__all__ = ["replay", "read_series", "read_sidecar", "add_replay_arguments", "ReplayError"]
+from gateway.replay_input import InputReport, ReplayError, read_export
+
+__all__ = ["replay", "replay_arrays", "ReplayResult", "read_series", "read_export",
+           "read_sidecar", "add_replay_arguments", "ReplayError", "InputReport"]
 
 
-class ReplayError(ValueError):
-    """The input cannot be replayed; the message names the file, the row or the column."""
-
-
-def _timestamp(text: str, tz: ZoneInfo, where: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ReplayError(f"{where}: {text!r} is neither epoch seconds nor ISO 8601") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=tz)).timestamp()
-
-
-def read_series(path: Path, columns: list[str] | None, sep: str | None, tz: ZoneInfo
+def read_series(path: Path, columns: list[str] | None, sep: str | None, tz: ZoneInfo | str
                 ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """(t float64[m], column names, x float64[m, c]) from a CSV with a timestamp column first."""
-    text = path.read_text(encoding="utf-8-sig")
-    if sep is None:
-        try:
-            sep = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
-        except csv.Error:
-            sep = ","
-    rows = list(csv.reader(text.splitlines(), delimiter=sep))
-    if len(rows) < 2:
-        raise ReplayError(f"{path}: no data rows")
-    header = [h.strip() for h in rows[0]]
-    names = columns or header[1:]
-    missing = [c for c in names if c not in header]
-    if missing:
-        raise ReplayError(f"{path}: no column(s) {missing}; the header has {header}")
-    cols = [header.index(c) for c in names]
-    t = np.empty(len(rows) - 1)
-    x = np.full((len(rows) - 1, len(cols)), np.nan)
-    for r, row in enumerate(rows[1:]):
-        t[r] = _timestamp(row[0], tz, f"{path}: row {r + 2}")
-        for k, c in enumerate(cols):
-            cell = row[c].strip() if c < len(row) else ""
-            if cell and cell.lower() not in ("nan", "null", "none", "-"):
-                try:
-                    x[r, k] = float(cell)
-                except ValueError:
-                    raise ReplayError(f"{path}: row {r + 2}, column {names[k]!r}: "
-                                      f"{cell!r} is not a number") from None
-    if np.any(np.diff(t) < 0):
-        raise ReplayError(f"{path}: timestamps go backwards (row "
-                          f"{int(np.flatnonzero(np.diff(t) < 0)[0]) + 3})")
+    """(t float64[m], column names, x float64[m, c]) of an export (`read_export` without its
+    report)."""
+    t, names, x, _ = read_export(path, columns, sep, tz)
     return t, names, x
 
 
@@ -93,19 +55,24 @@ def read_sidecar(path: Path, names: list[str]) -> dict[str, str]:
     return quantities
 
 
-def _site_text(quantities: dict[str, str]) -> str:
-    """A site config of one never-polled device whose channels carry the replayed columns."""
+def _site_text(quantities: dict[str, str], period_s: float) -> str:
+    """A site config of one never-polled device whose channels carry the replayed columns; the
+    device's period is the export's own sample period (what its detectors are told)."""
     from gateway.profiles import default_profile_dirs
 
+    period = min(max(round(period_s), 1), 86400) if math.isfinite(period_s) else 60
     lines = ['[site]\ncode = "REPLAY"\nkind = "tailings_pond"\n',
              '[gateway]\nid = "replay"\nlisten = "off"\n',
              '[[buses]]\nname = "none"\nhost = "127.0.0.1"\nport = 1\n',
              '[[devices]]\nname = "replay"\nbus = "none"\nunit = 1\n'
-             'profile = "analog_input_64ch"\nperiod = "1min"\n']
+             f'profile = "analog_input_64ch"\nperiod = "{period}s"\n']
     for k, (name, quantity) in enumerate(quantities.items()):
-        lines.append(f'[[points]]\nname = "{name}"\nquantity = "{quantity}"\n'
-                     f'device = "replay"\nchannel = "ai{k + 1}"\n')
-    return f'profiles_dir = "{default_profile_dirs()[0]}"\n' + "\n".join(lines)
+        # a JSON string is a TOML basic string: any column name (quotes, Chinese) stays itself
+        lines.append(f'[[points]]\nname = {json.dumps(name, ensure_ascii=False)}\n'
+                     f'quantity = {json.dumps(quantity)}\ndevice = "replay"\n'
+                     f'channel = "ai{k + 1}"\n')
+    profiles = json.dumps(str(default_profile_dirs()[0]), ensure_ascii=False)
+    return f"profiles_dir = {profiles}\n" + "\n".join(lines)
 
 
 _LONG_HEADER = ["timestamp", "channel", "value", "detector", "score", "grade", "fault",
@@ -201,35 +168,60 @@ def _write_long(out_path: Path, t: np.ndarray, names: list[str], x: np.ndarray, 
                                 json.dumps(evidence, separators=(",", ":"))])
 
 
-def replay(input_path: Path, out_path: Path, *, quantity: str = "generic",
-           config: Path | None = None, events_path: Path | None = None,
-           columns: list[str] | None = None, sep: str | None = None,
-           tz: str = "Asia/Shanghai", sidecar: Path | None = None, long: bool = False,
-           plot_path: Path | None = None) -> dict:
-    """Replay `input_path` through the detect and grade stages; returns a summary."""
+@dataclass
+class ReplayResult:
+    """Per row and channel of a replay: the combined score (the largest over the channel's
+    detectors), grade, fault and quality code as the live path would have had them, and the
+    events the alert engine committed, in seq order."""
+
+    t: np.ndarray  # float64[m], epoch s
+    names: list[str]
+    x: np.ndarray  # float64[m, c]
+    score: np.ndarray  # float32[m, c] in [0, 1]
+    grade: np.ndarray  # int8[m, c], 0 none .. 4 red
+    fault: np.ndarray  # uint8[m, c], the detectors' fault code (0 none)
+    quality: np.ndarray  # uint8[m, c], 0 good, else the quality code the engine saw
+    events: list[dict]
+    parts: list  # per detector: (name, evidence names, columns, BlockOutput) for --long
+
+
+def replay_arrays(t: np.ndarray, names: list[str], x: np.ndarray, *,
+                  config: Path | object | None = None, quantities: dict[str, str] | None = None,
+                  quantity: str = "generic", period_s: float | None = None,
+                  where: str = "replay") -> ReplayResult:
+    """Run rows (t[m] strictly increasing epoch seconds, x[m, c] with NaN for no reading)
+    through the detect stage and the alert engine, without any file. The channels are the
+    points of `config` (a site config path or a loaded SiteConfig) named `names`, or else the
+    points of a one-device site whose columns measure `quantities[name]` (default: `quantity`),
+    polled every `period_s` (default: the median step of t) with the default detectors and no
+    thresholds. `where` names the input in errors."""
     from gateway.alerts.engine import AlertEngine
     from gateway.config import load_site
     from gateway.detect import DetectStage
     from gateway.outbox import Outbox
 
-    zone = ZoneInfo(tz)
-    t, names, x = read_series(input_path, columns, sep, zone)
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64).reshape(t.shape[0], len(names))
+    if t.size > 1 and not np.all(np.diff(t) > 0):
+        raise ReplayError(f"{where}: times must increase strictly (read_export orders them)")
     with tempfile.TemporaryDirectory(prefix="minewatch-replay-") as work:
         if config is not None:
-            cfg = load_site(config)
+            cfg = load_site(config) if isinstance(config, str | Path) else config
             known = {p.name: p.index for p in cfg.points}
             missing = [n for n in names if n not in known]
             if missing:
-                raise ReplayError(f"{input_path}: column(s) {missing} are not points of "
-                                  f"{config}; its points: {', '.join(known)}")
+                raise ReplayError(f"{where}: column(s) {missing} are not points of "
+                                  f"{getattr(cfg, 'path', None) or config}; its points: "
+                                  f"{', '.join(known)}")
             idx = np.array([known[n] for n in names], dtype=np.int64)
         else:
             if len(names) > 64:
-                raise ReplayError(f"{input_path}: at most 64 columns without --config")
-            quantities = read_sidecar(sidecar, names) if sidecar is not None else \
-                dict.fromkeys(names, quantity)
+                raise ReplayError(f"{where}: at most 64 columns without --config")
+            quantities = {n: (quantities or {}).get(n, quantity) for n in names}
+            if period_s is None:
+                period_s = float(np.median(np.diff(t))) if t.size > 1 else 60.0
             site = Path(work) / "replay.toml"
-            site.write_text(_site_text(quantities), encoding="utf-8")
+            site.write_text(_site_text(quantities, period_s), encoding="utf-8")
             cfg = load_site(site)
             idx = np.arange(len(names), dtype=np.int64)
         outbox = Outbox(Path(work) / "outbox.sqlite", max_bytes=0)
@@ -243,20 +235,39 @@ def replay(input_path: Path, out_path: Path, *, quantity: str = "generic",
         _grade_rows(engine, t, idx, x, quality, score, grade, driver, pos, parts)
         events = outbox.alert_log(limit=10**9)
         outbox.close()
-    if long:
-        _write_long(out_path, t, names, x, parts, zone)
-    else:
-        _write_wide(out_path, t, names, x, score, grade, zone)
     for ev in events:
         ev.pop("delivered_at", None)
+    return ReplayResult(t, list(names), x, score, grade, fault, quality, events, parts)
+
+
+def replay(input_path: Path, out_path: Path, *, quantity: str = "generic",
+           config: Path | None = None, events_path: Path | None = None,
+           columns: list[str] | None = None, sep: str | None = None,
+           tz: str = "Asia/Shanghai", sidecar: Path | None = None, long: bool = False,
+           plot_path: Path | None = None, missing: list[str] | None = None) -> dict:
+    """Replay `input_path` through the detect and grade stages; returns a summary (its
+    `input` key: what reading the export did, `InputReport.as_dict`)."""
+    zone = ZoneInfo(tz)
+    t, names, x, report = read_export(input_path, columns, sep, zone, missing)
+    quantities = read_sidecar(sidecar, names) if sidecar is not None and config is None else None
+    result = replay_arrays(t, names, x, config=config, quantities=quantities, quantity=quantity,
+                           where=str(input_path))
+    events = result.events
+    if long:
+        _write_long(out_path, t, names, x, result.parts, zone)
+    else:
+        _write_wide(out_path, t, names, x, result.score, result.grade, zone)
     if events_path is not None:
         with events_path.open("w", encoding="utf-8") as fh:
             for ev in events:
                 fh.write(json.dumps(ev, ensure_ascii=False) + "\n")
     if plot_path is not None:
-        plot_replay(plot_path, t, names, x, grade, events, zone)
+        from gateway.replay_plot import plot_replay
+
+        plot_replay(plot_path, t, names, x, result.grade, events, zone)
     return {"rows": x.shape[0], "channels": x.shape[1], "events": len(events),
-            "max_grade": int(grade.max()) if grade.size else 0}
+            "max_grade": int(result.grade.max()) if result.grade.size else 0,
+            "input": report.as_dict() | {"warnings": report.warnings()}}
 
 
 def _write_wide(out_path: Path, t: np.ndarray, names: list[str], x: np.ndarray,
@@ -275,6 +286,15 @@ def _write_wide(out_path: Path, t: np.ndarray, names: list[str], x: np.ndarray,
             w.writerow(row)
 
 
+def _separator(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " "}
+    sep = named.get(text.lower(), text)
+    if len(sep) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one character (or tab, comma, "
+                                         "semicolon, space)")
+    return sep
+
+
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     """The `minewatch replay` options (gateway/cli.py builds the subparser and calls this)."""
     parser.add_argument("input", type=Path)
@@ -290,45 +310,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=Path, help="write the events as JSON lines")
     parser.add_argument("--plot", type=Path, help="draw series, grade bands and events (PNG)")
     parser.add_argument("--columns", nargs="+", help="value columns (default: all after the first)")
-    parser.add_argument("--sep", help="field separator (default: sniffed; loggers often use ';')")
+    parser.add_argument("--sep", type=_separator,
+                        help="field separator: ',', ';' or 'tab' (default: sniffed)")
+    parser.add_argument("--missing", nargs="+", metavar="VALUE",
+                        help="more missing-value markers, e.g. -9999 -99999 (numbers match "
+                             "numerically); empty, NaN, null, -, --, N/A, #N/A ... always are")
     parser.add_argument("--tz", default="Asia/Shanghai", help="zone of naive timestamps")
-
-
-_GRADE_COLOURS = {1: "#4a90d9", 2: "#f2c94c", 3: "#f2994a", 4: "#eb5757"}  # GB blue … red
-
-
-def plot_replay(path: Path, t: np.ndarray, names: list[str], x: np.ndarray, grade: np.ndarray,
-                events: list[dict], zone: ZoneInfo) -> None:
-    """One panel per channel: the series, its grade as coloured bands, the events as lines."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # a gateway or CI box has no display
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ReplayError("--plot needs matplotlib (pip install 'minewatch[plot]')") from None
-    when = [datetime.fromtimestamp(v, zone) for v in t]
-    c = len(names)
-    fig, axes = plt.subplots(c, 1, figsize=(11, 2.2 * c + 0.6), sharex=True, squeeze=False)
-    for k, (ax, name) in enumerate(zip(axes[:, 0], names, strict=True)):
-        ax.plot(when, x[:, k], lw=0.8, color="black")
-        g = grade[:, k]
-        edges = np.flatnonzero(np.diff(g)) + 1  # runs of one grade become one band each
-        for a, b in zip(np.r_[0, edges], np.r_[edges, len(g)], strict=True):
-            if g[a] > 0:
-                ax.axvspan(when[a], when[min(b, len(g) - 1)], color=_GRADE_COLOURS[int(g[a])],
-                           alpha=0.3, lw=0)
-        for ev in events:
-            if ev.get("point") == name:
-                at = datetime.fromtimestamp(ev["observed_at"] / 1000.0, zone)
-                ax.axvline(at, color=_GRADE_COLOURS.get(_LEVEL.get(ev["level"], 0), "grey"),
-                           lw=1.0, ls="--" if ev["state"] == "cleared" else "-")
-        ax.set_ylabel(name)
-    axes[0, 0].set_title(f"replay: grade bands (blue … red) and events ({len(events)})")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-_LEVEL = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}

@@ -51,13 +51,24 @@ def test_replay_of_the_rainstorm_gives_the_live_event_sequence(tmp_path: Path, c
     assert {"WL-01", "WL-01_score", "WL-01_grade", "JRX-02_grade"} <= set(graded[0])
 
 
-def test_replay_errors_name_the_row_and_column(tmp_path: Path, capsys) -> None:
+def test_a_bad_row_is_skipped_and_named_and_an_unusable_file_is_an_error(tmp_path: Path,
+                                                                        capsys) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("time,level\n2026-07-20 00:00:00,1.0\n2026-07-20 00:10:00,abc\n")
-    assert main(["replay", str(bad), "--out", str(tmp_path / "o.csv")]) == 2
-    assert "row 3, column 'level'" in capsys.readouterr().err
-    assert main(["replay", str(bad), "--columns", "nope", "--out", str(tmp_path / "o.csv")]) == 2
+    bad.write_text("time,level\n2026-07-20 00:00:00,1.0\n2026-07-20 00:10:00,abc\n"
+                   "2026-07-20 00:20:00,1.1\n")
+    out = tmp_path / "o.csv"
+    assert main(["replay", str(bad), "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "1 row(s) skipped: line 3: column 'level': 'abc' is not a number" in captured.err
+    assert json.loads(captured.out)["input"]["bad_rows"] == 1
+    assert len(list(csv.DictReader(out.open()))) == 2
+    assert main(["replay", str(bad), "--columns", "nope", "--out", str(out)]) == 2
     assert "no column(s) ['nope']" in capsys.readouterr().err
+    useless = tmp_path / "useless.csv"
+    useless.write_text("time,level\nyesterday,1.0\n2026-07-20 00:10:00,abc\n")
+    assert main(["replay", str(useless), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{useless}: no usable data rows" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t"])
