@@ -94,7 +94,7 @@ def _river(t: np.ndarray, x: np.ndarray) -> list[tuple[str, float, int]]:
     return [("*", float(t[i]), 1) for i in onsets]
 
 
-def run_scenario(name: str, work: Path) -> dict:
+def run_scenario(name: str, work: Path, with_river: bool = True) -> dict:
     sc = load_scenario(name)
     csv_path = work / f"{name}.csv"
     write_csv(name, str(csv_path), period=_period(sc.duration))
@@ -115,17 +115,18 @@ def run_scenario(name: str, work: Path) -> dict:
                                                       LEVEL[e["level"]]))
     t, names, x = read_series(csv_path, None, ",", ZoneInfo("UTC"))
     days = sc.duration / 86400.0
-    started = time.perf_counter()
-    river_raised = _river(t, x)
-    river_s = time.perf_counter() - started
     result = {"scenario": name, "rows": summary["rows"], "points": len(names), "days": days,
               "minewatch": {**_score(labels, raised, len(names), days, True, levels),
                             "events": len(events), "seconds": round(mw_s, 2)},
-              "river_hst": {**_score(labels, river_raised, len(names), days, False),
-                            "events": len(river_raised), "seconds": round(river_s, 2)},
               "faults": {"labels": sum(lab["kind"] == "fault" for lab in labels),
                          "fault_events": sum(e["kind"] == "fault" and e["state"] == "raised"
                                              for e in events)}}
+    if with_river:
+        started = time.perf_counter()
+        river_raised = _river(t, x)
+        result["river_hst"] = {**_score(labels, river_raised, len(names), days, False),
+                               "events": len(river_raised),
+                               "seconds": round(time.perf_counter() - started, 2)}
     failure = [lab["start"] for lab in labels if lab["kind"] == "failure"]
     if failure:
         reds = [t_ for _, t_, g in raised if g == 4]

@@ -12,14 +12,7 @@ Reported: pointwise precision / recall / F1 against the `anomaly` labels (SKAB's
 per file: detected (an alarm inside the anomaly or within 60 s after it), false alarms (alarm
 starts outside that), delay from the anomaly's start to the first alarm in it; and NAB-style
 scores of the changepoint task (standard, low-FP, low-FN) beside SKAB's published leaderboard.
-
-NAB scoring as done here (Lavin and Ahmad 2015, with SKAB's 60 s window to the right of each
-changepoint): an alarm onset is a detected changepoint. The first onset in a window scores
-A_tp x sigmoid of its position (earlier is better: 2 / (1 + e^(5y)) - 1, y from -1 at the window's
-start to 0 at its end); a window without one scores A_fn; every onset outside all windows scores
-A_fp (flat: NAB proper weights a false positive by its distance after a window). The sum is
-normalised to 100 for a perfect detector and 0 for one that never alarms. Profiles (A_tp, A_fp,
-A_fn): standard (1, -0.11, -1), low-FP (1, -0.22, -1), low-FN (1, -0.11, -2).
+NAB scoring: benchmarks/nab.py (SKAB's 60 s window to the right of each changepoint).
 """
 
 from __future__ import annotations
@@ -31,47 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.nab import NAB_PROFILES, nab_counts, nab_scores
 from detectors.generic import GenericDetector, GenericParams
 
 SETS = {"tuning": ("valve1",), "held_out": ("valve2", "other"),
         "all": ("valve1", "valve2", "other")}
 TOLERANCE_S = 60.0  # SKAB's NAB window to the right of a changepoint
-NAB_PROFILES = {"standard": (1.0, -0.11, -1.0), "low_fp": (1.0, -0.22, -1.0),
-                "low_fn": (1.0, -0.11, -2.0)}
 # SKAB v0.9 leaderboard, changepoint task, NAB standard / low-FP / low-FN (../shared/data/README)
 LEADERBOARD = {"MSCRED": (32.42, 16.53, 40.28), "Isolation forest": (26.16, 19.5, 30.82),
                "T2+Q (PCA)": (25.35, 14.51, 31.33), "Conv-AE": (23.61, 21.54, 27.55)}
-
-
-def nab_counts(t: np.ndarray, changepoint: np.ndarray, alarm: np.ndarray) -> dict:
-    """Per file: the sigmoid weights of the windows' first onsets (NaN: missed) and the number of
-    onsets outside every window; the profiles' weights are applied in `nab_scores`."""
-    onsets = t[alarm & ~np.r_[False, alarm[:-1]]]
-    starts = t[changepoint]
-    in_any = np.zeros(onsets.size, dtype=bool)
-    weights = []
-    for start in starts:
-        inside = (onsets >= start) & (onsets <= start + TOLERANCE_S)
-        in_any |= inside
-        if inside.any():
-            y = (onsets[inside][0] - (start + TOLERANCE_S)) / TOLERANCE_S  # -1 .. 0
-            weights.append(2.0 / (1.0 + np.exp(5.0 * y)) - 1.0)
-        else:
-            weights.append(np.nan)
-    return {"window_weights": weights, "outside": int((~in_any).sum())}
-
-
-def nab_scores(files: list[dict]) -> dict[str, float]:
-    """NAB-style scores (0 = never alarms, 100 = perfect) of the files' `nab_counts`."""
-    out = {}
-    windows = sum(len(f["window_weights"]) for f in files)
-    for name, (a_tp, a_fp, a_fn) in NAB_PROFILES.items():
-        raw = sum(a_tp * w if np.isfinite(w) else a_fn
-                  for f in files for w in f["window_weights"])
-        raw += a_fp * sum(f["outside"] for f in files)
-        null, perfect = a_fn * windows, a_tp * windows
-        out[name] = round(100.0 * (raw - null) / (perfect - null), 2) if windows else 0.0
-    return out
 
 
 def skab_params(n: int) -> GenericParams:
@@ -155,7 +116,7 @@ def evaluate(data: Path, folders: tuple[str, ...], with_river: bool) -> dict:
                 t, x, label, changepoint = load(path)
                 alarm = fn(t, x)
                 rows.append(score_file(t, label, alarm)
-                            | {"nab": nab_counts(t, changepoint, alarm)})
+                            | {"nab": nab_counts(t, changepoint, alarm, TOLERANCE_S)})
             results.setdefault(folder, {})[name] = summarise(rows)
     return results
 

@@ -1,11 +1,12 @@
-"""The NAB-style scorer of benchmarks/skab.py on hand-made alarms (pure logic, no data)."""
+"""The NAB-style scorer (benchmarks/nab.py, used by the SKAB and real-data benchmarks) on
+hand-made alarms (pure logic, no data)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.skab import nab_counts, nab_scores
+from benchmarks.nab import nab_counts, nab_scores, nab_sweep
 
 T = np.arange(0.0, 600.0)
 CP = (T == 100.0) | (T == 400.0)  # two changepoints, each with a 60 s window to its right
@@ -38,3 +39,16 @@ def test_late_detection_earns_less_and_false_alarms_cost_by_profile() -> None:
     # normalised between "never alarms" (-2 misses) and perfect: a miss weighs 2 under low-FN
     assert missed_one["standard"] == pytest.approx(100 * (w - 1 + 2) / 4, abs=0.01)
     assert missed_one["low_fn"] == pytest.approx(100 * (w - 2 + 4) / 6, abs=0.01)
+
+
+def test_the_sweep_finds_the_threshold_that_separates_events_from_noise() -> None:
+    rng = np.random.default_rng(1)
+    score = rng.uniform(0.0, 0.4, T.size)
+    score[100:110] = 0.9  # both changepoints answered at once, above all the noise
+    score[400:410] = 0.8
+    best = nab_sweep([(T, CP, score)], window_s=60.0)
+    perfect = nab_scores([nab_counts(T, CP, score >= 0.8)])
+    assert best["standard"]["score"] == perfect["standard"]
+    assert 0.4 < best["standard"]["threshold"] <= 0.8
+    never = nab_sweep([(T, CP, np.zeros(T.size))], window_s=60.0)  # all-zero: never alarms
+    assert {v["score"] for v in never.values()} == {0.0}
