@@ -55,7 +55,7 @@ def print_set(result: dict) -> None:
           + f"{'MW faults/mo':>{width}}")
     rows = _point_rows(result, methods)
     for point, (quantity, months, fa, ff) in rows.items():
-        print(f"{point[:27]:<28}{quantity[:13]:<14}{months:>8.2f}"
+        print(f"{point[:27]:<28}{quantity[:13]:<14}{_num(months):>8}"
               + "".join(f"{_rate(n, months):>{width}}" for n in fa)
               + f"{_rate(ff, months):>{width}}")
     nabs = {m: result["methods"][m]["summary"].get("nab") for m in methods}
@@ -64,8 +64,8 @@ def print_set(result: dict) -> None:
         print(f"NAB ({first['labels']} labels, window {_dur(first['window_s'])[1:]}), "
               "standard / low-FP / low-FN:")
         for how in ("decision", "swept"):
-            print(f"  {'at its alarms' if how == 'decision' else 'threshold swept':<48}"
-                  + "".join(f"{_nab(nabs[m], how):>{width + 6}}" for m in methods))
+            print(f"  {'at its alarms' if how == 'decision' else 'threshold swept':<40}"
+                  + "".join(f"{_nab(nabs[m], how):>{width + 8}}" for m in methods))
     secs = result.get("seconds", {})
     if secs:
         print("seconds: " + ", ".join(f"{NAMES[m]} {s}" for m, s in secs.items()))
@@ -90,8 +90,12 @@ def _point_rows(result: dict, methods: list[str]) -> dict:
     return rows
 
 
+def _num(v: float) -> str:
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}" if v >= 0.1 else f"{v:.2g}"
+
+
 def _rate(n: int, months: float) -> str:
-    return f"{n / months:.2f} ({n})" if months > 0 else f"- ({n})"
+    return f"{_num(n / months)} ({n})" if months > 0 else f"- ({n})"
 
 
 def _nab(nab: dict | None, how: str) -> str:

@@ -321,6 +321,11 @@ def read_export(path: Path, columns: list[str] | None = None, sep: str | None = 
         raise ReplayError(f"{path}: no usable data rows ({report.lines} line(s) read, "
                           f"{report.bad_rows} unreadable"
                           + (f": {report.bad_examples[0]}" if report.bad_examples else "") + ")")
+    if report.duplicates > len(t_out):  # e.g. a year alone, read as epoch seconds
+        raise ReplayError(f"{path}: the time column {header[0]!r} repeats the previous row's "
+                          f"value on {report.duplicates} of {report.lines} rows; is it a time? "
+                          "(the first column must be a date and time, epoch s or ms, or Excel "
+                          "serial days)")
     t_arr = np.asarray(t_out, dtype=np.float64)
     x_arr = np.asarray(x_out, dtype=np.float64).reshape(len(t_out), len(names))
     report.rows = len(t_out)

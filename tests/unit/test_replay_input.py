@@ -171,3 +171,11 @@ def test_the_cli_takes_a_named_separator_and_extra_missing_markers(tmp_path: Pat
     summary, _, graded = _replay(path, tmp_path, capsys, "--sep", "tab", "--missing", "-99999")
     assert summary["input"]["separator"] == "\t" and summary["input"]["missing_cells"] == 1
     assert graded[10]["level"] == ""
+
+
+def test_a_first_column_that_is_not_a_time_is_a_clear_error(tmp_path: Path) -> None:
+    # the USGS rain files: "Y M D h m rain", the year alone in the first column
+    path = tmp_path / "rain.txt"
+    path.write_text("".join(f"2015 \t 08 \t 17 \t {h:02d} \t 15 \t 0\n" for h in range(20)))
+    with pytest.raises(ReplayError, match=r"repeats the previous row's value on 19 of 20 rows"):
+        read_export(path, tz=SHANGHAI)
