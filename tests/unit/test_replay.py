@@ -133,3 +133,21 @@ def test_sidecar_gives_each_column_its_quantity_and_plot_draws(tmp_path: Path) -
     meta.write_text(json.dumps({"columns": {"WL-01": {"quantity": "water_level"}}}))
     with pytest.raises(ReplayError, match=r"no quantity for column\(s\) \['CH4-01'\]"):
         replay(path, out, sidecar=meta)
+
+
+def test_replay_arrays_gives_the_csv_path_results_without_a_file(tmp_path: Path) -> None:
+    from gateway.replay import ReplayError, replay_arrays
+
+    sc = load_scenario("rainstorm")
+    t = sc.epoch + np.arange(0, sc.duration, 600.0)
+    names = ["WL-01", "JRX-01", "JRX-02"]
+    x = np.array([[float(sc.value(p, ts)) for p in names] for ts in t])
+    res = replay_arrays(t, names, x, config=EXAMPLE)
+    assert [(e["state"], e["level"]) for e in res.events if e["point"] == "WL-01"] == EXPECTED
+    assert res.score.shape == res.grade.shape == res.fault.shape == res.quality.shape == x.shape
+    assert res.grade[:, 0].max() == 4 and res.quality.max() == 0
+    # quantities instead of a site: the default detectors of each, no thresholds, no grade
+    bare = replay_arrays(t, ["WL-01"], x[:, :1], quantities={"WL-01": "water_level"})
+    assert bare.grade.max() == 0 and {d for d, *_ in bare.parts} == {"threshold", "rate", "stuck"}
+    with pytest.raises(ReplayError, match="times must increase strictly"):
+        replay_arrays(t[::-1], names, x, config=EXAMPLE)
