@@ -176,7 +176,7 @@ def score_set(rs: RealSet, outputs: dict[str, list[dict]]) -> dict:
                 false = [at for at in out["raises"][p]
                          if not any(s - e <= at <= f + g for _, _, _, s, f, e, g in wins)]
                 row = {"run": run.name, "quantity": run.quantities[p],
-                       "months": round(months[(run.name, p)], 3), "false_alerts": len(false),
+                       "months": round(months[(run.name, p)], 6), "false_alerts": len(false),
                        "false_alert_times": [_iso(a) for a in false[:5]]}
                 if out["faults"] is not None:
                     flagged = [w[1] for w in wins if w[1] == "instrument" and any(

@@ -31,7 +31,7 @@ def _found(events: list[dict]) -> str:
 
 def print_set(result: dict) -> None:
     methods = list(result["methods"])
-    width = 17
+    width = 19
     print(f"\n== {result['set']}: {result['title']} ({result['points']} points, "
           f"{result['point_months']} point-months; times in {result['zone']}) ==")
     print(f"{'event':<28}{'points':<22}" + "".join(f"{NAMES[m]:>{width}}" for m in methods))
