@@ -44,6 +44,10 @@ WINDOWS: list[tuple[str, str, str, str, str, str, float, float]] = [
      0, 0),
     ("qili", "groundwater in November", "tolerated", r"groundwater|rain", "2016-10-25",
      "2016-12-10", 0, 0),
+    # a rain alert says how hard it rained: with no site levels a rain point gets the rain
+    # classes of GB/T 28592 (blue 25 mm / 24 h, yellow 50 mm, GB 51108 §8.3.7), so an alert is
+    # right whenever it rained that much; rain alerts are neither credited nor charged
+    ("qili", "rain classes", "tolerated", r"rain", "2016-01-01", "2017-12-31", 0, 0),
     # 140.5 mm of rain on 2017-06-24 moved nothing: a rain (or water table) alert is fine, a
     # displacement alert is false (so gnss_disp is not in this row)
     ("qili", "2017-06-24 rain day", "tolerated", r"rain|groundwater", "2017-06-24", "2017-07-08",
@@ -66,6 +70,8 @@ WINDOWS: list[tuple[str, str, str, str, str, str, float, float]] = [
     # USGS Mukilteo: storms of 2015-11-14 (1.73 in/day at MVD116) and 2015-12-08 (1.41 in/day)
     ("usgs", "2015-11-14 storm", "event", r"rain", "2015-11-14", "2015-11-14", 0, 1),
     ("usgs", "2015-12-08 storm", "event", r"rain", "2015-12-08", "2015-12-08", 0, 1),
+    # other rain alerts: the rain classes, as for Qili (the storms above are credited first)
+    ("usgs", "rain classes", "tolerated", r"rain", "2015-08-01", "2015-12-31", 0, 0),
     # Tailings pond: no failure, no window: every safety alert there is false.
 ]
 RAIN_NAB_WINDOW_S = 24 * 3600.0  # an alarm within a day of a threshold exceedance's start

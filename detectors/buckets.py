@@ -7,6 +7,10 @@ the newest one, so a 24-hour window at one sample a second costs B x 4 numbers, 
 Irregular sampling and gaps need nothing special: an empty bucket is simply absent. A sample older
 than the window is ignored.
 
+A bucket holds at least one sample period (`bucket_width`): the configured width is a minimum,
+so daily GNSS solutions get daily buckets and a window of n_buckets days, not a 24-hour window
+that never holds two of them.
+
 Used by the rate, tangent-angle and inverse-velocity detectors. Inlined into their kernels (see
 `detectors.grading` about the numba cache after editing this file).
 """
@@ -16,8 +20,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["NO_BUCKET", "BUCKET_STATE", "bucket_add", "bucket_means", "theil_sen", "ls_fit",
-           "sort_prefix"]
+__all__ = ["NO_BUCKET", "BUCKET_STATE", "bucket_add", "bucket_means", "bucket_width",
+           "theil_sen", "slope_se", "ls_fit", "sort_prefix"]
 
 NO_BUCKET = -(1 << 62)  # id of a slot that never held a sample
 
@@ -28,6 +32,7 @@ BUCKET_STATE = {
     "b_st": (np.float64, True, 0.0),
     "b_sx": (np.float64, True, 0.0),
     "last_id": (np.int64, False, NO_BUCKET),
+    "b_w": (np.float64, False, np.nan),  # the ring's bucket width (s): see `bucket_width`
 }
 
 
@@ -50,6 +55,25 @@ def bucket_add(i, t, v, width, b_id, b_n, b_st, b_sx, last_id):
     if q > last_id[i]:
         last_id[i] = q
     return True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def bucket_width(i, bucket_s, period, b_id, b_n, b_st, b_sx, last_id, b_w):
+    """Channel i's bucket width: the configured `bucket_s`, or the sample period when that is
+    longer. The ring starts afresh when the width has to change by a factor of 2 or more (a
+    cadence that changed for good; a device's abnormal period does not come near it)."""
+    want = bucket_s if not np.isfinite(period) else max(bucket_s, period)
+    w = b_w[i]
+    if np.isfinite(w) and want < 2.0 * w and want > 0.5 * w:
+        return w
+    b_w[i] = want
+    for u in range(b_id.shape[1]):
+        b_id[i, u] = NO_BUCKET
+        b_n[i, u] = 0
+        b_st[i, u] = 0.0
+        b_sx[i, u] = 0.0
+    last_id[i] = NO_BUCKET
+    return want
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -95,6 +119,27 @@ def theil_sen(tm, xm, k, pairs):
     sort_prefix(pairs, m)
     h = m // 2
     return pairs[h] if m % 2 else 0.5 * (pairs[h - 1] + pairs[h])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def slope_se(tm, xm, k, slope):
+    """Standard error of a slope through k points from their scatter about it (inf if k < 3)."""
+    if k < 3:
+        return np.inf
+    mt = 0.0
+    mx = 0.0
+    for u in range(k):
+        mt += tm[u]
+        mx += xm[u]
+    mt /= k
+    mx /= k
+    stt = 0.0
+    ss = 0.0
+    for u in range(k):
+        r = xm[u] - mx - slope * (tm[u] - mt)
+        ss += r * r
+        stt += (tm[u] - mt) ** 2
+    return np.sqrt(ss / (k - 2) / stt) if stt > 0 else np.inf
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

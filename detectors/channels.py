@@ -20,11 +20,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from detectors.base import BlockOutput, DetectorOutput
+from detectors.cadence import CADENCE_STATE
 from detectors.grading import HYSTERESIS_STATE
+from detectors.jumps import JUMP_STATE
 
 __all__ = ["ChannelDetector", "StateSpec", "check", "check_shapes", "check_finite",
-           "check_levels", "check_debounce", "kernel_arrays", "hysteresis_spec",
-           "debounce_defaults"]
+           "check_levels", "check_factors", "check_jump_z", "check_debounce", "kernel_arrays",
+           "hysteresis_spec", "cadence_spec", "jump_spec", "debounce_defaults"]
 
 # name -> (dtype, shape after the channel axis, initial value)
 StateSpec = dict[str, tuple[Any, tuple[int, ...], float]]
@@ -71,6 +73,23 @@ def check_levels(thr: np.ndarray, rest: np.ndarray, name: str = "levels") -> Non
         check((is_set & ~(np.isfinite(rest) & (rest < thr))).any(axis=1),
               f"{name}: each set level needs a finite restore level below it")
         check((~is_set & ~np.isnan(rest)).any(axis=1), f"{name}: restore level of an unset level")
+
+
+def check_jump_z(p: Any) -> None:
+    """`jump_z` > 0; inf switches the jump checks off."""
+    z = np.asarray(p.jump_z, np.float64)
+    check(~(z > 0), "jump_z must be > 0 (inf: no jump checks)")
+
+
+def check_factors(f: np.ndarray, name: str) -> None:
+    """Learned-level factors [n, 4]: the set ones positive and ascending (NaN = no such level)."""
+    f = np.asarray(f, np.float64)
+    is_set = ~np.isnan(f)
+    check((is_set & ~(np.isfinite(f) & (f > 0))).any(axis=1), f"{name}: factors must be > 0")
+    with np.errstate(invalid="ignore"):
+        prev = np.full_like(f, np.nan)
+        prev[:, 1:] = np.fmax.accumulate(f, axis=1)[:, :-1]
+        check((is_set & (f <= prev)).any(axis=1), f"{name}: factors must ascend")
 
 
 def check_debounce(p: Any) -> None:
@@ -210,6 +229,16 @@ class ChannelDetector:
 def hysteresis_spec() -> StateSpec:
     """State entries of `grading.debounce`, for detectors that grade."""
     return {key: (dtype, (), 0) for key, dtype in HYSTERESIS_STATE.items()}
+
+
+def cadence_spec() -> StateSpec:
+    """State entries of `cadence.observe_period`."""
+    return {key: (dtype, (), init) for key, (dtype, init) in CADENCE_STATE.items()}
+
+
+def jump_spec() -> StateSpec:
+    """State entries of `jumps.jump_step`."""
+    return {key: (dtype, (), init) for key, (dtype, init) in JUMP_STATE.items()}
 
 
 def debounce_defaults(n: int) -> dict[str, np.ndarray]:

@@ -8,7 +8,15 @@ import numba
 import numpy as np
 
 from detectors.base import Quality
-from detectors.channels import ChannelDetector, StateSpec, check, check_finite, check_shapes
+from detectors.cadence import at_least, observe_period
+from detectors.channels import (
+    ChannelDetector,
+    StateSpec,
+    cadence_spec,
+    check,
+    check_finite,
+    check_shapes,
+)
 
 __all__ = ["CusumParams", "CusumDetector", "expected_delay"]
 
@@ -75,11 +83,12 @@ class CusumParams:
         check((g < 1) | (g > 4), "grade_level must be 1..4")
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
     k, h, warmup, tau_s, min_sd, hold_s, safety, grade_level = P
-    warm_n, mean, m2, mu, sd, sp, sn, np_, nn, t_last, until, shift, score = S
+    warm_n, mean, m2, mu, sd, sp, sn, np_, nn, t_last, until, shift, score, c_t, c_ldt, c_n = S
     if ok and np.isfinite(v):
+        period = observe_period(i, t, c_t, c_ldt, c_n)
         if warm_n[i] < warmup[i]:  # Welford's running mean and variance for a baseline
             warm_n[i] += 1
             d = v - mean[i]
@@ -106,16 +115,17 @@ def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
                 warm_n[i] = 0
                 mean[i] = 0.0
                 m2[i] = 0.0
-                score[i] = 1.0
+                score[i] = 1.0 if safety[i] else 0.0
                 sp[i] = 0.0
                 sn[i] = 0.0
                 np_[i] = 0
                 nn[i] = 0
-                until[i] = t + hold_s[i]
+                until[i] = t + at_least(hold_s[i], 1.0, period)
             else:
-                score[i] = min(1.0, max(sp[i], sn[i]) / h[i])
+                # 0.5 at the decision interval in safety mode; a quality verdict scores nothing
+                score[i] = min(1.0, 0.5 * max(sp[i], sn[i]) / h[i]) if safety[i] else 0.0
                 dt = t - t_last[i] if np.isfinite(t_last[i]) else 0.0
-                a = 1.0 - np.exp(-max(dt, 0.0) / tau_s[i])
+                a = 1.0 - np.exp(-max(dt, 0.0) / at_least(tau_s[i], 30.0, period))
                 zc = min(max(z, -3.0), 3.0)  # winsorised: one outlier cannot drag the baseline
                 mu[i] += a * sd[i] * zc
                 sd[i] = max(np.sqrt((1.0 - a) * sd[i] * sd[i] + a * sd[i] * sd[i] * zc * zc),
@@ -160,7 +170,10 @@ class CusumDetector(ChannelDetector):
     What a detection means is configured per channel: by default it is a sensor-quality verdict
     (fault 1, suspect: a calibration jump, a drifting sensor), never a grade; with `safety` it is
     the grade `grade_level` instead (for a point where a sudden shift is itself the hazard).
-    score: min(1, max(S+, S-) / h), 1 at a detection.
+    score: in safety mode 0.5 x max(S+, S-) / h (0.5 at the decision interval), 1 at a detection;
+    0 in quality mode (a sensor verdict is no step toward a colour). The baseline's time
+    constant is at least 30 sample periods and a verdict holds at least one period, at any
+    cadence.
 
     evidence (`evidence_names`): "s_pos", "s_neg" (the statistics, sd units), "shift" (the last
     detected shift, signed, in the value's units), "baseline" (mu; NaN while warming up).
@@ -203,6 +216,7 @@ class CusumDetector(ChannelDetector):
         spec["until"] = (np.float64, (), np.nan)
         spec["shift"] = (np.float64, (), np.nan)
         spec["score"] = (np.float32, (), 0.0)
+        spec.update(cadence_spec())
         return spec
 
     def _kernels(self):

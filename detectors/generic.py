@@ -8,7 +8,15 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from detectors.channels import ChannelDetector, StateSpec, check, check_finite, check_shapes
+from detectors.cadence import at_least, observe_period
+from detectors.channels import (
+    ChannelDetector,
+    StateSpec,
+    cadence_spec,
+    check,
+    check_finite,
+    check_shapes,
+)
 
 __all__ = ["GenericParams", "GenericDetector", "N_BINS"]
 
@@ -53,13 +61,14 @@ class GenericParams:
 
     @classmethod
     def defaults(cls, n: int) -> GenericParams:
-        """Baseline over 1 h, daily profile (China, UTC+8) over 7 days, 6 h warm-up, scale floors
+        """Baseline over 1 h, daily profile (China, UTC+8) over 7 days, warm-up 5 min (and 60
+        samples: a minute of 1-second data is no baseline, nor are two days of daily data), scale floors
         1e-9 and 0.1 % of the level, z >= max(4, 1.5 x its 99th percentile), 3 samples to
         raise, 10 min quiet to end, baseline 1000x slower (all but frozen) in the first day of an
         event, events blue."""
         return cls(tau_s=np.full(n, 3600.0), daily=np.ones(n, np.bool_),
                    tz_offset_s=np.full(n, 8 * 3600.0), profile_tau_s=np.full(n, 7 * _DAY),
-                   warmup_s=np.full(n, 6 * 3600.0), min_scale=np.full(n, 1e-9),
+                   warmup_s=np.full(n, 300.0), min_scale=np.full(n, 1e-9),
                    rel_scale=np.full(n, 1e-3), q=np.full(n, 0.99), z_mult=np.full(n, 1.5),
                    z_min=np.full(n, 4.0), raise_samples=np.full(n, 3, np.int32),
                    clear_s=np.full(n, 600.0), event_slowdown=np.full(n, 1000.0),
@@ -85,14 +94,21 @@ class GenericParams:
         check((g < 1) | (g > 4), "grade_level must be 1..4")
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
     (tau, daily, tz, prof_tau, warmup, min_scale, rel_scale, q, z_mult, z_min, raise_n,
      clear_s, slowdown, max_event, grade_level) = P
     (seen, t_first, t_last, mu, mad, prof, prof_n, qz, run_n, last_anom, in_event, event_t0,
-     events, score, z_last, thr_last, pred_last) = S
+     events, score, z_last, thr_last, pred_last, c_t, c_ldt, c_n) = S
     out_fault[j] = 0  # a generic anomaly is graded; sensor faults are the stuck detector's
     if ok and np.isfinite(v):
+        # every time constant holds enough samples at this channel's own cadence
+        period = observe_period(i, t, c_t, c_ldt, c_n)
+        tau_i = at_least(tau[i], 10.0, period)
+        warmup_i = at_least(warmup[i], 60.0, period)
+        clear_i = at_least(clear_s[i], 3.0, period)
+        max_event_i = at_least(max_event[i], 10.0, period)
+        use_daily = daily[i] and (np.isnan(period) or period <= 3600.0)
         if seen[i] == 0:
             t_first[i] = t
             t_last[i] = t
@@ -103,7 +119,7 @@ def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
         t_last[i] = t
         b = 0
         seasonal = 0.0
-        if daily[i]:
+        if use_daily:
             b = int(((t + tz[i]) % _DAY) / _DAY * N_BINS) % N_BINS
             if prof_n[i, b] > 0:
                 seasonal = prof[i, b]
@@ -111,7 +127,7 @@ def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
         r = v - pred
         scale = max(_MAD_TO_SD * mad[i], min_scale[i], rel_scale[i] * abs(mu[i]))
         z = abs(r) / scale
-        warm = t - t_first[i] >= warmup[i]
+        warm = t - t_first[i] >= warmup_i
         thr = max(z_min[i], z_mult[i] * qz[i])
         anomalous = warm and z >= thr
         if anomalous:
@@ -123,19 +139,19 @@ def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
                 events[i] += 1
         else:
             run_n[i] = 0
-            if in_event[i] and t - last_anom[i] >= clear_s[i]:
+            if in_event[i] and t - last_anom[i] >= clear_i:
                 in_event[i] = False
         # learning: running means at first (fast calibration), then the time constant; slowed
         # down inside an event or for an anomalous sample, so an anomaly is not learnt as normal
-        a = max(1.0 - np.exp(-dt / tau[i]), 1.0 / seen[i])
-        if (in_event[i] and t - event_t0[i] < max_event[i]) or (anomalous and not in_event[i]):
+        a = max(1.0 - np.exp(-dt / tau_i), 1.0 / seen[i])
+        if (in_event[i] and t - event_t0[i] < max_event_i) or (anomalous and not in_event[i]):
             a /= slowdown[i]
         mu[i] += a * (v - seasonal - mu[i])
         dev = abs(r)
         if warm:
             dev = min(dev, thr * scale)  # winsorised: the tail must not inflate the scale
         mad[i] += a * (dev - mad[i])
-        if daily[i] and not in_event[i]:
+        if use_daily and not in_event[i]:
             a_p = max(1.0 - np.exp(-dt * N_BINS / prof_tau[i]), 1.0 / (prof_n[i, b] + 1.0))
             prof[i, b] += a_p * (v - mu[i] - prof[i, b])
             prof_n[i, b] += 1.0
@@ -144,7 +160,8 @@ def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
             # exceedance, falls by (1 - q) * step otherwise, so it settles where P(z > qz) = 1 - q
             step = 0.02 * max(qz[i], 0.1)
             qz[i] += step * (q[i] if z > qz[i] else -(1.0 - q[i]))
-        score[i] = min(1.0, 0.25 * z / thr)  # 0.25 (blue) at the threshold
+        # 0.5 (the blue decision) at the threshold, 0 while the baseline calibrates
+        score[i] = min(1.0, 0.5 * z / thr) if warm else 0.0
         z_last[i] = z
         thr_last[i] = thr
         pred_last[i] = pred
@@ -186,7 +203,10 @@ class GenericDetector(ChannelDetector):
     pass without one, so a long anomaly is one alert, not one per sample.
 
     A generic point has no standard behind its levels, so events carry one grade (blue by
-    default) and the score says how strong: 0.25 at the threshold, 1 at four times it. fault is
+    default) and the score says how strong: 0 while warming up, 0.5 at the threshold (the
+    decision, as for every detector), 1 at twice it. Every time constant is in time and in
+    samples: the baseline's at least 10 sample periods, the warm-up 60, the quiet time that ends
+    an event 3, and the daily profile is learnt only from data at least hourly. fault is
     always 0 (stuck and implausible values are the stuck detector's verdicts).
 
     evidence (`evidence_names`): "z", "z_threshold", "expected" (the baseline's prediction) and
@@ -234,6 +254,7 @@ class GenericDetector(ChannelDetector):
             "events": (np.int64, (), 0),
             "score": (np.float32, (), 0.0), "z_last": (np.float64, (), np.nan),
             "thr_last": (np.float64, (), np.nan), "pred_last": (np.float64, (), np.nan),
+            **cadence_spec(),
         }
 
     def _kernels(self):

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 __all__ = ["COUNT_CAP", "HYSTERESIS_STATE", "DEBOUNCE_PARAMS", "level_past", "level_held",
-           "level_score", "debounce"]
+           "level_score", "score_at", "debounce"]
 
 COUNT_CAP = 1 << 30  # run counters saturate here instead of wrapping after years in one state
 
@@ -32,6 +32,15 @@ HYSTERESIS_STATE = {
     "dn_lvl": np.int8,  # highest held level seen in the run: the level it releases to
 }
 DEBOUNCE_PARAMS = ("raise_samples", "raise_hold", "clear_samples", "clear_hold", "red_immediate")
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def score_at(k):
+    """The score of level k (0 blue .. 3 red): 0.5, 2/3, 5/6, 1. Every detector's score means the
+    same: 0.5 is the blue decision, 1 red, and below 0.5 the evidence toward blue (0 when there is
+    none, or while the detector warms up), so a platform can threshold scores of any detector and
+    a benchmark can sweep them."""
+    return 0.5 + k / 6.0
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -56,16 +65,17 @@ def level_held(y, rest, i):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def level_score(y, thr, i):
-    """Score in [0, 1]: 0.25 at blue, 0.5 yellow, 0.75 orange, 1 red, linear between set levels,
-    rising from 0 at half a level-gap below the first set level (the threshold detector's scale,
-    so scores of different detectors compare). Flat beyond the highest set level."""
+    """Score in [0, 1] (`score_at`: 0.5 at blue, 2/3 yellow, 5/6 orange, 1 red), linear between
+    set levels, rising from 0 at half a level-gap below the first set level (the threshold
+    detector's scale, so scores of different detectors compare). Flat beyond the highest set
+    level."""
     prev_y = np.nan
     prev_s = 0.0
     for k in range(4):
         b = thr[i, k]
         if np.isnan(b):
             continue
-        s_b = 0.25 * (k + 1)
+        s_b = score_at(k)
         if np.isnan(prev_y):
             gap = np.nan
             for kk in range(k + 1, 4):  # distance to the next distinct set level

@@ -7,20 +7,31 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from detectors.buckets import BUCKET_STATE, bucket_add, bucket_means, ls_fit
+from detectors.buckets import (
+    BUCKET_STATE,
+    bucket_add,
+    bucket_means,
+    bucket_width,
+    ls_fit,
+)
+from detectors.cadence import observe_period
 from detectors.channels import (
     ChannelDetector,
     StateSpec,
+    cadence_spec,
     check,
     check_debounce,
     check_finite,
+    check_jump_z,
     check_levels,
     check_shapes,
     debounce_defaults,
     hysteresis_spec,
+    jump_spec,
     kernel_arrays,
 )
 from detectors.grading import debounce, level_held, level_past, level_score
+from detectors.jumps import STEP, WARM, jump_scale, jump_step
 
 __all__ = ["InverseVelocityParams", "InverseVelocityDetector"]
 
@@ -30,10 +41,13 @@ class InverseVelocityParams:
     """Per-channel parameters (n channels).
 
     `direction`: +1 the displacement grows (the usual cumulative series), -1 it falls, 2 either.
-    `bucket_s`: bucket width (s); the detector keeps `n_buckets` of them (the trailing window).
+    `bucket_s`: least bucket width (s; never shorter than the sample period); the detector keeps
+    `n_buckets` of them (the trailing window: 7 days of 6-hour buckets, 28 days of daily ones).
     `vel_span` (>= 1): a velocity is the least-squares slope of vel_span + 1 consecutive bucket
     means, placed at their mean time. `per_s`: velocity unit of the evidence (86400: per day).
-    `v_floor`: velocities below this (units per `per_s`) are left out of the fit (1/v of a
+    `jump_z`: spikes are left out and steps taken out of the series (`detectors.jumps`).
+    `v_floor`: velocities below this, or below 3 standard errors of a velocity from the
+    sensor's own noise, (units per `per_s`) are left out of the fit (1/v of a
     velocity near zero is noise). Publication needs `min_points` (>= 5) velocities, R^2 >=
     `min_r2`, a falling 1/v line, and acceleration established: the newest velocity at least
     `accel_ratio` times the oldest, both as measured and on the fitted line. `lead` [n, 4]: blue, yellow, orange,
@@ -52,6 +66,7 @@ class InverseVelocityParams:
     accel_ratio: np.ndarray  # float64[n]
     lead: np.ndarray  # float64[n, 4]
     lead_restore: np.ndarray  # float64[n, 4]
+    jump_z: np.ndarray  # float64[n]
     raise_samples: np.ndarray  # int32[n]
     raise_hold: np.ndarray  # float64[n]
     clear_samples: np.ndarray  # int32[n]
@@ -60,17 +75,17 @@ class InverseVelocityParams:
 
     @classmethod
     def defaults(cls, n: int) -> InverseVelocityParams:
-        """6-hour buckets, velocities over 24 h (vel_span 4), mm per day, floor 0.5 mm/d, 5
+        """6-hour buckets, velocities over 24 h (vel_span 4), mm per day, floor 0.05 mm/d, 5
         points, R^2 0.8, acceleration x2; blue / yellow / orange / red at 14 / 7 / 3 / 1 days
         of lead (a MineWatch choice: no standard fixes them), released 10 % further out."""
         day = 86400.0
         lead = np.array([14.0, 7.0, 3.0, 1.0]) * day
         return cls(direction=np.ones(n, np.int8), bucket_s=np.full(n, 6 * 3600.0),
                    vel_span=np.full(n, 4, np.int32), per_s=np.full(n, day),
-                   v_floor=np.full(n, 0.5), min_points=np.full(n, 5, np.int32),
+                   v_floor=np.full(n, 0.05), min_points=np.full(n, 5, np.int32),
                    min_r2=np.full(n, 0.8), accel_ratio=np.full(n, 2.0),
                    lead=np.tile(lead, (n, 1)), lead_restore=np.tile(1.1 * lead, (n, 1)),
-                   **debounce_defaults(n))
+                   jump_z=np.full(n, 10.0), **debounce_defaults(n))
 
     @property
     def n(self) -> int:
@@ -81,6 +96,7 @@ class InverseVelocityParams:
         check_shapes(self, ("lead", "lead_restore"))
         check(~np.isin(self.direction, (1, -1, 2)), "direction must be 1, -1 or 2")
         check_finite(self, ("bucket_s", "per_s", "v_floor"), strict=True)
+        check_jump_z(self)
         check_finite(self, ("accel_ratio",), minimum=1.0)
         check(np.asarray(self.vel_span) < 1, "vel_span must be >= 1")
         check(np.asarray(self.min_points) < 5, "min_points must be >= 5")
@@ -92,27 +108,50 @@ class InverseVelocityParams:
         check_debounce(self)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fault, out_ev):
     (direction, bucket_s, vel_span, per_s, v_floor, min_pts, min_r2, accel, neg_lead,
-     neg_rest, rn, rh, cn, ch, red) = P
-    (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id,
+     neg_rest, jump_z, rn, rh, cn, ch, red) = P
+    (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
+     c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset,
      t_f, r2_s, npts, v_now, score) = S
+    JS = (j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd)
     out_fault[j] = 0
-    if ok and np.isfinite(v) and bucket_add(i, t, v, bucket_s[i], b_id, b_n, b_st, b_sx,
-                                            last_id):
-        w = bucket_s[i]
+    used = False
+    if ok and np.isfinite(v):
+        period = observe_period(i, t, c_t, c_ldt, c_n)
+        w = bucket_width(i, bucket_s[i], period, b_id, b_n, b_st, b_sx, last_id, b_w)
+        dec, cand, size, pt, px = jump_step(i, t, v, jump_z[i], period, JS)
+        if dec == STEP:
+            offset[i] += size  # the step detector reports a step; 1/v judges the creep
+            used = bucket_add(i, pt, px - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
+        if not cand:
+            used = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id) or used
+    if used:
+        w = b_w[i]
         k = bucket_means(i, w, b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)
         d = direction[i]
         L = vel_span[i]
         m = 0
         v_now[i] = np.nan
+        # velocities whose size noise could explain are left out of the fit (their inverse is
+        # noise): the floor is v_floor or 3 standard errors of a velocity over L + 1 bucket
+        # means, from the sensor's own increment scale (not from the scatter about a line, which
+        # an acceleration inflates)
+        floor = v_floor[i]
+        if k > 0 and j_n[i] >= WARM:
+            per_bucket = 0.0
+            for u in range(k):
+                per_bucket += nm[u]
+            sd_mean = jump_scale(i, v, j_s, j_q) / np.sqrt(2.0 * per_bucket / k)
+            spread = np.sqrt((L + 1.0) * ((L + 1.0) ** 2 - 1.0) / 12.0)
+            floor = max(floor, 3.0 * sd_mean / (w * spread) * per_s[i])
         for e in range(L, k):  # one velocity per run of L + 1 bucket means
             _, slope, _ = ls_fit(tm, xm, e - L, L + 1)
             vel = slope * per_s[i]
             vel = vel if d == 1 else (-vel if d == -1 else abs(vel))
             v_now[i] = vel
-            if vel >= v_floor[i]:
+            if vel >= floor:
                 mt = 0.0
                 for u in range(e - L, e + 1):
                     mt += tm[u]
@@ -237,6 +276,9 @@ class InverseVelocityDetector(ChannelDetector):
         spec = hysteresis_spec()
         for key, (dtype, per_bucket, init) in BUCKET_STATE.items():
             spec[key] = (dtype, (self.n_buckets,) if per_bucket else (), init)
+        spec.update(cadence_spec())
+        spec.update(jump_spec())
+        spec["offset"] = (np.float64, (), 0.0)  # the steps taken out of the series
         spec["t_f"] = (np.float64, (), np.nan)
         spec["r2"] = (np.float64, (), np.nan)
         spec["points"] = (np.float64, (), 0.0)

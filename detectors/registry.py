@@ -4,10 +4,17 @@ The quantity names are those of gateway/config/quantities.py; this module does n
 gateway (detectors stay a leaf package), so tests/unit/test_det_registry.py checks that the two
 lists agree. A point's config may override its set; these are the defaults.
 
+Every default set detects without site thresholds too (a new site rarely has them on day one):
+the rate detector learns its own levels from the point's history, the step detector flags an
+abrupt new level, the tangent angle and inverse velocity learn their reference velocity, and
+`stuck` judges flat lines by the quantity's physics and the point's own habits.
+
 >>> detectors_for("gnss_disp")
-('threshold', 'rate', 'tangent_angle', 'inverse_velocity', 'stuck')
->>> rate_direction("phreatic_depth"), aggregation_enabled("phreatic_depth"), aggregation_enabled("ch4")
-(-1, True, False)
+('threshold', 'rate', 'tangent_angle', 'inverse_velocity', 'step', 'stuck')
+>>> rate_direction("phreatic_depth"), rate_direction("gnss_disp"), aggregation_enabled("ch4")
+(-1, 2, False)
+>>> stuck_min_s("water_level") / 3600, stuck_min_s("rainfall_24h")
+(48.0, inf)
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from __future__ import annotations
 import importlib
 
 __all__ = ["DEFAULTS", "ALWAYS", "DETECTORS", "TAILINGS_ITEMS", "detectors_for", "rate_direction",
-           "aggregation_enabled", "detector_class"]
+           "stuck_min_s", "jump_checks", "aggregation_enabled", "detector_class"]
 
-_LEVELS = ("threshold", "rate")  # a level that must not be crossed, and must not rise too fast
-_DISPLACEMENT = ("threshold", "rate", "tangent_angle", "inverse_velocity")  # R5
+# a level that must not be crossed, must not rise too fast, and must not jump
+_LEVELS = ("threshold", "rate", "step")
+_DISPLACEMENT = ("threshold", "rate", "tangent_angle", "inverse_velocity", "step")  # R5
 _GAS = ("threshold", "spike")  # gas bursts and sensor glitches are short: Hampel sees them
 
 DEFAULTS: dict[str, tuple[str, ...]] = {
@@ -33,14 +41,16 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "inclinometer_disp": _DISPLACEMENT,
     "rainfall_1h": ("threshold",),  # already a windowed sum
     "rainfall_24h": ("threshold",),
-    "seepage_flow": ("threshold", "rate", "cusum"),  # a sudden step in seepage is a warning sign
+    # a sudden step in seepage is a warning sign: a safety event of its own (step), not a
+    # sensor-quality verdict (CUSUM calls every rain-driven shift of a real seepage a fault)
+    "seepage_flow": ("threshold", "rate", "step"),
     "turbidity": ("threshold", "spike"),
     "ch4": _GAS,
     "co": _GAS,
     "h2s": _GAS,
     "no2": _GAS,
     "o2": _GAS,
-    "temperature": ("threshold", "cusum"),
+    "temperature": ("threshold",),  # a daily cycle is no level shift: CUSUM would cry fault
     "barometric_pressure": ("threshold",),  # an input of VW corrections: stuck matters most
     "generic": ("generic",),
 }
@@ -50,6 +60,26 @@ ALWAYS = ("stuck",)  # every point: stuck, flat-lined and implausible values are
 # own directions, where lower is worse a fall is (a phreatic line rising = its depth falling)
 _FALLING_IS_WORSE = frozenset({"freeboard", "dry_beach_length", "beach_crest_elev",
                                "phreatic_depth"})
+# a displacement channel is often one axis of a station (GNSS north, east): it moves either way
+_EITHER_IS_WORSE = frozenset({"gnss_disp", "inclinometer_disp"})
+
+_HOUR = 3600.0
+# how long a value may hold still before it is stuck, by what the quantity physically does (on
+# top of the device periods and the point's own learned habits; detectors/stuck.py): a pond or
+# a tank holds its level for a day and a level gauge reads in centimetres; a vibrating-wire
+# piezometer, a GNSS solution or a barometer always moves in its last digits; rain gauges and
+# gas heads in clean air read the same zero for weeks, so flatness says nothing about them
+_STUCK_MIN_S: dict[str, float] = {
+    "water_level": 48 * _HOUR, "freeboard": 48 * _HOUR, "dry_beach_length": 48 * _HOUR,
+    "beach_crest_elev": 7 * 24 * _HOUR, "phreatic_depth": 12 * _HOUR,
+    "piezometric_head": 12 * _HOUR, "pore_pressure": 12 * _HOUR, "seepage_flow": 12 * _HOUR,
+    "turbidity": 12 * _HOUR, "rainfall_1h": float("inf"), "rainfall_24h": float("inf"),
+    "ch4": float("inf"), "co": float("inf"), "h2s": float("inf"), "no2": float("inf"),
+    "o2": 7 * 24 * _HOUR, "temperature": 6 * _HOUR,
+    # no physics known: a flat line shorter than an hour is noise (a 1-second flow read in
+    # whole units holds for half a minute); GB 51108 gives a week to repair a fault
+    "generic": _HOUR, "barometric_pressure": _HOUR,
+}
 
 # the tailings-pond items of GB 39496-2020 §5.5.2: the §5.5.4 aggregation is on for them only
 TAILINGS_ITEMS = frozenset({"water_level", "freeboard", "dry_beach_length", "beach_crest_elev",
@@ -64,6 +94,7 @@ DETECTORS: dict[str, str] = {
     "inverse_velocity": "detectors.inverse_velocity:InverseVelocityDetector",
     "spike": "detectors.spike:SpikeDetector",
     "cusum": "detectors.cusum:CusumDetector",
+    "step": "detectors.step:StepDetector",
     "stuck": "detectors.stuck:StuckDetector",
     "generic": "detectors.generic:GenericDetector",
     "river_hst": "detectors.river_adapter:RiverHalfSpaceTrees",
@@ -82,9 +113,29 @@ def detectors_for(quantity: str) -> tuple[str, ...]:
 
 
 def rate_direction(quantity: str) -> int:
-    """+1 when a rising value is the worse change, -1 when a falling one is."""
+    """+1 when a rising value is the worse change, -1 when a falling one is, 2 either (the
+    velocity detectors' `direction`)."""
     _known(quantity)
+    if quantity in _EITHER_IS_WORSE:
+        return 2
     return -1 if quantity in _FALLING_IS_WORSE else 1
+
+
+# rain falls in bursts: a wet day among dry ones is no spike, a downpour no step
+_NO_JUMPS = frozenset({"rainfall_1h", "rainfall_24h"})
+
+
+def jump_checks(quantity: str) -> bool:
+    """Whether spikes and steps mean anything for this quantity (`detectors.jumps`)."""
+    _known(quantity)
+    return quantity not in _NO_JUMPS
+
+
+def stuck_min_s(quantity: str) -> float:
+    """Seconds a value of this quantity may physically hold still (inf: flatness proves
+    nothing; 0: no physical floor, the device periods decide)."""
+    _known(quantity)
+    return _STUCK_MIN_S.get(quantity, 0.0)
 
 
 def aggregation_enabled(quantity: str) -> bool:

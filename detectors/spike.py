@@ -9,9 +9,11 @@ import numpy as np
 
 from detectors.base import Quality
 from detectors.buckets import sort_prefix
+from detectors.cadence import at_least, observe_period
 from detectors.channels import (
     ChannelDetector,
     StateSpec,
+    cadence_spec,
     check,
     check_debounce,
     check_finite,
@@ -80,19 +82,21 @@ class SpikeParams:
         check_debounce(self)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, scratch, out_score, out_grade, out_fault, out_ev):
     z_fault, min_scale, max_age, min_n, safety, z_levels, z_restore, rn, rh, cn, ch, red = P
-    grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, buf, buf_t, pos, score = S
+    grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, buf, buf_t, pos, score, c_t, c_ldt, c_n = S
     out_fault[j] = 0
     out_ev[j, 0] = np.nan
     out_ev[j, 1] = np.nan
     out_ev[j, 2] = np.nan
     if ok and np.isfinite(v):
         K = buf.shape[1]
+        # the reference window holds the last K samples at any cadence
+        age = at_least(max_age[i], K, observe_period(i, t, c_t, c_ldt, c_n))
         m = 0
         for u in range(K):  # the reference: the last K samples not older than max_age
-            if np.isfinite(buf_t[i, u]) and t - buf_t[i, u] <= max_age[i]:
+            if np.isfinite(buf_t[i, u]) and t - buf_t[i, u] <= age:
                 scratch[m] = buf[i, u]
                 m += 1
         if m >= min_n[i]:
@@ -113,7 +117,7 @@ def _step(i, j, t, v, ok, P, S, scratch, out_score, out_grade, out_fault, out_ev
                 debounce(i, t, level_past(z, z_levels, i), level_held(z, z_restore, i),
                          (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl), (rn, rh, cn, ch, red))
             else:
-                score[i] = min(1.0, 0.5 * z / z_fault[i])  # 0.5 at the spike threshold
+                score[i] = 0.0  # a sensor-quality verdict is no step toward a colour
                 if z >= z_fault[i]:
                     out_fault[j] = _SUSPECT
         # the sample joins the reference either way: the median shrugs off a lone spike, and a
@@ -147,12 +151,13 @@ class SpikeDetector(ChannelDetector):
 
     Each channel keeps its last `window` valid samples (a small fixed ring, not a time series).
     A new sample's robust z-score is |x - median| / (1.4826 MAD), the MAD floored at
-    `min_scale`; the reference holds only samples younger than `max_age_s` and needs
+    `min_scale`; the reference holds only samples younger than `max_age_s` (or `window` sample
+    periods, when the channel's cadence is slower) and needs
     `min_samples` of them. Median and MAD ignore a few wild samples, so a spike cannot hide the
     next one the way it inflates a mean and sd.
 
     What a spike means is configured per channel: by default a sensor-quality verdict (fault 1,
-    suspect) on that sample only, never a grade, score 0.5 at `z_fault`; with `safety` the z is
+    suspect) on that sample only, never a grade (score 0); with `safety` the z is
     graded by `z_levels` with the usual debounce (a gas burst on a channel where that matters).
 
     evidence (`evidence_names`): "median", "scale" (the robust sd), "z"; NaN when the sample was
@@ -201,6 +206,7 @@ class SpikeDetector(ChannelDetector):
         spec["buf_t"] = (np.float64, (self.window,), np.nan)
         spec["pos"] = (np.int32, (), 0)
         spec["score"] = (np.float32, (), 0.0)
+        spec.update(cadence_spec())
         return spec
 
     def _kernels(self):

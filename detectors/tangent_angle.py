@@ -8,19 +8,31 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from detectors.buckets import BUCKET_STATE, bucket_add, bucket_means, theil_sen
+from detectors.buckets import (
+    BUCKET_STATE,
+    bucket_add,
+    bucket_means,
+    bucket_width,
+    slope_se,
+    theil_sen,
+)
+from detectors.cadence import at_least, observe_period
 from detectors.channels import (
     ChannelDetector,
     StateSpec,
+    cadence_spec,
     check,
     check_debounce,
     check_finite,
+    check_jump_z,
     check_levels,
     check_shapes,
     debounce_defaults,
     hysteresis_spec,
+    jump_spec,
 )
 from detectors.grading import debounce, level_held, level_past, level_score
+from detectors.jumps import STEP, WARM, jump_scale, jump_step
 
 __all__ = ["TangentAngleParams", "TangentAngleDetector", "tangent_angle"]
 
@@ -39,19 +51,20 @@ class TangentAngleParams:
     """Per-channel parameters (n channels).
 
     `direction`: +1 the displacement grows when the slope moves (the usual cumulative series),
-    -1 it falls, 2 either (the size of the velocity). `bucket_s`: bucket width (s); the current
-    velocity v_now is the Theil-Sen slope of the bucket means over the detector's `n_buckets`
-    (the smoothing: 8 x 6 h = 48 h by default), from `min_buckets` buckets on. `per_s`: velocity
-    unit (86400: per day). `v_ref`: reference velocity of steady creep (units per `per_s`); NaN =
-    learn it as the least-squares velocity over the first `learn_s` seconds of data (a quiet
-    period), never below `v_floor`. `v_floor`: velocity noise floor: no level is raised while
-    v_now exceeds v_ref by less than this, nor by less than `noise_z` standard errors of v_now
-    (from the scatter of the bucket means about their line: a floor that adapts to the
-    sensor's noise); `disp_floor`: displacement noise floor: none either
-    while the displacement since the first sample is below this. `angles` [n, 4]:
-    blue, yellow, orange, red angles (deg); `angle_restore` [n, 4]: release below these.
-    Debounce: `raise_samples`, `raise_hold` (s: how long the angle must be sustained),
-    `clear_samples`, `clear_hold`, `red_immediate`.
+    -1 it falls, 2 either (the size of the velocity: a GNSS axis). `bucket_s`: the least bucket
+    width (s; a bucket is never shorter than the sample period); the current velocity v_now is
+    the Theil-Sen slope of the bucket means over the detector's `n_buckets` (the smoothing: 8 x
+    6 h = 48 h by default, 8 days for daily solutions), from `min_buckets` buckets on. `per_s`:
+    velocity unit (86400: per day). `v_ref`: reference velocity of steady creep (units per
+    `per_s`); NaN = learn it as the least-squares velocity over the first `learn_s` seconds (and
+    at least 30 sample periods) of data, never below its own standard error nor `v_floor`.
+    No level is raised while v_now exceeds v_ref by less than `v_floor` or by less than `noise_z`
+    standard errors of v_now (from the scatter of the bucket means about their line: a floor
+    that adapts to the sensor's noise), nor while the displacement since the first sample is
+    below `disp_floor`. `angles` [n, 4]: blue, yellow, orange, red angles (deg);
+    `angle_restore` [n, 4]: release below these. `jump_z`: spikes are left out and steps taken
+    out of the series (`detectors.jumps`). Debounce: `raise_samples`, `raise_hold` (s: how long
+    the angle must be sustained), `clear_samples`, `clear_hold`, `red_immediate`.
     """
 
     direction: np.ndarray  # int8[n]
@@ -65,6 +78,7 @@ class TangentAngleParams:
     disp_floor: np.ndarray  # float64[n]
     angles: np.ndarray  # float64[n, 4]
     angle_restore: np.ndarray  # float64[n, 4]
+    jump_z: np.ndarray  # float64[n]
     raise_samples: np.ndarray  # int32[n]
     raise_hold: np.ndarray  # float64[n]
     clear_samples: np.ndarray  # int32[n]
@@ -73,17 +87,19 @@ class TangentAngleParams:
 
     @classmethod
     def defaults(cls, n: int) -> TangentAngleParams:
-        """6-hour buckets (4 to start), mm per day, v_ref learned over 7 days, floors 0.5 mm/d
-        and 5 mm, 3 standard errors; angles 50 (45 + a 5-degree margin) / 65 / 80 / 85 with 2-degree restore bands;
-        blue and yellow sustained for 12 h, red at once."""
+        """6-hour buckets (4 to start), mm per day, v_ref learned over 7 days (and 30 samples),
+        floors 0.02 mm/d and 5 mm, 3 standard errors; angles 50 (45 + a 5-degree margin) / 65 /
+        80 / 85 with 2-degree restore bands; blue and yellow sustained for 12 h (and 3 samples),
+        red at once; jumps at 10 increment scales."""
         deb = debounce_defaults(n)
         deb["raise_hold"][:] = 12 * 3600.0
         return cls(direction=np.ones(n, np.int8), bucket_s=np.full(n, 6 * 3600.0),
                    min_buckets=np.full(n, 4, np.int32), per_s=np.full(n, 86400.0),
                    v_ref=np.full(n, np.nan), learn_s=np.full(n, 7 * 86400.0),
-                   v_floor=np.full(n, 0.5), noise_z=np.full(n, 3.0), disp_floor=np.full(n, 5.0),
+                   v_floor=np.full(n, 0.02), noise_z=np.full(n, 3.0), disp_floor=np.full(n, 5.0),
                    angles=np.tile([50.0, 65.0, 80.0, 85.0], (n, 1)),
-                   angle_restore=np.tile([48.0, 63.0, 78.0, 83.0], (n, 1)), **deb)
+                   angle_restore=np.tile([48.0, 63.0, 78.0, 83.0], (n, 1)),
+                   jump_z=np.full(n, 10.0), **deb)
 
     @property
     def n(self) -> int:
@@ -94,6 +110,7 @@ class TangentAngleParams:
         check_shapes(self, ("angles", "angle_restore"))
         check(~np.isin(self.direction, (1, -1, 2)), "direction must be 1, -1 or 2")
         check_finite(self, ("bucket_s", "per_s"), strict=True)
+        check_jump_z(self)
         check_finite(self, ("learn_s", "v_floor", "noise_z", "disp_floor"))
         check(np.asarray(self.min_buckets) < 2, "min_buckets must be >= 2")
         vr = np.asarray(self.v_ref, np.float64)
@@ -108,80 +125,138 @@ class TangentAngleParams:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _slope_se(tm, xm, k, slope):
-    """Standard error of a slope through k points from their scatter about it (inf if k < 3)."""
-    if k < 3:
-        return np.inf
-    mt = 0.0
-    mx = 0.0
-    for u in range(k):
-        mt += tm[u]
-        mx += xm[u]
-    mt /= k
-    mx /= k
-    stt = 0.0
-    ss = 0.0
-    for u in range(k):
-        r = xm[u] - mx - slope * (tm[u] - mt)
-        ss += r * r
-        stt += (tm[u] - mt) ** 2
-    return np.sqrt(ss / (k - 2) / stt) if stt > 0 else np.inf
+def _signed(d, vel):
+    return vel if d == 1 else (-vel if d == -1 else abs(vel))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fault, out_ev):
     (direction, bucket_s, min_b, per_s, v_ref, learn_s, v_floor, noise_z, disp_floor, angles,
-     angle_restore, rn, rh, cn, ch, red) = P
-    (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id,
-     t0, x0, l_n, l_st, l_sx, l_stt, l_stx, vref_learned, vnow, angle, score) = S
+     angle_restore, jump_z, rn, rh, cn, ch, red) = P
+    (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
+     c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset,
+     t0, x0, l_n, l_st, l_sx, l_stt, l_stx, l_sxx, vref_learned, vnow, angle, score, t_ref,
+     ex_env, ex_t, v_used) = S
+    JS = (j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd)
     out_fault[j] = 0
-    if ok and np.isfinite(v) and bucket_add(i, t, v, bucket_s[i], b_id, b_n, b_st, b_sx,
-                                            last_id):
-        d = direction[i]
-        if np.isnan(t0[i]):
-            t0[i] = t
-            x0[i] = v
-        if np.isnan(vref_learned[i]):
-            # learning: running least-squares sums over the quiet period (bounded state)
-            if t - t0[i] < learn_s[i]:
-                dt = t - t0[i]
-                dx = v - x0[i]
-                l_n[i] += 1.0
-                l_st[i] += dt
-                l_sx[i] += dx
-                l_stt[i] += dt * dt
-                l_stx[i] += dt * dx
-            else:
-                den = l_n[i] * l_stt[i] - l_st[i] * l_st[i]
-                slope = 0.0
-                if l_n[i] >= 2 and den > 0:
-                    slope = (l_n[i] * l_stx[i] - l_st[i] * l_sx[i]) / den * per_s[i]
-                slope = slope if d == 1 else (-slope if d == -1 else abs(slope))
-                vref_learned[i] = max(slope, v_floor[i])
+    used = False
+    d = direction[i]
+    if ok and np.isfinite(v):
+        period = observe_period(i, t, c_t, c_ldt, c_n)
+        w = bucket_width(i, bucket_s[i], period, b_id, b_n, b_st, b_sx, last_id, b_w)
+        dec, cand, size, pt, px = jump_step(i, t, v, jump_z[i], period, JS)
+        if dec == STEP:
+            offset[i] += size  # the step detector reports a step; the angle judges the creep
+            used = _learn_and_add(i, pt, px - offset[i], w, period, P, S)
+        if not cand:
+            used = _learn_and_add(i, t, v - offset[i], w, period, P, S) or used
+    if used:
         vr = v_ref[i] if np.isfinite(v_ref[i]) else vref_learned[i]
-        k = bucket_means(i, bucket_s[i], b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)
+        k = bucket_means(i, b_w[i], b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)
         if k >= min_b[i]:
             slope = theil_sen(tm, xm, k, pairs)
-            vel = slope * per_s[i]
-            vnow[i] = vel if d == 1 else (-vel if d == -1 else abs(vel))
+            vnow[i] = _signed(d, slope * per_s[i])
+            if not np.isfinite(v_ref[i]) and not np.isnan(vr) and j_n[i] >= WARM:
+                # a learned steady velocity is at least what the noise lets one tell from zero:
+                # below that (a station that does not creep) every wobble would be a steep angle
+                per_bucket = 0.0
+                for u in range(k):
+                    per_bucket += nm[u]
+                sd_mean = jump_scale(i, v, j_s, j_q) / np.sqrt(2.0 * per_bucket / k)
+                se_v = sd_mean / (b_w[i] * np.sqrt(k * (k * k - 1.0) / 12.0)) * per_s[i]
+                vr = max(vr, noise_z[i] * se_v)
             if not np.isnan(vr):
+                v_used[i] = vr
                 angle[i] = np.degrees(np.arctan(vnow[i] / vr))
-                moved = v - x0[i] if d == 1 else (x0[i] - v if d == -1 else abs(v - x0[i]))
+                xl = xm[k - 1] if k > 0 else x0[i]
+                moved = _signed(d, xl - x0[i])
                 # an excess velocity under the noise floor, or a displacement under its floor,
                 # makes the angle a ratio of noises: it raises nothing
-                floor = max(v_floor[i], noise_z[i] * _slope_se(tm, xm, k, slope) * per_s[i])
-                quiet = vnow[i] - vr < floor or moved < disp_floor[i]
+                floor = max(v_floor[i], noise_z[i] * slope_se(tm, xm, k, slope) * per_s[i])
+                learn = at_least(learn_s[i], 30.0, np.exp(c_ldt[i]) if c_n[i] else np.nan)
+                excess = vnow[i] - vr
+                if np.isnan(t_ref[i]):
+                    t_ref[i] = t
+                judging = _excess_envelope(i, t, excess, t - t_ref[i] >= learn, learn,
+                                           grade[i] == 0, ex_env, ex_t)
+                floor = max(floor, _ENV_FACTOR * ex_env[i])
+                quiet = not judging or excess < floor or moved < disp_floor[i]
                 y = 0.0 if quiet else angle[i]
-                score[i] = level_score(y, angles, i)
+                score[i] = level_score(y, angles, i) if not quiet else 0.0
                 debounce(i, t, level_past(y, angles, i), level_held(y, angle_restore, i),
                          (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl), (rn, rh, cn, ch, red))
-        out_ev[j, 1] = vr
-    else:
-        out_ev[j, 1] = v_ref[i] if np.isfinite(v_ref[i]) else vref_learned[i]
+    out_ev[j, 1] = v_used[i]
     out_ev[j, 0] = angle[i]
     out_ev[j, 2] = vnow[i]
     out_score[j] = score[i]
     out_grade[j] = grade[i]
+
+
+_ENV_FACTOR = 1.5  # an excess velocity up to this times the largest seen while quiet is normal
+_ENV_HALF_LIFE = 365 * 86400.0  # a season seen before is remembered
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _excess_envelope(i, t, excess, learnt, learn, quiet_now, ex_env, ex_t):
+    """The largest excess of v_now over v_ref the channel shows in normal operation: learnt
+    freely for `learn` seconds after v_ref is known (nothing is graded meanwhile), then allowed to
+    rise by at most dt / learn of itself per dt while the point is quiet (seasonal wobble and
+    coloured GNSS noise are followed, an acceleration is not learnt as normal), and forgotten
+    with a one-year half-life. Returns whether the detector may grade yet."""
+    dt = max(t - ex_t[i], 0.0) if np.isfinite(ex_t[i]) else 0.0
+    ex_t[i] = t
+    if np.isnan(ex_env[i]):
+        ex_env[i] = 0.0
+    ex_env[i] *= 0.5 ** (dt / _ENV_HALF_LIFE)
+    if excess > ex_env[i]:
+        if not learnt:
+            ex_env[i] = excess
+        elif quiet_now:
+            ex_env[i] = min(excess, ex_env[i] + ex_env[i] * dt / learn)
+    return learnt
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _learn_and_add(i, t, v, w, period, P, S):
+    """Learn v_ref from the de-stepped sample (during the learning period) and add it to its
+    bucket; False when it is too old for the window."""
+    direction, _, _, per_s, _, learn_s, v_floor = P[:7]
+    b_id, b_n, b_st, b_sx, last_id = S[7:12]
+    t0, x0, l_n, l_st, l_sx, l_stt, l_stx, l_sxx, vref_learned = S[28:37]
+    if np.isnan(t0[i]):
+        t0[i] = t
+        x0[i] = v
+    if np.isnan(vref_learned[i]):
+        # learning: running least-squares sums over the quiet period (bounded state)
+        if t - t0[i] < at_least(learn_s[i], 30.0, period):
+            dt = t - t0[i]
+            dx = v - x0[i]
+            l_n[i] += 1.0
+            l_st[i] += dt
+            l_sx[i] += dx
+            l_stt[i] += dt * dt
+            l_stx[i] += dt * dx
+            l_sxx[i] += dx * dx
+        else:
+            vref_learned[i] = _learned_v_ref(l_n[i], l_st[i], l_sx[i], l_stt[i], l_stx[i],
+                                             l_sxx[i], direction[i], per_s[i], v_floor[i])
+    return bucket_add(i, t, v, w, b_id, b_n, b_st, b_sx, last_id)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _learned_v_ref(n, st, sx, stt, stx, sxx, d, per_s, v_floor):
+    """The least-squares velocity of the learning period in the worse direction, floored at its
+    own standard error (a v_ref that noise cannot tell from zero makes every wobble a steep
+    angle) and at v_floor."""
+    den = n * stt - st * st
+    if n < 3 or den <= 0:
+        return v_floor
+    slope = (n * stx - st * sx) / den
+    c0 = (sx - slope * st) / n
+    sse = sxx - c0 * sx - slope * stx  # residual sum of squares of the fit
+    se = np.sqrt(max(sse, 0.0) / (n - 2) / (stt - st * st / n)) if stt > st * st / n else 0.0
+    vel = _signed(d, slope * per_s)
+    return max(vel, se * per_s, v_floor)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -218,12 +293,20 @@ class TangentAngleDetector(ChannelDetector):
     80 to 85, red from 85 (at once).
 
     v_now is the Theil-Sen slope of bucket means over the trailing window (the smoothing; GNSS
-    solutions are noisy at the millimetre level). v_ref is configured, or learned as the
-    least-squares velocity of the first `learn_s` seconds (floored at `v_floor`); nothing is
-    graded before it is known. fault is always 0: the angle judges the slope, not the sensor.
+    solutions are noisy at the millimetre level); buckets are never shorter than the sample
+    period, so the window holds `n_buckets` samples at any cadence. v_ref is configured, or
+    learned as the least-squares velocity of the first `learn_s` seconds and 30 samples (7 days
+    of hourly solutions, a month of daily ones), floored at its own standard error, at `v_floor`
+    and at `noise_z` standard errors of v_now from the sensor's own noise (a station that does
+    not creep measurably has no meaningful steady velocity: without this floor every wobble
+    would be a steep angle); nothing is graded before it is known. A spike is left out of the series and a
+    step (an earthquake, a slip) taken out of it (`detectors.jumps`; the step detector reports
+    it), so the angle judges the creep. fault is always 0: the angle judges the slope, not the
+    sensor. score: 0 while quiet, 0.5 at the blue angle, 1 at red (`grading.score_at`).
 
     evidence (`evidence_names`): "angle_deg" (alpha, the last one computed; NaN before v_ref and
-    the window are there), "v_ref" and "v_now" (units per `per_s`, in the worse direction).
+    the window are there), "v_ref" (the one the angle used, floors included) and "v_now" (units
+    per `per_s`, in the worse direction).
 
     Parameters
     ----------
@@ -236,7 +319,8 @@ class TangentAngleDetector(ChannelDetector):
     ----------
     Xu Qiang, Zeng Yuping, Qian Jiangpeng, Wang Chengjun, He Chaoyang (2009). Study on a improved
     tangential angle and the corresponding landslide pre-warning criteria. Geological Bulletin of
-    China 28(4), 501-505 (许强 等, 改进的切线角及对应的滑坡预警判据, 地质通报). domain.md R5.
+    China 28(4), 501-505 (许强 等, 改进的切线角及对应的滑坡预警判据, 地质通报).
+    docs/requirements.md R5.
 
     Examples
     --------
@@ -251,7 +335,7 @@ class TangentAngleDetector(ChannelDetector):
     >>> x = np.cumsum(np.clip(1 + (hours / 24 - 10) / 2, 1, 8) / 24)
     >>> outs = [det.update(ch, 3600.0 * h, np.array([x[h]]), ok) for h in hours]
     >>> [int(outs[24 * d].grade[0]) for d in range(8, 24)]
-    [0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3]
+    [0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3]
     >>> [round(float(e), 1) for e in outs[-1].evidence[0]]  # angle, v_ref, v_now
     [82.4, 1.0, 7.5]
     """
@@ -270,13 +354,20 @@ class TangentAngleDetector(ChannelDetector):
         spec = hysteresis_spec()
         for key, (dtype, per_bucket, init) in BUCKET_STATE.items():
             spec[key] = (dtype, (self.n_buckets,) if per_bucket else (), init)
+        spec.update(cadence_spec())
+        spec.update(jump_spec())
+        spec["offset"] = (np.float64, (), 0.0)  # the steps taken out of the series
         for key in ("t0", "x0"):
             spec[key] = (np.float64, (), np.nan)
-        for key in ("l_n", "l_st", "l_sx", "l_stt", "l_stx"):  # learning sums
+        for key in ("l_n", "l_st", "l_sx", "l_stt", "l_stx", "l_sxx"):  # learning sums
             spec[key] = (np.float64, (), 0.0)
         for key in ("v_ref_learned", "v_now", "angle"):
             spec[key] = (np.float64, (), np.nan)
         spec["score"] = (np.float32, (), 0.0)
+        spec["t_ref"] = (np.float64, (), np.nan)  # when v_ref became known
+        spec["ex_env"] = (np.float64, (), np.nan)  # the largest normal excess over v_ref
+        spec["ex_t"] = (np.float64, (), np.nan)
+        spec["v_used"] = (np.float64, (), np.nan)  # the v_ref of the last angle
         return spec
 
     def _kernels(self):

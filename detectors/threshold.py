@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from detectors.base import BlockOutput, DetectorOutput, Quality
+from detectors.grading import score_at
 
 __all__ = ["UPPER", "LOWER", "BOTH", "LEVEL_NAMES", "ThresholdParams", "ThresholdDetector"]
 
@@ -176,7 +177,8 @@ _STATE = {
 def _side_score(v, thr, i, s, sign):
     """Score of value v against the thresholds thr[i, s, :] (sign +1 upper, -1 lower).
 
-    Piecewise linear in y = sign * v through (threshold of level k, 0.25 * k) for the set levels,
+    Piecewise linear in y = sign * v through (threshold of level k, `score_at(k)`: 0.5 at blue
+    ... 1 at red) for the set levels,
     from 0 at half a level-gap on the safe side of the first set threshold; flat beyond the last
     set level. No allocation: it runs once per channel, side and sample.
     """
@@ -194,7 +196,7 @@ def _side_score(v, thr, i, s, sign):
     if first_k < 0:
         return 0.0
     y = sign * v
-    s_first = 0.25 * (first_k + 1)
+    s_first = score_at(first_k)
     if y < first:
         span = second - first
         if np.isnan(span):
@@ -211,7 +213,7 @@ def _side_score(v, thr, i, s, sign):
         if np.isnan(thr[i, s, k]):
             continue
         b = sign * thr[i, s, k]
-        s_b = 0.25 * (k + 1)
+        s_b = score_at(k)
         if y < b:
             return prev_s + (s_b - prev_s) * (y - prev_y) / (b - prev_y)
         prev_y = b
@@ -219,7 +221,7 @@ def _side_score(v, thr, i, s, sign):
     return prev_s
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, direction, thr, rest, raise_n, raise_hold, clear_n, clear_hold,
           red_now, pmin, pmax, grade, active, past_n, past_t0, back_n, back_t0, score_state,
           out_score, out_grade, out_fault, out_ev):
@@ -341,8 +343,9 @@ class ThresholdDetector:
       moving any counter.
 
     score (float32, instantaneous, not debounced): per side piecewise linear through the set
-    levels, 0.25 at blue, 0.5 yellow, 0.75 orange, 1.0 at red; between set levels linear (unset
-    levels are skipped: with only orange 1.0 and red 1.5, 1.25 scores 0.875); from 0 at half a
+    levels, 0.5 at blue (the decision, as for every detector), 2/3 yellow, 5/6 orange, 1.0 at red;
+    between set levels linear (unset levels are skipped: with only orange 1.0 and red 1.5, 1.25
+    scores 0.917); from 0 at half a
     level-gap on the safe side of the first set threshold (gap = distance to the next distinct set
     threshold, else 10 % of |threshold|, else 1) up to that level's score; beyond the highest set
     level its score (1.0 when red is set). For `both` the larger of the two sides.
@@ -378,8 +381,8 @@ class ThresholdDetector:
     ...  for k, v in enumerate([1.2, 1.2, 1.2, 1.6, 1.2, 0.9, 0.9, 0.9])]
     [0, 0, 3, 4, 4, 4, 4, 0]
     >>> out = det.update(ch, 8.0, np.array([1.25]), np.array([True]))
-    >>> float(out.score[0]), dict(zip(det.evidence_names, out.evidence[0].tolist()))
-    (0.875, {'threshold': nan, 'restore': nan, 'raw_level': 3.0})
+    >>> round(float(out.score[0]), 3), dict(zip(det.evidence_names, out.evidence[0].tolist()))
+    (0.917, {'threshold': nan, 'restore': nan, 'raw_level': 3.0})
     """
 
     name = "threshold"

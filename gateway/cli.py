@@ -182,7 +182,13 @@ def _effective(cfg, raw: dict) -> list[tuple[str, object, str]]:
                         for k, v, src in rows[start:]]
         rows.append((f"devices[{i}].profile", d.profile.name, "file"))
     for i, p in enumerate(cfg.points):
+        start = len(rows)
         walk(f"points[{i}]", p, raw.get("points", [{}])[i], skip=("index",))
+        if p.thresholds is not None and p.thresholds.derived:
+            # levels the file does not set, derived from a standard (docs/requirements.md R3)
+            mark = f"points[{i}].thresholds"
+            rows[start:] = [(k, v, "derived" if k.startswith(mark) else src)
+                            for k, v, src in rows[start:]]
     if cfg.mqtt:
         walk("uplink.mqtt", cfg.mqtt, raw.get("uplink", {}).get("mqtt", {}))
     walk("outbox", cfg.outbox, raw.get("outbox", {}))

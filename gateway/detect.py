@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.registry import detector_class
+from detectors.registry import detector_class, jump_checks, rate_direction, stuck_min_s
 from detectors.threshold import ThresholdDetector, ThresholdParams
 from gateway.alerts.engine import PointVerdict
 from gateway.batch import Batch
@@ -75,19 +75,22 @@ def _params(name: str, cfg: SiteConfig):
     params = params_cls.defaults(len(cfg.points))
     if name == "stuck":
         for p in cfg.points:
+            # what the quantity physically does: a pond level holds still for a day, rain comes
+            # in bursts that are no spikes
+            params.min_stuck_s[p.index] = stuck_min_s(p.quantity)
+            if not jump_checks(p.quantity):
+                params.jump_z[p.index] = np.inf
+            if p.plausible_min is not None:
+                params.plausible_min[p.index] = p.plausible_min
+            if p.plausible_max is not None:
+                params.plausible_max[p.index] = p.plausible_max
             if not p.device:
                 continue
             device = cfg.device(p.device)
             # an unchanged value within the device's own update period is not stuck (a GNSS
             # solution arrives hourly however often it is polled)
             params.period_s[p.index] = max(device.profile.update_period, device.period)
-            if p.plausible_min is not None:
-                params.plausible_min[p.index] = p.plausible_min
-            if p.plausible_max is not None:
-                params.plausible_max[p.index] = p.plausible_max
-    if name == "rate":
-        from detectors.registry import rate_direction
-
+    if name in ("rate", "tangent_angle", "inverse_velocity", "step"):
         for p in cfg.points:
             params.direction[p.index] = rate_direction(p.quantity)
     from gateway.config.load import apply_detector_params

@@ -119,8 +119,9 @@ class _RowVerdict:
 
 def _grade_rows(engine, t, idx, x, quality, score, grade, driver, pos, parts) -> None:
     """Feed the alert engine row by row, skipping the rows on which it provably does nothing:
-    while it is quiet (its levels equal the grades, nothing pending, no open fault) a row with
-    the previous row's grades and good quality makes no event and changes no state."""
+    while it is quiet (its levels equal the grades, nothing pending, no open fault and no run of
+    bad samples counting toward one) a row with the previous row's grades and good quality
+    makes no event and changes no state."""
     m = t.shape[0]
     if m == 0:
         return
@@ -134,7 +135,7 @@ def _grade_rows(engine, t, idx, x, quality, score, grade, driver, pos, parts) ->
         engine.process(float(t[r]), idx, x[r], quality[r], verdict)
         quiet = (np.array_equal(engine.level[idx], grade[r])
                  and not np.isfinite(engine.pending_since[idx]).any()
-                 and not engine.fault[idx].any())
+                 and not engine.fault[idx].any() and not engine.bad_run[idx].any())
         if not quiet:
             r += 1
             continue

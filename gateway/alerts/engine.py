@@ -154,7 +154,8 @@ class AlertEngine:
         if events and self.item_enabled.any():
             self._item_events(t, events, states)
         bad = quality != Quality.GOOD
-        if bad.any() or self.fault[idx].any():
+        # a good sample also ends a run of bad ones that had not yet made a fault
+        if bad.any() or self.fault[idx].any() or self.bad_run[idx].any():
             self._fault_events(t, idx, quality, events, states)
         if not events:
             return []
@@ -316,7 +317,11 @@ class AlertEngine:
                 if self.bad_run[i] == 0:
                     self.bad_since[i] = t
                 self.bad_run[i] += 1
-                if self.fault[i] == 0 and self.bad_run[i] >= self.fault_after:
+                # a detector's verdict (suspect: stuck, a spike) is decided by its detector, a
+                # spike from the sample after it, so two samples make a fault; acquisition
+                # faults (no answer, an exception, stale) wait `fault_after` polls
+                need = min(self.fault_after, 2) if q == Quality.SUSPECT else self.fault_after
+                if self.fault[i] == 0 and self.bad_run[i] >= need:
                     self.fault[i] = q
                     self.fault_id[i] = str(uuid.uuid4())
                     self.fault_since[i] = self.bad_since[i]

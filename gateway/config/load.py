@@ -11,7 +11,7 @@ import math
 import re
 import tomllib
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from gateway.config.model import (
     SiteConfig,
     Thresholds,
 )
-from gateway.config.quantities import QUANTITIES, TAILINGS_ITEMS
+from gateway.config.quantities import DERIVED_LEVELS, QUANTITIES, TAILINGS_ITEMS
 from gateway.profiles import (
     WORD_ORDERS,
     DeviceProfile,
@@ -558,6 +558,11 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
         if "thresholds" in pt:
             thresholds = _thresholds(r.table(pt, "thresholds", f"{p}.thresholds"),
                                      f"{p}.thresholds", r, direction_default)
+        elif quantity in DERIVED_LEVELS:
+            # a standard gives this quantity's levels: a new site is armed from day one
+            derived = _thresholds(dict(DERIVED_LEVELS[quantity]), f"{p}.thresholds", r,
+                                  direction_default)
+            thresholds = replace(derived, derived=True) if derived is not None else None
         default = list(detectors_for(quantity)) if qinfo else ["threshold", "stuck"]
         detectors = r.get(pt, "detectors", p, list, default)
         if not all(isinstance(x, str) for x in detectors):

@@ -85,6 +85,7 @@ class Thresholds:
     clear_samples: int
     clear_hold: float
     red_immediate: bool
+    derived: bool = False  # levels the config did not set, derived from a standard (R3)
 
 
 @dataclass(frozen=True)

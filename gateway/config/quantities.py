@@ -40,3 +40,13 @@ QUANTITIES: dict[str, Quantity] = {
 }
 
 TAILINGS_ITEMS = frozenset(k for k, q in QUANTITIES.items() if q.tailings)
+
+# Levels a point of these quantities gets when its config sets none (docs/requirements.md R3):
+# the rain intensity classes of GB/T 28592-2012 (precipitation grades: 24 h 大雨 25.0-49.9 mm,
+# 暴雨 from 50 mm; 1 h 大雨 8.1-15.9 mm, 暴雨 from 16 mm). GB 51108-2015 §8.3.7 sets the
+# yellow rainfall warning at the 暴雨 (rainstorm) class; blue at the class below is this
+# project's choice. Orange and red depend on the pond's flood routing and are never derived.
+DERIVED_LEVELS: dict[str, dict[str, float]] = {
+    "rainfall_24h": {"blue": 25.0, "yellow": 50.0},
+    "rainfall_1h": {"blue": 8.1, "yellow": 16.0},
+}

