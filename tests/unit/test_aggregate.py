@@ -1,4 +1,4 @@
-"""GB 39496-2020 §5.5.4 item aggregation as a pure function (domain.md R6 test vectors)."""
+"""GB 39496-2020 §5.5.4 item aggregation as a pure function (docs/requirements.md R6 test vectors)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Values that need another device's reading: the barometric correction of vibrating-wire
-piezometers (domain.md R11) and formula points, with staleness when the other device is silent."""
+piezometers (docs/requirements.md R11) and formula points, with staleness when the other device is silent."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The four-colour threshold detector (domain.md R1-R4) as a pure kernel over many channels."""
+"""The four-colour threshold detector (docs/requirements.md R1-R4) as a pure kernel over many channels."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_defaults() -> None:
     assert feed(ThresholdDetector(p), [1e9, -1e9]) == [0, 0]  # nothing set: never grades
 
 
-# --- direction and levels (R1, R2) ----------------------------------------------------------
+# --- direction and levels (docs/requirements.md R1, R2) ------------------------------------------
 
 def test_upper_raises_red_at_or_above_red() -> None:
     assert feed(upper(*WL), [1256.0]) == [4]
@@ -147,7 +147,7 @@ def test_highest_crossed_level_wins() -> None:
     assert feed(lower(*DEPTH), [9.5] * 3) == [0, 0, 2]
 
 
-# --- debounce (R4) ------------------------------------------------------------------------------
+# --- debounce (docs/requirements.md R4) ----------------------------------------------------------
 
 def test_debounce_samples() -> None:
     det = upper(*WL)
@@ -187,7 +187,7 @@ def test_oscillation_around_a_threshold_raises_once() -> None:
     assert grades[2:] == [1] * (len(grades) - 2)
 
 
-# --- release (R3, R4) --------------------------------------------------------------------------
+# --- release (docs/requirements.md R3, R4) -------------------------------------------------------
 
 def test_methane_alarm_cut_restore_pattern() -> None:
     det = upper(*CH4)
