@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 
-import detectors.aggregate as aggregate
 from detectors.aggregate import item_levels
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(aggregate).failed == 0
 
 
 def test_rule_vectors_counting_points_at_or_above() -> None:

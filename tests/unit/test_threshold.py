@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import detectors.threshold as threshold_module
 from detectors.base import GRADE_NAMES, Detector, Quality
 from detectors.threshold import BOTH, LOWER, ThresholdDetector, ThresholdParams
 
@@ -91,11 +88,6 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 # --- documentation and contract ---------------------------------------------------------------
-
-def test_doctest_example_runs() -> None:
-    result = doctest.testmod(threshold_module)
-    assert result.attempted >= 5 and result.failed == 0
-
 
 def test_contract_constants_and_protocol() -> None:
     assert GRADE_NAMES == ("none", "blue", "yellow", "orange", "red")
