@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 
 from firmware_sim.devices import SiteSource, load_site_devices
-from firmware_sim.modbus_slave import (
+from firmware_sim.scenario import load_scenario
+from firmware_sim.slave import (
     LineSettings,
     Reply,
     open_pty_pair,
     serve_rtu_serial,
     serve_tcp,
 )
-from firmware_sim.scenario import load_scenario
 from gateway.acquire import DevicePoller, make_client
 from gateway.clock import SimClock
 from gateway.config import load_site
