@@ -134,5 +134,15 @@ def test_readme_and_docs_link_to_pages_and_headings_that_exist() -> None:
     assert not found, "\n".join(found)
 
 
+def test_tests_named_in_the_docs_exist() -> None:
+    # requirements.md says which tests hold each requirement: a renamed test must not leave it
+    # pointing at nothing
+    named = {m for page in [ROOT / "README.md", *DOCS.glob("*.md")]
+             for m in re.findall(r"`(tests/[\w./*-]+)`", page.read_text(encoding="utf-8"))}
+    assert named
+    missing = sorted(n for n in named if not list(ROOT.glob(n.rstrip("/"))))
+    assert not missing, missing
+
+
 def test_requirements_are_r1_to_r13() -> None:
     assert requirement_numbers() == set(range(1, 14))
