@@ -1,6 +1,6 @@
 """The generic detector (and river's HalfSpaceTrees as the baseline) on SKAB, real labelled data.
 
-    python -m benchmarks.skab [--data /work/shared/data/skab] [--set tuning|held_out|all]
+    python -m benchmarks.skab --data SKAB_FOLDER [--set tuning|held_out|all]
 
 SKAB (Katser and Kozitsin 2020) is a pump rig: 8 channels at 1 s, one labelled anomaly per file
 (about 400 s after about 570 s of normal running). Each file is run by a fresh detector over its
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from detectors.generic import GenericDetector, GenericParams
 SETS = {"tuning": ("valve1",), "held_out": ("valve2", "other"),
         "all": ("valve1", "valve2", "other")}
 TOLERANCE_S = 60.0  # SKAB's NAB window to the right of a changepoint
-# SKAB v0.9 leaderboard, changepoint task, NAB standard / low-FP / low-FN (../shared/data/README)
+# SKAB v0.9 leaderboard, changepoint task, NAB standard / low-FP / low-FN (as published in the
+# README of the SKAB repository, waico/SKAB)
 LEADERBOARD = {"MSCRED": (32.42, 16.53, 40.28), "Isolation forest": (26.16, 19.5, 30.82),
                "T2+Q (PCA)": (25.35, 14.51, 31.33), "Conv-AE": (23.61, 21.54, 27.55)}
 
@@ -123,11 +125,17 @@ def evaluate(data: Path, folders: tuple[str, ...], with_river: bool) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data/skab"))
+    ap.add_argument("--data", type=Path, default=None,
+                    help="the SKAB data folder (with valve1/, valve2/, other/); default $SKAB_DATA")
     ap.add_argument("--set", choices=sorted(SETS), default="all")
     ap.add_argument("--no-river", action="store_true", help="skip the river baseline (slow)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "skab.json")
     args = ap.parse_args()
+    if args.data is None and os.environ.get("SKAB_DATA"):
+        args.data = Path(os.environ["SKAB_DATA"])
+    if args.data is None:
+        print("no SKAB data folder: pass --data or set SKAB_DATA", file=sys.stderr)
+        return 2
     if not (args.data / "valve1").is_dir():
         print(f"SKAB data not found under {args.data} (pass --data)", file=sys.stderr)
         return 2

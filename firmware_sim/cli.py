@@ -63,7 +63,7 @@ def _runtime_faults(specs: list[str] | None) -> list:
 
 def _line_of(devices: list, bus: dict, name: str):
     """The serial settings the devices on a line are set to (their profile's defaults)."""
-    from firmware_sim.modbus_slave import LineSettings
+    from firmware_sim.slave import LineSettings
 
     settings = {(d.profile.serial.baudrate, d.profile.serial.parity, d.profile.serial.stopbits)
                 for d in devices}
@@ -78,14 +78,14 @@ async def _serve(args: argparse.Namespace) -> int:
     import os
 
     from firmware_sim.devices import SiteSource, load_site_devices
-    from firmware_sim.modbus_slave import (
+    from firmware_sim.scenario import load_scenario
+    from firmware_sim.slave import (
         SlaveStats,
         open_pty_pair,
         serve_rtu_over_tcp,
         serve_rtu_serial,
         serve_tcp,
     )
-    from firmware_sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     site_config = Path(args.site_config) if args.site_config else scenario.site_config

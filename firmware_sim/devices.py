@@ -18,8 +18,8 @@ from pathlib import Path
 
 from firmware_sim.encode import encode_value
 from firmware_sim.faults import DEVICE_FAULTS, FLAG_FAULTS, Fault, active_faults
-from firmware_sim.modbus_slave import Reply
 from firmware_sim.scenario import Scenario
+from firmware_sim.slave import Reply
 from gateway.profiles import DeviceProfile, Register, find_profile, load_profile
 
 __all__ = ["SimDevice", "SiteSource", "load_site_devices", "register_value"]

@@ -1,6 +1,6 @@
 """Modbus wire format for the simulator's slave: CRC-16, RTU request lengths, PDU encoding.
 
-Pure functions over bytes, no I/O: `modbus_slave` uses them to cut requests out of a byte
+Pure functions over bytes, no I/O: `firmware_sim.slave` uses them to cut requests out of a byte
 stream (RTU on a serial line or over TCP, MBAP over TCP) and to build the replies, and the
 tests use them to craft raw frames. Everything here is on the hot path of a large simulated
 site, so it works on `bytes`/`bytearray` directly and builds no per-request objects.

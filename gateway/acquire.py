@@ -2,7 +2,7 @@
 
 Each bus has its own task and client, so a slow or dead device on one bus never delays another
 bus; on a bus, polls are due on simulated-clock multiples of each device's period (its abnormal
-period while one of its items is at blue or above, domain.md R7). A poll that starts after its
+period while one of its items is at blue or above, docs/requirements.md R7). A poll that starts after its
 next due time counts as a missed deadline: that counter, not a wall-clock timing, is how
 scheduling is judged. A device that fails `degrade_after` polls in a row is degraded: skipped for
 `degrade_time`, then probed with a single attempt, so its timeouts stop costing the bus the

@@ -1,4 +1,4 @@
-"""The unit of data between the stages: one poll of one device (DESIGN.md "Batch")."""
+"""The unit of data between the stages: one poll of one device (docs/contracts.md#batch)."""
 
 from __future__ import annotations
 

@@ -82,7 +82,8 @@ def _load(path: str):
 
 
 def _numba_cache(cfg) -> None:
-    # compile once, cache on disk: a warm start must not be a JIT storm (DESIGN.md)
+    # compile once, cache on disk: a warm start must not be a JIT storm
+    # (docs/contracts.md#detector-protocol)
     if "NUMBA_CACHE_DIR" not in os.environ:
         os.environ["NUMBA_CACHE_DIR"] = str(cfg.gateway.state_dir / "numba-cache")
 

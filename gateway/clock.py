@@ -1,4 +1,4 @@
-"""The one clock of the gateway: timestamps and waits go through it (DESIGN.md "Clock").
+"""The one clock of the gateway: timestamps and waits go through it (docs/contracts.md#clock).
 
 `WallClock` is production: wall time for timestamps, the monotonic clock for waiting, and a jump of
 the wall clock is logged (never used to reorder anything). `SimClock` is simulation: simulated time
@@ -19,7 +19,8 @@ __all__ = ["Clock", "WallClock", "SimClock", "parse_epoch", "MIN_REAL_PERIOD"]
 
 log = logging.getLogger("minewatch.clock")
 
-# DESIGN.md: the time scale is capped so the shortest poll period stays >= 100 ms of real time.
+# docs/contracts.md#clock: the time scale is capped so the shortest poll period stays >= 100 ms
+# of real time.
 MIN_REAL_PERIOD = 0.1
 
 

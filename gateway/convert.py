@@ -1,4 +1,4 @@
-"""Derived quantities (domain.md R11): register values of one device -> the points' values.
+"""Derived quantities (docs/conversions.md): register values of one device -> the points' values.
 
 Built once per device from the config, then applied to every poll as numpy operations over all
 points of that device, grouped by conversion kind:
@@ -32,7 +32,7 @@ log = logging.getLogger("minewatch.convert")
 RAIN_BUCKETS = 60
 
 UNIT_TO_METRE = {"mm": 0.001, "cm": 0.01, "m": 1.0}
-GRAVITY_KPA_PER_M = 9.81  # kPa per metre of water head (domain.md §5.2)
+GRAVITY_KPA_PER_M = 9.81  # kPa per metre of water head (docs/conversions.md)
 
 
 class DeviceConverter:

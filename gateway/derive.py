@@ -1,6 +1,7 @@
 """Values that need another device's reading: formula points, e.g. freeboard (安全超高) = beach
-crest elevation - reservoir water level (domain.md R3, R11), and the barometric correction of
-vibrating-wire piezometers, P += sign * (q0 - Q) with Q from a barometer point (R11).
+crest elevation - reservoir water level (docs/requirements.md R3, R11), and the barometric
+correction of vibrating-wire piezometers, P += sign * (q0 - Q) with Q from a barometer point
+(docs/conversions.md#vibrating-wire-piezometer).
 
 Inputs usually come from different devices polled at different times, so each formula uses its
 inputs' latest *good* values and says why when it cannot: an input with no good value within the

@@ -2,7 +2,8 @@
 and report-by-exception values of the other points (sent when a value moved by its `deadband`,
 and at least every `max_silence` when it did not). Alerts never go through this path.
 
-The practice of the underground-mine access specification (domain.md §2.1, R7): real-time values
+The practice of the underground-mine access specification
+(docs/standards.md#nmsa-underground-mine-data-access, docs/requirements.md R7): real-time values
 every 20 s and min/max/mean statistics every 5 min. Statistics are kept as running sums per point
 (bounded state, vectorised per batch); windows are aligned to the clock so every gateway's windows
 line up. Messages go through the outbox at telemetry priority: they drain after alerts and are the

@@ -1,4 +1,5 @@
-"""Shared test set-up: one numba cache folder for the whole run, real parts started on loopback.
+"""Shared test fixtures: real parts started on loopback (the numba cache folder is set by the
+root conftest.py).
 
 Under CI=true a missing real part (Mosquitto, mbpoll, VictoriaMetrics) fails the test; on a
 developer machine it is skipped with the reason, so `make test` says clearly what is missing.
@@ -6,16 +7,9 @@ developer machine it is skipped with the reason, so `make test` says clearly wha
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# one cache for every process the tests start (gateway and simulator subprocesses inherit it)
-os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
-
-import pytest  # noqa: E402
-
-from tests.support.services import Mosquitto, free_port, require_binary  # noqa: E402
+from tests.support.services import Mosquitto, free_port, require_binary
 
 
 @pytest.fixture

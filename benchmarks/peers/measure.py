@@ -88,7 +88,7 @@ class TreeSampler:
 # rewrites it every 0.5 s, so the benchmark can read the count at both ends of its window.
 _SHIM = """
 import atexit, json, sys
-import firmware_sim.modbus_slave as ms
+import firmware_sim.slave as ms
 from firmware_sim.cli import main
 stats = ms.SlaveStats()
 real = ms.serve_tcp

@@ -1,7 +1,7 @@
 """The platform encoder: event and status payloads as the city platform receives them.
 
-This is the one module that knows the wire format (DESIGN.md "Events", `config/schema/`), so a
-platform with its own interface document is served by another encoder without touching the rest.
+This is the one module that knows the wire format (docs/contracts.md#events, `config/schema/`), so
+a platform with its own interface document is served by another encoder without touching the rest.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ the uplink carries one episode instead of a stream of them. Escalations are neve
 event is dropped: a downgrade that reverses within the hold was never a change of the published
 level.
 
-Faults (DESIGN.md quality codes; GB 39496-2020 §5.5.3 self-diagnosis) are never coloured safety
-alerts: a point whose quality stays bad for `fault_after` polls raises a fault event with the
+Faults (docs/contracts.md#quality-codes; GB 39496-2020 §5.5.3 self-diagnosis) are never coloured
+safety alerts: a point whose quality stays bad for `fault_after` polls raises a fault event with the
 quality kind, an open fault is escalated as it nears and passes the 7-day repair limit of
 GB 51108-2015 §10.0.1, and the first good value clears it with the fault's duration.
 """

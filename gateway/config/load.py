@@ -415,7 +415,7 @@ def _buses(doc: dict, r: _Reader) -> list[Bus]:
         if parity not in ("N", "E", "O"):
             r.problem(f"{p}.parity", f"parity {parity!r}", "N, E or O")
         timeout = r.duration(b, "timeout", p, 1.0)
-        # one request at a time on anything that ends in a serial line (DESIGN.md "Bus")
+        # one request at a time on anything that ends in a serial line (docs/contracts.md#bus)
         default_out = 4 if transport == "tcp" else 1
         max_out = r.get(b, "max_outstanding", p, int, default_out)
         if transport != "tcp" and max_out != 1:
@@ -658,11 +658,13 @@ def _conversion(pt: dict, p: str, r: _Reader, device: Device | None) -> Conversi
     if kind == "vibrating_wire" and quantity == "phreatic_depth" and "mouth_elevation" not in params:
         r.problem(f"{p}.conversion.mouth_elevation",
                   "phreatic depth needs the elevation of the borehole mouth (ground surface)",
-                  "phreatic_depth = mouth_elevation - piezometric head (domain.md R11)")
+                  "phreatic_depth = mouth_elevation - piezometric head "
+                  "(docs/conversions.md#vibrating-wire-piezometer)")
     if "barometer" in params and "q0" not in params:
         r.problem(f"{p}.conversion.q0", "a barometric correction needs q0, the barometric "
                   "pressure (kPa) when the gauge's zero reading f0 was taken",
-                  "P = k (F - F0) + b (T - T0) + (q0 - Q) (domain.md R11)")
+                  "P = k (F - F0) + b (T - T0) + (q0 - Q) "
+                  "(docs/conversions.md#vibrating-wire-piezometer)")
     if params.get("barometer_sign", 1.0) not in (1.0, -1.0):
         r.problem(f"{p}.conversion.barometer_sign", "must be 1 or -1")
     return Conversion(kind, params)
@@ -695,9 +697,9 @@ def _level_set(t: dict, path: str, r: _Reader, side: str, deadband: float | None
             restore.append(math.nan)
             continue
         if given is None:
-            # domain.md R4: without a restore level, a deadband of a few percent applies; capped by
-            # a quarter of the smallest gap between levels, so a restore never crosses a lower level
-            # (2 % of an elevation such as 1256 m would be 25 m).
+            # docs/requirements.md R4: without a restore level, a deadband of a few percent applies;
+            # capped by a quarter of the smallest gap between levels, so a restore never crosses a
+            # lower level (2 % of an elevation such as 1256 m would be 25 m).
             band = deadband if deadband is not None else 0.02 * abs(v)
             if gaps:
                 band = min(band, 0.25 * min(gaps))

@@ -1,6 +1,7 @@
 """Typed, immutable site configuration: what `load_site` returns and every stage reads.
 
-The shape follows DESIGN.md (site, gateway, buses, devices, points, uplink, storage, outbox).
+The shape follows docs/contracts.md#site-config (site, gateway, buses, devices, points, uplink,
+storage, outbox).
 Thresholds are kept in the field's terms (direction plus four colour levels and their restore
 levels); the detector parameters are built from them in one place (`detectors.registry`).
 """
@@ -90,7 +91,7 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Conversion:
-    """How a register value becomes the point's engineering value (domain.md R11)."""
+    """How a register value becomes the point's engineering value (docs/conversions.md)."""
 
     kind: str  # none | linear | radar_level | vibrating_wire
     params: dict[str, Any] = field(default_factory=dict)

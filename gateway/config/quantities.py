@@ -1,5 +1,6 @@
-"""The monitored quantities of the field (domain.md R1): unit, which way is worse, whether a
-quantity is a tailings-pond item (GB 39496-2020 §5.5.2), and its Chinese and English names."""
+"""The monitored quantities of the field (docs/requirements.md R1): unit, which way is worse,
+whether a quantity is a tailings-pond item (docs/standards.md#gb-39496-2020-552), and its Chinese
+and English names."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Measurements (tags; numeric fields only, so any InfluxDB-compatible store can take them):
 - `reading` (site, gateway, device, point, quantity): `value` (float, absent when the poll
-  produced none) and `quality` (integer, the quality codes of DESIGN.md);
+  produced none) and `quality` (integer, docs/contracts.md#quality-codes);
 - `alert` (site, gateway, point, quantity, kind, detector): `level` 0..4, `state` (1 raised,
   2 escalated, 3 downgraded, 4 cleared), `seq`, `value`;
 - `gateway_health` (site, gateway) and `device_health` (site, gateway, device).

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 
 from firmware_sim.devices import SiteSource, load_site_devices
-from firmware_sim.modbus_slave import (
+from firmware_sim.scenario import load_scenario
+from firmware_sim.slave import (
     LineSettings,
     Reply,
     open_pty_pair,
     serve_rtu_serial,
     serve_tcp,
 )
-from firmware_sim.scenario import load_scenario
 from gateway.acquire import DevicePoller, make_client
 from gateway.clock import SimClock
 from gateway.config import load_site
@@ -38,7 +38,7 @@ ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
 VALUES: dict[str, float] = {"i16": -1234, "u16": 65000, "i16_swapped": -2, "scaled": 21.7}
 for order in ORDERS:
     VALUES |= {f"int32_{order}": -123456, f"uint32_{order}": 4_000_000_000,
-               f"float32_{order}": 123456.0,  # domain.md §5.1's vector, in every order
+               f"float32_{order}": 123456.0,  # docs/modbus.md#word-and-byte-order, every order
                f"int64_{order}": -9_000_000_000_000_000,
                f"uint64_{order}": 18_000_000_000_000_000_000, f"float64_{order}": -1.5e10}
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.devices import SiteSource, load_site_devices
-from firmware_sim.modbus_slave import (
+from firmware_sim.scenario import load_scenario
+from firmware_sim.slave import (
     LineSettings,
     Reply,
     open_pty_pair,
@@ -24,7 +25,6 @@ from firmware_sim.modbus_slave import (
     serve_rtu_serial,
     serve_tcp,
 )
-from firmware_sim.scenario import load_scenario
 from gateway.clock import SimClock
 from gateway.serial_lock import SerialPortBusy, SerialPortLock, hold_bus_port, lock_path
 from tests.support.services import free_port, python_cli, wait_for_line

@@ -111,7 +111,7 @@ def test_the_dam_site_over_tcp_and_a_device_server(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_the_mine_gas_line_on_rs485(tmp_path: Path) -> None:
     # the 8E1 methane line is left out: Linux ptys cannot carry parity for pyserial (see
-    # firmware_sim.modbus_slave); mbpoll proves parity handling in test_sim_transports.py
+    # firmware_sim.slave.line); mbpoll proves parity handling in test_sim_transports.py
     gw, batches, scenario, _ = _read_site(tmp_path, "underground_mine", "gas_leak", 16.3,
                                           ["rs485_gas"])
     gas = {d.name for d in gw.cfg.devices if d.bus == "rs485_gas"}

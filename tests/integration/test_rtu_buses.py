@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from firmware_sim.devices import SiteSource, load_site_devices
-from firmware_sim.modbus_slave import (
+from firmware_sim.scenario import load_scenario
+from firmware_sim.slave import (
     LineSettings,
     open_pty_pair,
     serve_rtu_over_tcp,
     serve_rtu_serial,
 )
-from firmware_sim.scenario import load_scenario
 from gateway.clock import SimClock
 from gateway.config import load_site
 from gateway.daemon import Gateway

@@ -1,4 +1,4 @@
-"""Derived quantities (domain.md R11) and the simulator's inverse physics agree."""
+"""Derived quantities (docs/requirements.md R11) and the simulator's inverse physics agree."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _converter(cfg, device: str):
 
 
 def test_vibrating_wire_frequency_modulus_vector() -> None:
-    # domain.md R11 test vector: f = 1256.9 Hz -> F = f^2/1000 = 1579.8 digits
+    # docs/conversions.md#vibrating-wire-piezometer test vector: f = 1256.9 Hz -> F = f^2/1000 = 1579.8 digits
     cfg = load_site(EXAMPLE)
     dev, points, index, conv = _converter(cfg, "vw_logger_a")
     p = points[0].conversion.params
@@ -147,7 +147,7 @@ def test_gnss_horizontal_and_rain_counter_windows(tmp_path: Path) -> None:
     regs = np.zeros(len(index))
     regs[index["x"]], regs[index["y"]] = 3.0, 4.0
     values, quality = gnss.convert(regs, np.ones(len(index), bool))
-    assert values[0] == pytest.approx(5.0) and quality[0] == Quality.GOOD  # R11: sqrt(X^2+Y^2)
+    assert values[0] == pytest.approx(5.0) and quality[0] == Quality.GOOD  # docs/requirements.md R11: sqrt(X^2+Y^2)
 
     _, _, index, rain = _converter(cfg, "rain1")
     ok = np.ones(len(index), bool)

@@ -1,4 +1,5 @@
-"""Decoding vectors of domain.md §5 and R10, and the simulator's encoder agrees with the decoder."""
+"""Decoding vectors of docs/modbus.md and docs/requirements.md R10, and the simulator's encoder
+agrees with the decoder."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def words_from_bytes(data: bytes, order: str) -> list[int]:
     return [int.from_bytes(seq[i:i + 2], "big") for i in range(0, len(seq), 2)]
 
 
-# domain.md §5.1: 123456.0 = 0x47F12000, A=0x47 B=0xF1 C=0x20 D=0x00, in the four orders
+# docs/modbus.md#word-and-byte-order: 123456.0 = 0x47F12000, A=0x47 B=0xF1 C=0x20 D=0x00, in the four orders
 FLOAT_123456 = {"ABCD": [0x47F1, 0x2000], "CDAB": [0x2000, 0x47F1],
                 "BADC": [0xF147, 0x0020], "DCBA": [0x0020, 0xF147]}
 
@@ -73,7 +74,7 @@ FLOAT_123456 = {"ABCD": [0x47F1, 0x2000], "CDAB": [0x2000, 0x47F1],
 def test_float32_123456_vector_in_every_word_order(order: str) -> None:
     data = struct.pack(">f", 123456.0)
     assert data == bytes.fromhex("47F12000")
-    assert words_from_bytes(data, order) == FLOAT_123456[order]  # the table in domain.md §5.1
+    assert words_from_bytes(data, order) == FLOAT_123456[order]  # the table in docs/modbus.md#word-and-byte-order
     values, ok = decode_block([reg("x", 0, "float32", order)], FLOAT_123456[order])
     assert values[0] == 123456.0 and ok[0]
     assert decode_words([FLOAT_123456[order]], "float32", order)[0] == 123456.0
@@ -105,7 +106,7 @@ def test_wide_integer_and_double_vectors(type_: str, value: float, hex_: str, or
 
 
 def test_qdy30a_signed_value_with_decimal_places_register_in_the_same_block() -> None:
-    # domain.md R10: 0x0003 decimal places = 2, 0x0004 value int16 0xFFF6 (-10) -> -0.10
+    # docs/requirements.md R10: 0x0003 decimal places = 2, 0x0004 value int16 0xFFF6 (-10) -> -0.10
     decimals = reg("decimals", 3)
     level = reg("level", 4, "int16", decimals_register="decimals")
     values, ok = decode_block([decimals, level], [2, 0xFFF6])

@@ -1,5 +1,5 @@
 """Values that need another device's reading: the barometric correction of vibrating-wire
-piezometers (domain.md R11) and formula points, with staleness when the other device is silent."""
+piezometers (docs/requirements.md R11) and formula points, with staleness when the other device is silent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from detectors.base import Quality
 from gateway.batch import Batch
-from gateway.config import ConfigError, load_site
+from gateway.config import load_site
 from gateway.derive import FormulaPoints
 from tests.support.sites import example_site
 
@@ -73,12 +73,3 @@ def test_a_silent_barometer_makes_the_corrected_point_stale_not_wrong(tmp_path: 
     f.update(_batch(cfg, 0.0, {"BARO-01": 100.0}))
     assert f.correct(_batch(cfg, 1799.0, {"JRX-01": 12.0})).quality.tolist() == [Quality.GOOD]
     assert f.correct(_batch(cfg, 1801.0, {"JRX-01": 12.0})).quality.tolist() == [Quality.STALE]
-
-
-def test_barometer_settings_are_checked(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as err:
-        load_site(_site(tmp_path, 'barometer = "JRX-02", barometer_sign = 2, '))
-    text = str(err.value)
-    assert "points[1].conversion.q0" in text and "barometric pressure" in text
-    assert "conversion.barometer_sign" in text
-    assert "'JRX-02' is phreatic_depth, not a measured barometric_pressure" in text

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import detectors.cusum as cusum_module
 from detectors.cusum import CusumDetector, CusumParams, expected_delay
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(cusum_module).failed == 0
 
 
 def detectors(n: int, **kw) -> CusumDetector:

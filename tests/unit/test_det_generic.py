@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import detectors.generic as generic_module
 from detectors.generic import GenericDetector, GenericParams
 
 DAY = 86400.0
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(generic_module).failed == 0
 
 
 def starts(grade: np.ndarray) -> np.ndarray:

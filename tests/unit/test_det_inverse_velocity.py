@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import detectors.inverse_velocity as iv_module
 from detectors.inverse_velocity import InverseVelocityDetector, InverseVelocityParams
 
 DAY = 86400.0
@@ -22,10 +19,6 @@ def displacement(days: np.ndarray) -> np.ndarray:
     x(t) = integral_0^t dt' / (A (t_f - t')) = (1 / A) ln(t_f / (t_f - t)) = -(1 / A) ln(1 - t / t_f).
     """
     return -(1.0 / A) * np.log1p(-days / T_F)
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(iv_module).failed == 0
 
 
 def test_the_series_has_the_stated_velocity() -> None:

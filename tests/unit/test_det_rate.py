@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import detectors.rate as rate_module
 from detectors.rate import EITHER, FALL, RateDetector, RateParams
 
 HOUR, DAY = 3600.0, 86400.0
@@ -27,10 +24,6 @@ def detector(limits=(0.2, 0.4, 0.6, 0.8), direction=1, n_buckets=6, **kw) -> Rat
 def feed(det: RateDetector, t, x):
     ch, ok = np.array([0]), np.array([True])
     return [det.update(ch, float(a), np.array([float(b)]), ok) for a, b in zip(t, x, strict=True)]
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(rate_module).failed == 0
 
 
 @pytest.mark.parametrize(("per_day", "grade"), [(0.1, 0), (0.3, 1), (0.5, 2), (0.7, 3), (0.9, 4)])

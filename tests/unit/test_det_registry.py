@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import doctest
 from pathlib import Path
 
 import pytest
@@ -24,10 +23,6 @@ def gateway_quantities() -> dict[str, tuple[str, bool]]:
                 out[ast.literal_eval(key)] = (args[1], args[2])
             return out
     raise AssertionError("QUANTITIES not found")
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(registry).failed == 0
 
 
 def test_every_gateway_quantity_has_a_default_set_and_no_other() -> None:

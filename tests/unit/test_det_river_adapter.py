@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import doctest
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-import detectors.river_adapter as river_module
 from detectors.river_adapter import RiverHalfSpaceTrees, RiverParams
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(river_module).failed == 0
 
 
 def test_importing_detectors_does_not_import_river() -> None:

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import detectors.spike as spike_module
 from detectors.spike import SpikeDetector, SpikeParams
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(spike_module).failed == 0
 
 
 def run(x, t=None, **kw):

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import detectors.stuck as stuck_module
 from detectors.base import Quality
 from detectors.stuck import StuckDetector, StuckParams
 
 HOUR = 3600.0
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(stuck_module).failed == 0
 
 
 def run(x, t, **kw):

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import detectors.tangent_angle as ta_module
 from detectors.tangent_angle import TangentAngleDetector, TangentAngleParams, tangent_angle
 
 HOUR, DAY = 3600.0, 86400.0
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(ta_module).failed == 0
 
 
 @pytest.mark.parametrize(("ratio", "angle"), [(1.0, 45.0), (5.67, 80.0), (11.43, 85.0)])

@@ -1,5 +1,5 @@
 """The new device profiles load, and what the simulator's encoder writes into each register map
-the gateway's planner + decoder read back as the same value (domain.md §5 vectors included)."""
+the gateway's planner + decoder read back as the same value (docs/modbus.md vectors included)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_simulator_words_decode_back(name: str) -> None:
 
 
 def test_domain_vectors() -> None:
-    # 123456.0 in the four orders (domain.md §5.1), through the profiles that use each order
+    # 123456.0 in the four orders (docs/modbus.md#word-and-byte-order), through the profiles that use each order
     expected = {"ABCD": [0x47F1, 0x2000], "CDAB": [0x2000, 0x47F1],
                 "BADC": [0xF147, 0x0020], "DCBA": [0x0020, 0xF147]}
     for order, words in expected.items():

@@ -1,13 +1,10 @@
-"""The four-colour threshold detector (domain.md R1-R4) as a pure kernel over many channels."""
+"""The four-colour threshold detector (docs/requirements.md R1-R4) as a pure kernel over many channels."""
 
 from __future__ import annotations
-
-import doctest
 
 import numpy as np
 import pytest
 
-import detectors.threshold as threshold_module
 from detectors.base import GRADE_NAMES, Detector, Quality
 from detectors.threshold import BOTH, LOWER, ThresholdDetector, ThresholdParams
 
@@ -92,11 +89,6 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 # --- documentation and contract ---------------------------------------------------------------
 
-def test_doctest_example_runs() -> None:
-    result = doctest.testmod(threshold_module)
-    assert result.attempted >= 5 and result.failed == 0
-
-
 def test_contract_constants_and_protocol() -> None:
     assert GRADE_NAMES == ("none", "blue", "yellow", "orange", "red")
     assert [int(q) for q in Quality] == [0, 1, 2, 3, 4, 5]
@@ -117,7 +109,7 @@ def test_defaults() -> None:
     assert feed(ThresholdDetector(p), [1e9, -1e9]) == [0, 0]  # nothing set: never grades
 
 
-# --- direction and levels (R1, R2) ----------------------------------------------------------
+# --- direction and levels (docs/requirements.md R1, R2) ------------------------------------------
 
 def test_upper_raises_red_at_or_above_red() -> None:
     assert feed(upper(*WL), [1256.0]) == [4]
@@ -147,7 +139,7 @@ def test_highest_crossed_level_wins() -> None:
     assert feed(lower(*DEPTH), [9.5] * 3) == [0, 0, 2]
 
 
-# --- debounce (R4) ------------------------------------------------------------------------------
+# --- debounce (docs/requirements.md R4) ----------------------------------------------------------
 
 def test_debounce_samples() -> None:
     det = upper(*WL)
@@ -187,7 +179,7 @@ def test_oscillation_around_a_threshold_raises_once() -> None:
     assert grades[2:] == [1] * (len(grades) - 2)
 
 
-# --- release (R3, R4) --------------------------------------------------------------------------
+# --- release (docs/requirements.md R3, R4) -------------------------------------------------------
 
 def test_methane_alarm_cut_restore_pattern() -> None:
     det = upper(*CH4)

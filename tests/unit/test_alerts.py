@@ -256,7 +256,7 @@ def test_blue_on_one_piezometer_shortens_its_item_poll_period_and_clearing_resto
     radar, logger = site.device("radar_wl1"), site.device("vw_logger_a")
     assert (gw.period_of(radar), gw.period_of(logger)) == (600.0, 600.0)
     idx = np.array([1, 2], dtype=np.int64)
-    for k in range(3):  # JRX-01 at 10.5 m: blue (R7 abnormal state for phreatic_depth)
+    for k in range(3):  # JRX-01 at 10.5 m: blue (docs/requirements.md R7 abnormal state)
         gw.on_batch(Batch("vw_logger_a", T0 + 300 * k, idx, np.array([10.5, 14.0]),
                           np.zeros(2, np.uint8)))
     assert gw.engine.level[1] == 1

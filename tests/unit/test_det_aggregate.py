@@ -1,17 +1,10 @@
-"""GB 39496-2020 §5.5.4 item aggregation as a pure function (domain.md R6 test vectors)."""
+"""GB 39496-2020 §5.5.4 item aggregation as a pure function (docs/requirements.md R6 test vectors)."""
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 
-import detectors.aggregate as aggregate
 from detectors.aggregate import item_levels
-
-
-def test_doctest() -> None:
-    assert doctest.testmod(aggregate).failed == 0
 
 
 def test_rule_vectors_counting_points_at_or_above() -> None:

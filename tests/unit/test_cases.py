@@ -1,0 +1,49 @@
+"""Config problems as data: each folder of tests/cases/ with an `expected_error.txt` is a site
+config that `minewatch config validate` must refuse with exactly that text.
+
+The text is compared line by line after the site file's path is shortened to `site.toml`: the
+output has as many lines as the file (so no problem more or less), and each line of the file is
+found in its line of the output (so a line may pin a whole message or the part that matters).
+The `--json` form of the same command must list the same problems.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from tests.support.cases import EXPECTED, case_folders, cases_with
+
+ERROR_CASES = cases_with("expected_error.txt")
+
+
+def test_every_case_folder_says_what_it_expects() -> None:
+    for folder in case_folders():
+        assert (folder / "site.toml").is_file(), f"{folder}: no site.toml"
+        held = [name for name in EXPECTED if (folder / name).is_file()]
+        assert len(held) == 1, f"{folder}: needs exactly one of {EXPECTED}, has {held}"
+    assert len(ERROR_CASES) >= 17
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[c.name for c in ERROR_CASES])
+def test_config_validate_prints_the_expected_error(case: Path, capsys) -> None:
+    site = case / "site.toml"
+    assert main(["config", "validate", str(site), "--lang", "en"]) == 2
+    out = capsys.readouterr()
+    got = [line.strip() for line in out.err.replace(str(site), "site.toml").splitlines()
+           if line.strip()]
+    want = [line.strip() for line in (case / "expected_error.txt").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    assert len(got) == len(want), "\n".join(got)
+    for g, w in zip(got, want, strict=True):
+        assert w in g, f"expected {w!r}\n     in {g!r}"
+
+    assert main(["config", "validate", str(site), "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and len(doc["problems"]) == len(got) - 1
+    for problem, line in zip(doc["problems"], got[1:], strict=True):
+        where = f"site.toml:{problem['line']}: " if problem["line"] else "site.toml: "
+        assert line.startswith(where + f"{problem['key']}: {problem['message']}"), (problem, line)
