@@ -2,7 +2,7 @@
 
 For monitoring points of the same item (all piezometers of a pond, all GNSS stations ...):
 4 points at blue make the item yellow, 3 points at yellow make it orange, 2 points at orange make
-it red; points at a higher level count for the lower ones (domain.md R6, a MineWatch reading of
+it red; points at a higher level count for the lower ones (docs/requirements.md R6, a MineWatch reading of
 "达到"). The item's level is the highest of that and its highest point level. The rule is a
 tailings-pond rule, so callers enable it per item (on by default for tailings items only); a
 disabled item's level is just its highest point level. Pure: arrays in, arrays out.

@@ -1,4 +1,4 @@
-"""The detector contract (DESIGN.md "Detector"): outputs, grades and quality codes.
+"""The detector contract (docs/contracts.md#detector-protocol): outputs, grades and quality codes.
 
 A detector keeps its state in arrays shaped by channel count and updates many channels per call:
 `update(idx, t, x, valid)` for the live path, `run(t[m], x[m, c])` for replay with the same

@@ -3,7 +3,7 @@
 Every graded detector turns its measure into `y`, a number where higher is worse (a rate with its
 sign for the worse direction, a tangent angle, minus a lead time ...), and grades `y` against four
 per-channel levels `thr[n, 4]` (blue, yellow, orange, red; NaN = unused) with restore levels
-`rest[n, 4]` below them. The rule is the one of `detectors.threshold` (domain.md R4) in a compact
+`rest[n, 4]` below them. The rule is the one of `detectors.threshold` (docs/requirements.md R4) in a compact
 per-channel form: one raise run and one release run per channel instead of one per level.
 
 The helpers are `inline="always"`, so each detector's kernel compiles them into its own machine

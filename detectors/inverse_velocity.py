@@ -1,4 +1,4 @@
-"""Inverse-velocity forecast of the failure time (Fukuzono 1985; domain.md R5)."""
+"""Inverse-velocity forecast of the failure time (Fukuzono 1985; docs/requirements.md R5)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from detectors.channels import (
     kernel_arrays,
 )
 from detectors.grading import debounce, level_held, level_past, level_score
-from detectors.jumps import STEP, WARM, jump_scale, jump_step
+from detectors.jumps import RAMP, STEP, WARM, jump_scale, jump_step
 
 __all__ = ["InverseVelocityParams", "InverseVelocityDetector"]
 
@@ -124,6 +124,7 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fa
         dec, cand, size, pt, px = jump_step(i, t, v, jump_z[i], period, JS)
         if dec == STEP:
             offset[i] += size  # the step detector reports a step; 1/v judges the creep
+        if dec in (STEP, RAMP):  # the held sample is data (a ramp's as it is)
             used = bucket_add(i, pt, px - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
         if not cand:
             used = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id) or used
@@ -214,7 +215,7 @@ class InverseVelocityDetector(ChannelDetector):
     derives velocities from them (least squares over vel_span + 1 buckets: the raw GNSS series
     is far too noisy to difference sample by sample), fits the line to 1/v of those above the
     velocity noise floor, and publishes t_f only once acceleration is established and the fit
-    is good (at least `min_points` points, R^2 >= `min_r2`; domain.md R5: 5 and 0.8).
+    is good (at least `min_points` points, R^2 >= `min_r2`; docs/requirements.md R5: 5 and 0.8).
 
     The lead time t_f - t is graded against `lead` (14 / 7 / 3 / 1 days by default) with
     hysteresis; when no forecast is published the lead is infinite, so a grade is released by

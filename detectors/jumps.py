@@ -2,8 +2,10 @@
 
 One sample cannot tell: a GNSS solution 30 mm off may be a bad solution (the next one is back on
 the trend: a spike, a sensor fault) or an earthquake or a slip (the next one stays: a step, a
-real movement). So a jump is held as a candidate and decided by the sample after it, comparing
-how far that sample lies from the old trend and from the candidate's level.
+real movement), or the start of a much faster movement (the next one moves on as far again: a
+ramp, an acceleration that must stay in the series). So a jump is held as a candidate and
+decided by the sample after it, comparing how far that sample lies from the old trend and from
+the candidate's level.
 
 A jump is an increment that departs from the expected one (the running velocity times the time
 step) by more than `jump_z` times the channel's own increment scale: a running mean absolute
@@ -28,7 +30,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["JUMP_STATE", "WARM", "WARM_S", "NONE", "SPIKE", "STEP", "jump_step", "jump_scale"]
+__all__ = ["JUMP_STATE", "WARM", "WARM_S", "NONE", "SPIKE", "STEP", "RAMP", "jump_step",
+           "jump_scale"]
 
 # name -> (dtype, initial value), per channel
 JUMP_STATE = {
@@ -48,7 +51,7 @@ WARM = 10  # increments before a jump is judged
 WARM_S = 86400.0  # and seconds
 _ENVELOPE = 1.5  # a departure up to this times the largest normal one is no jump
 _ENV_HALF_LIFE = 30 * 86400.0
-NONE, SPIKE, STEP = 0, 1, 2
+NONE, SPIKE, STEP, RAMP = 0, 1, 2, 3
 _MAD_TO_SD = 1.2533  # mean absolute deviation of a normal distribution times this is its sd
 
 
@@ -72,8 +75,9 @@ def jump_scale(i, x, j_s, j_q):
 def jump_step(i, t, x, jump_z, period, JS):
     """Feed one valid sample of channel i. Returns (decision, candidate, size, pt, px):
     decision about the previously held candidate (NONE, SPIKE: it was a glitch, STEP: a new
-    level, `size` its departure from the trend, (pt, px) its time and value); candidate True
-    when this sample is itself held (a jump, decided by the next sample)."""
+    level, RAMP: no jump but a new velocity, the held sample is data; `size` its departure from
+    the trend, (pt, px) its time and value); candidate True when this sample is itself held (a
+    jump, decided by the next sample)."""
     j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd = JS
     decision = NONE
     size = np.nan
@@ -82,14 +86,22 @@ def jump_step(i, t, x, jump_z, period, JS):
     if np.isfinite(pt):
         back = abs(x - (j_x[i] + j_v[i] * _horizon(t - j_t[i], period)))
         stay = abs(x - (px + j_v[i] * _horizon(t - pt, period)))
-        if stay < back:
+        limit = max(jump_z * jump_scale(i, x, j_s, j_q), _ENVELOPE * j_e[i])
+        if back <= stay:
+            decision = SPIKE
+            size = j_pd[i]
+        elif stay <= limit:
             decision = STEP
             size = j_pd[i]
             j_t[i] = pt  # the new level becomes the reference; scale and velocity unchanged
             j_x[i] = px
         else:
-            decision = SPIKE
-            size = j_pd[i]
+            # it goes on moving away as fast: no step but a new velocity (an acceleration must
+            # never be taken out of the series); both samples are data, the velocity jumps
+            decision = RAMP
+            j_v[i] = (x - px) / (t - pt) if t > pt else j_v[i]
+            j_t[i] = pt
+            j_x[i] = px
         j_pt[i] = np.nan
         j_px[i] = np.nan
         j_pd[i] = np.nan

@@ -1,4 +1,4 @@
-"""Rate of change over a time window, as a robust slope with graded limits (domain.md R5)."""
+"""Rate of change over a time window, as a robust slope with graded limits (docs/requirements.md R5)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from detectors.channels import (
     jump_spec,
 )
 from detectors.grading import debounce, level_held, level_past, level_score
-from detectors.jumps import STEP, jump_step
+from detectors.jumps import RAMP, STEP, jump_step
 
 __all__ = ["RISE", "FALL", "EITHER", "RateParams", "RateDetector"]
 
@@ -127,6 +127,7 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
         dec, cand, size, pt, px = jump_step(i, t, v, jump_z[i], period, JS)
         if dec == STEP:
             offset[i] += size  # a step is the step detector's event, not a rate for a window
+        if dec in (STEP, RAMP):  # the held sample is data (a ramp's as it is)
             used = bucket_add(i, pt, px - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
         if not cand:
             used = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id) or used

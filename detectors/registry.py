@@ -1,4 +1,4 @@
-"""Which detectors a point gets by default, by the quantity it measures (issue 5, domain.md R1).
+"""Which detectors a point gets by default, by the quantity it measures (docs/requirements.md R1).
 
 The quantity names are those of gateway/config/quantities.py; this module does not import the
 gateway (detectors stay a leaf package), so tests/unit/test_det_registry.py checks that the two
@@ -26,6 +26,9 @@ __all__ = ["DEFAULTS", "ALWAYS", "DETECTORS", "TAILINGS_ITEMS", "detectors_for",
 
 # a level that must not be crossed, must not rise too fast, and must not jump
 _LEVELS = ("threshold", "rate", "step")
+# a piezometer's level: a jump in it is a sensor event (a logger reset, a zero that drifted
+# back), not a movement of the phreatic line, which rises with the water, not in a minute
+_PIEZOMETRIC = ("threshold", "rate")
 _DISPLACEMENT = ("threshold", "rate", "tangent_angle", "inverse_velocity", "step")  # R5
 _GAS = ("threshold", "spike")  # gas bursts and sensor glitches are short: Hampel sees them
 
@@ -34,9 +37,9 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "freeboard": _LEVELS,
     "dry_beach_length": _LEVELS,
     "beach_crest_elev": ("threshold",),  # moves by construction steps, not by a rate
-    "phreatic_depth": _LEVELS,
-    "piezometric_head": _LEVELS,
-    "pore_pressure": _LEVELS,
+    "phreatic_depth": _PIEZOMETRIC,
+    "piezometric_head": _PIEZOMETRIC,
+    "pore_pressure": _PIEZOMETRIC,
     "gnss_disp": _DISPLACEMENT,
     "inclinometer_disp": _DISPLACEMENT,
     "rainfall_1h": ("threshold",),  # already a windowed sum

@@ -1,4 +1,4 @@
-"""Improved tangent angle of a displacement series (Xu Qiang 2009; domain.md R5)."""
+"""Improved tangent angle of a displacement series (Xu Qiang 2009; docs/requirements.md R5)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from detectors.channels import (
     jump_spec,
 )
 from detectors.grading import debounce, level_held, level_past, level_score
-from detectors.jumps import STEP, WARM, jump_scale, jump_step
+from detectors.jumps import RAMP, STEP, WARM, jump_scale, jump_step
 
 __all__ = ["TangentAngleParams", "TangentAngleDetector", "tangent_angle"]
 
@@ -147,6 +147,7 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
         dec, cand, size, pt, px = jump_step(i, t, v, jump_z[i], period, JS)
         if dec == STEP:
             offset[i] += size  # the step detector reports a step; the angle judges the creep
+        if dec in (STEP, RAMP):  # the held sample is data (a ramp's as it is)
             used = _learn_and_add(i, pt, px - offset[i], w, period, P, S)
         if not cand:
             used = _learn_and_add(i, t, v - offset[i], w, period, P, S) or used

@@ -2,7 +2,8 @@
 
 Source of the rule: GB 39496-2020 §5.5.4 (four warning colours, blue < yellow < orange < red, set
 per monitoring item by the design institute); the alarm / power-cut / restore pattern of coal-mine
-methane sensors (AQ 1029; domain.md R3-R4) for hysteresis: a level is released only when the value
+methane sensors (AQ 1029; docs/standards.md#coal-mine-methane-limits,
+docs/requirements.md R3-R4) for hysteresis: a level is released only when the value
 is back past that level's restore level, so a value that settles between the restore level and
 the threshold keeps its alarm.
 """
@@ -365,8 +366,8 @@ class ThresholdDetector:
     References
     ----------
     GB 39496-2020 尾矿库安全规程 §5.5.4 (blue/yellow/orange/red, per-item warning values from the
-    design institute); coal-mine CH4 alarm / power-cut / restore pattern (AQ 1029; domain.md R3:
-    alarm 1.0 %, cut 1.5 %, restore < 1.0 %); de-escalation and debounce per domain.md R4.
+    design institute); coal-mine CH4 alarm / power-cut / restore pattern (AQ 1029; docs/standards.md#coal-mine-methane-limits:
+    alarm 1.0 %, cut 1.5 %, restore < 1.0 %); de-escalation and debounce per docs/requirements.md R4.
 
     Examples
     --------

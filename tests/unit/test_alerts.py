@@ -334,12 +334,14 @@ def test_default_detector_sets_run_live_and_a_stuck_sensor_is_a_fault(site, tmp_
     from gateway.clock import SimClock
     from gateway.daemon import Gateway
 
-    assert site.points[0].detectors == ("threshold", "rate", "stuck")  # the registry's default
+    assert site.points[0].detectors == ("threshold", "rate", "step", "stuck")  # the default
     gw = Gateway(site, SimClock(T0, 1.0))
-    assert set(gw.detect.detectors) == {"threshold", "rate", "stuck"}
+    assert set(gw.detect.detectors) == {"threshold", "rate", "step", "stuck"}
     idx = np.arange(3, dtype=np.int64)
     rng = np.random.default_rng(1)
-    for k in range(40):  # WL-01 frozen at one value for hours; the piezometers move
+    # WL-01 frozen at one value for 53 hours (a pond level may hold still for a day, so a
+    # water level is stuck only after two); the piezometers move
+    for k in range(320):
         values = np.array([1252.0, 13.0 + rng.normal(0, 0.01), 14.0 + rng.normal(0, 0.01)])
         gw.on_batch(Batch("d", T0 + 600 * k, idx, values, np.zeros(3, np.uint8)))
     faults = [e for e in gw.outbox.alert_log() if e["kind"] == "fault"]

@@ -38,7 +38,7 @@ def make_tangent_angle(n: int) -> TangentAngleDetector:
     p.direction[:] = np.resize([1, -1, 2], n)
     p.bucket_s[:] = 600.0
     p.per_s[:] = HOUR
-    p.learn_s[:] = 4 * HOUR
+    p.learn_s[:] = HOUR  # v_ref, then the excess envelope: judging from about 2 h on
     p.v_ref[::3] = 2.0
     p.v_floor[:] = 0.1
     p.disp_floor[:] = 0.0

@@ -34,12 +34,21 @@ def test_tailings_items_and_rate_directions_agree_with_the_gateway() -> None:
     assert {k for k, (_, tailings) in q.items() if tailings} == registry.TAILINGS_ITEMS
     for name, (direction, _) in q.items():
         if "rate" in registry.detectors_for(name):
-            assert registry.rate_direction(name) == (-1 if direction == "lower" else 1), name
+            # a displacement channel is often one axis of a station: either way is worse
+            either = name in ("gnss_disp", "inclinometer_disp")
+            assert registry.rate_direction(name) == (
+                2 if either else -1 if direction == "lower" else 1), name
 
 
 def test_issue_defaults() -> None:
-    assert registry.detectors_for("water_level") == ("threshold", "rate", "stuck")
+    # levels: a threshold, a rate and an abrupt step, each learned when no level is configured
+    assert registry.detectors_for("water_level") == ("threshold", "rate", "step", "stuck")
+    # a jump in a piezometer's level is a sensor event, not a movement of the phreatic line
     assert registry.detectors_for("phreatic_depth") == ("threshold", "rate", "stuck")
+    assert registry.detectors_for("gnss_disp") == (
+        "threshold", "rate", "tangent_angle", "inverse_velocity", "step", "stuck")
+    # a daily temperature cycle is no level shift: CUSUM is no default quality verdict
+    assert "cusum" not in {d for q in registry.DEFAULTS for d in registry.detectors_for(q)}
     for gas in ("ch4", "co", "h2s", "no2", "o2"):  # the issue's "gas"
         assert registry.detectors_for(gas) == ("threshold", "spike", "stuck")
     assert registry.detectors_for("generic") == ("generic", "stuck")

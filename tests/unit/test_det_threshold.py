@@ -245,32 +245,33 @@ def scores(det: ThresholdDetector, values) -> list[float]:
 
 
 def test_score_upper_points() -> None:
-    # 0 at half a level-gap below blue (1252.5), 0.25 blue, 0.5 yellow, 0.75 orange, 1 red
+    # 0 at half a level-gap below blue (1252.5), 0.5 blue (the decision, as for every
+    # detector), 2/3 yellow, 5/6 orange, 1 red
     got = scores(upper(*WL), [1250.0, 1252.5, 1252.75, 1253.0, 1254.0, 1254.5, 1255.0, 1256.0,
                               1300.0])
-    assert got == pytest.approx([0.0, 0.0, 0.125, 0.25, 0.5, 0.625, 0.75, 1.0, 1.0])
+    assert got == pytest.approx([0.0, 0.0, 0.25, 0.5, 2 / 3, 0.75, 5 / 6, 1.0, 1.0])
 
 
 def test_score_lower_points() -> None:
     got = scores(lower(*DEPTH), [20.0, 11.5, 11.25, 11.0, 10.0, 9.4, 8.8, 8.0, 2.0])
-    assert got == pytest.approx([0.0, 0.0, 0.125, 0.25, 0.5, 0.625, 0.75, 1.0, 1.0])
+    assert got == pytest.approx([0.0, 0.0, 0.25, 0.5, 2 / 3, 0.75, 5 / 6, 1.0, 1.0])
 
 
 def test_score_across_unset_and_equal_levels() -> None:
-    # orange 1.0, red 1.5 only: zero at 0.75, 0.75 at orange, straight line to 1.0 at red
+    # orange 1.0, red 1.5 only: zero at 0.75, 5/6 at orange, straight line to 1.0 at red
     assert scores(upper(*CH4), [0.5, 0.75, 0.875, 1.0, 1.25, 1.5]) == pytest.approx(
-        [0.0, 0.0, 0.375, 0.75, 0.875, 1.0])
+        [0.0, 0.0, 5 / 12, 5 / 6, 11 / 12, 1.0])
     # yellow == orange: at that value the higher level's score
     det = upper([1.0, 2.0, 2.0, 3.0], [0.9, 1.9, 1.9, 2.9])
-    assert scores(det, [1.5, 2.0, 2.5]) == pytest.approx([0.375, 0.75, 0.875])
+    assert scores(det, [1.5, 2.0, 2.5]) == pytest.approx([7 / 12, 5 / 6, 11 / 12])
     # one level only (gap = 10 % of it): flat at its score beyond it
     det = upper([NAN, 10.0, NAN, NAN], [NAN, 9.0, NAN, NAN])
-    assert scores(det, [9.5, 10.0, 50.0]) == pytest.approx([0.0, 0.5, 0.5])
+    assert scores(det, [9.5, 10.0, 50.0]) == pytest.approx([0.0, 2 / 3, 2 / 3])
 
 
 def test_score_both_sides_takes_the_larger() -> None:
     got = scores(oxygen(), [20.9, 20.5, 19.0, 23.5, 30.0])
-    assert got == pytest.approx([0.0, 0.25, 1.0, 0.5, 0.5])
+    assert got == pytest.approx([0.0, 0.5, 1.0, 2 / 3, 2 / 3])
 
 
 def test_evidence_names_the_level_of_the_grade() -> None:

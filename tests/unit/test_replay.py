@@ -148,6 +148,6 @@ def test_replay_arrays_gives_the_csv_path_results_without_a_file(tmp_path: Path)
     assert res.grade[:, 0].max() == 4 and res.quality.max() == 0
     # quantities instead of a site: the default detectors of each, no thresholds, no grade
     bare = replay_arrays(t, ["WL-01"], x[:, :1], quantities={"WL-01": "water_level"})
-    assert bare.grade.max() == 0 and {d for d, *_ in bare.parts} == {"threshold", "rate", "stuck"}
+    assert bare.grade.max() == 0 and {d for d, *_ in bare.parts} == {"threshold", "rate", "step", "stuck"}
     with pytest.raises(ReplayError, match="times must increase strictly"):
         replay_arrays(t[::-1], names, x, config=EXAMPLE)
