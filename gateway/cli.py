@@ -133,14 +133,21 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
         else:
             print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    from gateway.detector_notes import point_notes
+
+    notes = point_notes(cfg)
     summary = {"ok": True, "file": str(cfg.path), "site": cfg.site.code,
                "gateway": cfg.gateway.id, "buses": len(cfg.buses), "devices": len(cfg.devices),
-               "points": len(cfg.points)}
+               "points": len(cfg.points),
+               "notes": [{"point": n.point, "detector": n.note.detector,
+                          "judges": n.note.judges, "text": n.note.text} for n in notes]}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(tr(args.lang, "valid", file=cfg.path, site=cfg.site.code, gateway=cfg.gateway.id,
                  buses=len(cfg.buses), devices=len(cfg.devices), points=len(cfg.points)))
+        for n in notes:  # not problems: what the detectors can judge at these cadences
+            print(f"  note: {n.text()}")
     return EXIT_OK
 
 
@@ -988,6 +995,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     for line in summary["input"]["warnings"]:  # what reading the export skipped or assumed
         _err(line)
+    for line in summary["notes"]:  # what the detectors cannot judge, or judge slowly, here
+        _err(f"note: {line}")
     print(json.dumps(summary) if args.json else
           tr(args.lang, "replay_done", rows=summary["rows"], channels=summary["channels"],
              events=summary["events"], grade=summary["max_grade"], out=args.out))

@@ -91,6 +91,12 @@ class Gateway:
         if previous is not None:
             self.detect.transfer(previous)
         self.detect.reconcile(self.engine.level)
+        from gateway.detector_notes import point_notes
+
+        for n in point_notes(cfg):  # what the detectors can judge at these cadences, said once
+            log.log(logging.INFO if n.note.judges else logging.WARNING, "%s", n.text(),
+                    extra={"event": "detector_cadence", "point": n.point,
+                           "detector": n.note.detector, "judges": n.note.judges})
         for entry in self.outbox.audit_thresholds(threshold_snapshot(cfg), self.clock.now()):
             log.warning("thresholds of %s changed: %s -> %s", entry["subject"], entry["before"],
                         entry["after"], extra={"event": "audit_thresholds",

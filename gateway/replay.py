@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import tempfile
@@ -184,6 +185,7 @@ class ReplayResult:
     quality: np.ndarray  # uint8[m, c], 0 good, else the quality code the engine saw
     events: list[dict]
     parts: list  # per detector: (name, evidence names, columns, BlockOutput) for --long
+    notes: list = dataclasses.field(default_factory=list)  # what detectors cannot judge here
 
 
 def replay_arrays(t: np.ndarray, names: list[str], x: np.ndarray, *,
@@ -238,7 +240,20 @@ def replay_arrays(t: np.ndarray, names: list[str], x: np.ndarray, *,
         outbox.close()
     for ev in events:
         ev.pop("delivered_at", None)
-    return ReplayResult(t, list(names), x, score, grade, fault, quality, events, parts)
+    return ReplayResult(t, list(names), x, score, grade, fault, quality, events, parts,
+                        _notes(cfg, t, names, x))
+
+
+def _notes(cfg, t: np.ndarray, names: list[str], x: np.ndarray) -> list:
+    """What each detector can judge at each column's observed cadence (its median step)."""
+    from gateway.detector_notes import point_notes
+
+    periods = {}
+    for k, name in enumerate(names):
+        tk = t[np.isfinite(x[:, k])]
+        if tk.size > 1:
+            periods[name] = float(np.median(np.diff(tk)))
+    return [n for n in point_notes(cfg, periods) if n.point in periods]
 
 
 def replay(input_path: Path, out_path: Path, *, quantity: str = "generic",
@@ -268,7 +283,8 @@ def replay(input_path: Path, out_path: Path, *, quantity: str = "generic",
         plot_replay(plot_path, t, names, x, result.grade, events, zone)
     return {"rows": x.shape[0], "channels": x.shape[1], "events": len(events),
             "max_grade": int(result.grade.max()) if result.grade.size else 0,
-            "input": report.as_dict() | {"warnings": report.warnings()}}
+            "input": report.as_dict() | {"warnings": report.warnings()},
+            "notes": [n.text() for n in result.notes]}
 
 
 def _write_wide(out_path: Path, t: np.ndarray, names: list[str], x: np.ndarray,
