@@ -314,11 +314,11 @@ class Gateway:
             period = self.period_of(poller.device)
             online = st.last_good is not None and st.consecutive_failures == 0 \
                 and now - st.last_good <= 3 * period
-            failed = sum(st.errors.values())
             devices.append({"device": name, "online": bool(online),
-                            "online_rate": round(1 - min(st.polls, failed) / st.polls, 4)
+                            "online_rate": round(1 - min(st.polls, st.failed_polls) / st.polls, 4)
                             if st.polls else None,
                             "polls": st.polls, "missed_deadlines": st.missed_deadlines,
+                            "errors": dict(st.errors),
                             "consecutive_failures": st.consecutive_failures,
                             "degraded": st.degraded,
                             "last_good": int(st.last_good * 1000) if st.last_good else None})
