@@ -138,7 +138,6 @@ class DevicePoller:
     async def poll(self, client, clock: Clock, probe: bool = False) -> Batch:
         """One poll; a probe of a degraded device reads once, with no retries."""
         t = clock.now()
-        self.stats.polls += 1
         self.stats.probes += probe
         _set_timeout(client, self.device.timeout)
         retries = 0 if probe else self.device.retries
@@ -149,12 +148,14 @@ class DevicePoller:
                     await asyncio.sleep(self.device.pause_between_requests)
                 replies.append(await self._read(client, req, retries))
         except ReadFailure as exc:
+            self.stats.polls += 1  # counted when done, so polls and failed_polls always agree
             self.stats.failed_polls += 1
             self.stats.consecutive_failures += 1
             self._log_failure(exc)
             n = len(self.idx)
             return Batch(self.device.name, t, self.idx, np.full(n, np.nan),
                          np.full(n, exc.quality, dtype=np.uint8))
+        self.stats.polls += 1
         self.stats.consecutive_failures = 0
         self._logged_reason = None
         self.stats.last_good = t
