@@ -282,11 +282,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
-    host, port = cfg.gateway.listen
-    url = f"http://{host}:{port}/status"
+    from gateway.status_http import read_token, status_url
+
+    url = status_url(cfg.gateway)
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        token = read_token(cfg.gateway)
+    except OSError as exc:
+        _err(tr(lang, "token_unreadable", file=cfg.gateway.status_token_file,
+                error=exc.strerror or exc))
+        return EXIT_CONFIG
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
             doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            _err(tr(lang, "status_refused", url=url, file=cfg.gateway.status_token_file))
+            return EXIT_DAEMON
+        _err(tr(lang, "daemon_unreachable", url=url, error=exc))
+        return EXIT_DAEMON
     except (urllib.error.URLError, OSError, ValueError) as exc:
         _err(tr(lang, "daemon_unreachable", url=url, error=exc))
         return EXIT_DAEMON

@@ -29,6 +29,7 @@ from gateway.config.model import Device, SiteConfig
 from gateway.derive import FormulaPoints
 from gateway.detect import DetectStage
 from gateway.outbox import Outbox
+from gateway.state_files import secure_state
 from gateway.systemd import SystemdNotifier
 from gateway.telemetry import Telemetry
 
@@ -49,7 +50,7 @@ class Gateway:
         self.clock = clock
         self.drain_timeout = drain_timeout
         self._check_scale(cfg)
-        cfg.gateway.state_dir.mkdir(parents=True, exist_ok=True)
+        secure_state(cfg)  # state dir 0750, files 0640: the outbox holds the site's alerts
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes)
         self.prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
         self.publisher = None

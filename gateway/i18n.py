@@ -117,6 +117,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- status
     "daemon_unreachable": ("the daemon does not answer at {url}: {error}",
                            "守护进程在 {url} 无响应：{error}"),
+    "status_refused": ("the daemon at {url} refused the request (401): the token in {file} is "
+                       "not the one the daemon was started with",
+                       "{url} 的守护进程拒绝了请求（401）：{file} 中的令牌与守护进程启动时的不一致"),
+    "token_unreadable": ("cannot read the status token file {file}: {error}",
+                         "无法读取状态令牌文件 {file}：{error}"),
     "listen_off": ("{file}: [gateway] listen is off, so the daemon has no status endpoint",
                    "{file}：[gateway] listen 为 off，守护进程没有状态接口"),
     "st_site": ("site", "站点"),
