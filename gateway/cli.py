@@ -444,19 +444,24 @@ def _port_lock(bus, args: argparse.Namespace, fallback_dir: Path | None = None):
 
 
 def _client(bus, trace=None):
-    """A pymodbus 3.x client as acquire.make_client builds it, plus an optional packet tracer
-    (scan uses it to tell line noise from silence)."""
+    """A pymodbus 3.x client as acquire.make_client builds it (replies checked against their
+    request), plus an optional packet tracer (scan uses it to tell line noise from silence)."""
     from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
     from pymodbus.framer import FramerType
 
+    from gateway.modbus.replies import strict_framer
+
     common = {"timeout": bus.timeout, "retries": 0, "reconnect_delay": 0, "trace_packet": trace}
     if bus.transport == "tcp":
-        return AsyncModbusTcpClient(bus.host, port=bus.port, **common)
-    if bus.transport == "rtu_over_tcp":
-        return AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU, **common)
-    return AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU, baudrate=bus.baudrate,
-                                   parity=bus.parity, stopbits=bus.stopbits,
-                                   bytesize=bus.bytesize, **common)
+        client = AsyncModbusTcpClient(bus.host, port=bus.port, **common)
+    elif bus.transport == "rtu_over_tcp":
+        client = AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU, **common)
+    else:
+        client = AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU,
+                                         baudrate=bus.baudrate, parity=bus.parity,
+                                         stopbits=bus.stopbits, bytesize=bus.bytesize, **common)
+    strict_framer(client)
+    return client
 
 
 def _open_error(bus) -> str:
@@ -502,12 +507,18 @@ async def _read_words(client, unit: int, table: str, address: int, count: int,
     """Registers (or bits) of one read; DeviceError names an exception or the silence."""
     from pymodbus.exceptions import ModbusException
 
+    from gateway.modbus.replies import MalformedReply, StrictSocketFramer
+
     call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
             "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
     try:
         rr = await call(address, count=count, device_id=unit)
     except ModbusException as exc:
         raise DeviceError(tr(lang, "no_answer", unit=unit, detail=str(exc).strip())) from None
+    if isinstance(rr, MalformedReply):
+        if isinstance(client.ctx.framer, StrictSocketFramer):
+            client.close()  # the byte stream is out of step; the next read connects again
+        raise DeviceError(tr(lang, "malformed_reply", unit=unit, detail=rr.detail))
     if rr.isError():
         code = int(getattr(rr, "exception_code", 0) or 0)
         what = f"{table} register {address} count {count}"
@@ -900,6 +911,10 @@ async def _write_words(client, unit: int, address: int, words: list[int], fc16: 
             rr = await client.write_registers(address, words, device_id=unit)
     except ModbusException as exc:
         raise DeviceError(tr(lang, "no_answer", unit=unit, detail=str(exc).strip())) from None
+    from gateway.modbus.replies import MalformedReply
+
+    if isinstance(rr, MalformedReply):
+        raise DeviceError(tr(lang, "malformed_reply", unit=unit, detail=rr.detail))
     if rr.isError():
         code = int(getattr(rr, "exception_code", 0) or 0)
         raise DeviceError(tr(lang, "exc_reply", unit=unit, code=code,

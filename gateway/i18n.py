@@ -46,6 +46,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "exc_reply": ("unit {unit} answered exception {code} ({name}) to {what}",
                   "站号 {unit} 对 {what} 返回异常码 {code}（{name}）"),
     "no_answer": ("unit {unit} does not answer ({detail})", "站号 {unit} 无应答（{detail}）"),
+    "malformed_reply": ("unit {unit} answers with a malformed reply: {detail}",
+                        "站号 {unit} 的应答格式错误：{detail}"),
     "cannot_connect": ("cannot connect to {where}", "无法连接 {where}"),
     "cannot_open": ("cannot open {port} at {line}: {error}", "无法以 {line} 打开 {port}：{error}"),
     "port_busy": ("serial port {port} is in use by {holder} (lock {lock}); stop it first "

@@ -9,7 +9,10 @@ and bytes after the frame as data; each case here fails without the gateway's re
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -220,3 +223,25 @@ def test_a_retry_recovers_from_one_malformed_reply(tmp_path: Path, transport: st
         batch = asyncio.run(run())
     _good(poller, batch)
     assert poller.stats.errors == {"malformed": 1} and poller.stats.failed_polls == 0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("transport", ["tcp", "rtu-over-tcp"])
+def test_device_read_names_a_malformed_reply_instead_of_printing_it(transport: str) -> None:
+    """`minewatch device read` is what a field engineer trusts at commissioning: garbage is
+    named as such, never decoded into a table of plausible numbers."""
+    port = free_port()
+    fake = FakeDevice("127.0.0.1", port, mode="too_many", rtu=transport != "tcp")
+    command = [sys.executable, "-m", "gateway.cli", "device", "read", "--bus",
+               f"{transport}://127.0.0.1:{port}", "--unit", "7", "--address", "1", "--count", "2",
+               "--timeout", "0.5", "--lang", "en"]
+    with Slave(fake.start):
+        bad = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        fake.mode = "good"
+        good = subprocess.run(command + ["--json"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1, bad.stdout
+    assert "unit 7 answers with a malformed reply: byte count 8" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert good.returncode == 0, good.stderr
+    assert [row["raw"] for row in json.loads(good.stdout)] == [value_at(1), value_at(2)]
