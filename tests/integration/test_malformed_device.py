@@ -18,12 +18,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from firmware_sim.scenario import load_scenario
 from tests.support.fake_modbus import FakeDevice
 from tests.support.services import MqttRecorder, free_port, python_cli, wait_for_line
-from tests.support.sites import example_site
+from tests.support.sites import ROOT, example_site
 from tests.support.slave import Slave
 
 SCALE = 600.0  # the good devices' 10 min period is 1 s of real time, the bad one's 5 min 0.5 s
@@ -133,6 +134,8 @@ def test_a_garbage_device_costs_only_itself(tmp_path: Path, mosquitto) -> None:
 
     # health from the broker and /status: the bad device offline with its kinds counted, the
     # good devices online and on time
+    schema = json.loads((ROOT / "config" / "schema" / "health.schema.json").read_text())
+    jsonschema.validate(recorder.on("health")[-1], schema)
     for doc in (recorder.on("health")[-1], status):
         devices = {d["device"]: d for d in doc["devices"]}
         bad = devices["bad_dev"]
