@@ -250,7 +250,13 @@ StrictFramer = StrictSocketFramer | StrictRtuFramer
 
 def strict_framer(client) -> StrictFramer:
     """The strict framer of a pymodbus 3.x async client, put in place at the first call."""
-    ctx = client.ctx
+    ctx = getattr(client, "ctx", None)
+    if not all(hasattr(ctx, a) for a in ("framer", "trace_connect", "recv_buffer",
+                                         "max_buffer_size")):
+        import pymodbus
+
+        raise RuntimeError(f"pymodbus {pymodbus.__version__}: the gateway's reply checks hook "
+                           "into the transaction manager of pymodbus 3.16; install that version")
     framer = ctx.framer
     if isinstance(framer, _Strict):
         return framer  # type: ignore[return-value]
