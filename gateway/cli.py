@@ -317,9 +317,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for d in doc["devices"]:
         rate = "-" if d["online_rate"] is None else f"{100 * d['online_rate']:.1f} %"
         state = _pad(tr(lang, "st_on" if d["online"] else "st_off"), 8)
+        errors = ", ".join(f"{k} {n}" for k, n in sorted(d.get("errors", {}).items()))
         print(f"  {d['device']:20s} {state} {tr(lang, 'st_rate')} {rate:>8s}  "
               f"{tr(lang, 'st_polls')} {d['polls']:<7d} {tr(lang, 'st_missed')} "
-              f"{d['missed_deadlines']}")
+              f"{d['missed_deadlines']}" + (f"  {tr(lang, 'st_errors')}: {errors}" if errors
+                                            else ""))
     for a in doc["alerts"]:
         what = a.get("level") or f"quality {a.get('quality')}"
         print(f"  {a['kind']:6s} {a['point']:12s} {what}")

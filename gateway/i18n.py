@@ -130,6 +130,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "st_gateway": ("gateway", "网关"),
     "st_uptime": ("uptime", "运行"),
     "st_online": ("devices online", "设备在线"),
+    "st_errors": ("failed requests", "失败请求"),
     "st_outbox": ("outbox: {events} events, {telemetry} telemetry",
                   "待发送：{events} 条事件，{telemetry} 条遥测"),
     "st_on": ("online", "在线"),

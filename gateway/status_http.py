@@ -45,8 +45,10 @@ class _Collector:
         polls = CounterMetricFamily("minewatch_polls", "Polls of a device", labels=["device"])
         reqs = CounterMetricFamily("minewatch_requests", "Modbus requests sent",
                                    labels=["device"])
-        errors = CounterMetricFamily("minewatch_poll_errors", "Failed reads by kind",
-                                     labels=["device", "kind"])
+        errors = CounterMetricFamily(
+            "minewatch_poll_errors", "Failed requests by kind (timeout, truncated, malformed, "
+            "connection_lost, connect, exception_N; device_flag: flagged polls)",
+            labels=["device", "kind"])
         missed = CounterMetricFamily("minewatch_missed_deadlines",
                                      "Polls that started after their next due time",
                                      labels=["device"])

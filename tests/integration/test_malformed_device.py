@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -110,6 +112,9 @@ def test_a_garbage_device_costs_only_itself(tmp_path: Path, mosquitto) -> None:
             time.sleep(1.0)  # a heartbeat and a stats window after the last kind
             status = json.loads(_get(f"http://127.0.0.1:{http_port}/status"))
             metrics = _get(f"http://127.0.0.1:{http_port}/metrics").decode()
+            printed = subprocess.run([sys.executable, "-m", "gateway.cli", "status", "--config",
+                                      str(cfg), "--lang", "en"], capture_output=True, text=True,
+                                     timeout=30)
             assert gw.poll() is None  # up throughout
             gw.send_signal(signal.SIGTERM)
             assert gw.wait(timeout=30) == 0
@@ -150,6 +155,9 @@ def test_a_garbage_device_costs_only_itself(tmp_path: Path, mosquitto) -> None:
                       metrics)
         assert m and int(float(m.group(1))) >= 4, kind
     assert 'minewatch_device_online{device="bad_dev"} 0.0' in metrics
+    (line,) = [x for x in printed.stdout.splitlines() if "bad_dev" in x]  # minewatch status
+    assert re.search(r"OFFLINE.*failed requests: connection_lost \d+, malformed \d+, "
+                     r"truncated \d+", line), printed.stdout
 
     # the journal: one line per new reason of the bad device, nothing from pymodbus or asyncio,
     # never a traceback
