@@ -10,8 +10,8 @@ against `tests/support/fake_modbus.py`, one FC3 read of 4 registers, the gateway
   CRC-valid frame whose byte count says 250 gives garbage values;
 - skips it and times out: a wrong unit id or transaction id (logged at ERROR), a bad CRC, a
   truncated frame, a frame longer than its buffer (silently emptied), a protocol id other
-  than 0 (TCP); a reply with transaction id 0 passes for the answer to any request (read in
-  its source: `FramerBase.handleFrame` and `TransactionManager.execute` skip the check for 0);
+  than 0 (TCP); but a reply with transaction id 0 passes for the answer to any request
+  (`FramerBase.handleFrame` and `TransactionManager.execute` skip the check for 0);
 - a byte count larger than the data raises inside asyncio's `data_received`: asyncio logs an
   ERROR with a full traceback, closes the connection, and the request times out.
 

@@ -40,6 +40,7 @@ MALFORMED = {
 TCP = {
     **{mode: (5, "malformed", reason) for mode, reason in MALFORMED.items()},
     "wrong_tid": (5, "malformed", "wrong transaction id"),
+    "zero_tid": (5, "malformed", "wrong transaction id"),
     "count_above_data": (5, "malformed", "byte count does not match the data"),
     "count_below_data": (5, "malformed", "byte count does not match the data"),
     "oversized": (5, "malformed", "oversized frame"),

@@ -14,6 +14,7 @@ Modes (`MODES`):
 - ``wrong_fc``: the right data under another function code (4 for 3, 3 for 4, 2 for 1, 1 for 2).
 - ``wrong_unit``: the reply comes from unit id + 1.
 - ``wrong_tid`` (TCP only): the transaction id is not the request's.
+- ``zero_tid`` (TCP only): transaction id 0, which pymodbus alone takes for any request's.
 - ``too_many`` / ``too_few``: two registers more, one register less than asked, with a byte
   count and frame length that agree with the data (a well-formed reply to another request).
 - ``odd_count``: an odd byte count (2N - 1) and as many data bytes.
@@ -42,7 +43,7 @@ from collections import Counter
 
 from firmware_sim.wire import crc16
 
-MODES = ("good", "wrong_fc", "wrong_unit", "wrong_tid", "too_many", "too_few", "odd_count",
+MODES = ("good", "wrong_fc", "wrong_unit", "wrong_tid", "zero_tid", "too_many", "too_few", "odd_count",
          "count_above_data", "count_below_data", "truncated", "oversized", "trailing", "drip", "reset", "exception",
          "silent", "late", "bad_crc")
 _OTHER_FC = {1: 2, 2: 1, 3: 4, 4: 3}
@@ -130,6 +131,8 @@ class FakeDevice:
             unit = (unit + 1) & 0xFF
         elif mode == "wrong_tid":
             tid = (tid + 0x1234) & 0xFFFF
+        elif mode == "zero_tid":
+            tid = 0
         elif mode == "too_many":
             data = _data(fc, address, count + 2, self.offset)
             byte_count = len(data)
