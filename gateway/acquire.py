@@ -6,8 +6,16 @@ period while one of its items is at blue or above, docs/requirements.md R7). A p
 next due time counts as a missed deadline: that counter, not a wall-clock timing, is how
 scheduling is judged. A device that fails `degrade_after` polls in a row is degraded: skipped for
 `degrade_time`, then probed with a single attempt, so its timeouts stop costing the bus the
-other devices' periods; the first good probe restores its schedule. A failed read marks the device's points `comm_fail` (no answer) or
-`device_fault` (an exception reply); the values go on as NaN so gaps are explained, not silent.
+other devices' periods; the first good probe restores its schedule.
+
+Every reply is checked against its request (`gateway.modbus.replies`) before it is decoded. A
+failed read marks the device's points `comm_fail` or `device_fault`, never a value; the values go
+on as NaN so gaps are explained, not silent. Each failed request is counted by its kind:
+`timeout` (no reply), `truncated` (part of a reply by the timeout: cut off, or dripping too
+slowly), `malformed` (a reply that does not answer the request), `connection_lost` (the device
+closed or reset the connection), `connect` (no connection) -> comm_fail; `exception_N` (the
+device answered Modbus exception N) -> device_fault. A device's failure is logged once per new
+reason (and at the 10th and every 100th failed poll in a row), never with a traceback.
 The gateway only reads: no code path here writes to a field device.
 """
 
@@ -31,6 +39,7 @@ from gateway.config.model import Bus, Device, SiteConfig
 from gateway.convert import DeviceConverter
 from gateway.modbus.decode import DeviceDecoder
 from gateway.modbus.planner import ReadRequest, plan_reads
+from gateway.modbus.replies import MalformedReply, settle, strict_framer
 
 __all__ = ["DevicePoller", "BusWorker", "DeviceStats", "make_client"]
 
@@ -41,7 +50,8 @@ log = logging.getLogger("minewatch.acquire")
 class DeviceStats:
     polls: int = 0
     requests: int = 0
-    errors: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)  # failed requests (and flagged polls) by kind
+    failed_polls: int = 0
     latency_sum: float = 0.0
     latency_max: float = 0.0
     last_good: float | None = None
@@ -52,6 +62,7 @@ class DeviceStats:
 
     def as_dict(self) -> dict:
         return {"polls": self.polls, "requests": self.requests, "errors": dict(self.errors),
+                "failed_polls": self.failed_polls,
                 "latency_avg_ms": 1000 * self.latency_sum / max(1, self.requests),
                 "latency_max_ms": 1000 * self.latency_max, "last_good": self.last_good,
                 "consecutive_failures": self.consecutive_failures,
@@ -60,10 +71,13 @@ class DeviceStats:
 
 
 class ReadFailure(Exception):
-    def __init__(self, quality: int, kind: str, detail: str):
+    """A request that gave no data: its quality, error kind, a stable reason and the detail."""
+
+    def __init__(self, quality: int, kind: str, detail: str, reason: str = ""):
         super().__init__(detail)
         self.quality = quality
         self.kind = kind
+        self.reason = reason or kind
 
 
 def make_client(bus: Bus):
@@ -73,13 +87,17 @@ def make_client(bus: Bus):
 
     common = {"timeout": bus.timeout, "retries": 0}
     if bus.transport == "tcp":
-        return AsyncModbusTcpClient(bus.host, port=bus.port, reconnect_delay=0, **common)
-    if bus.transport == "rtu_over_tcp":
-        return AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU,
-                                    reconnect_delay=0, **common)
-    return AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU, baudrate=bus.baudrate,
-                                   parity=bus.parity, stopbits=bus.stopbits,
-                                   bytesize=bus.bytesize, reconnect_delay=0, **common)
+        client = AsyncModbusTcpClient(bus.host, port=bus.port, reconnect_delay=0, **common)
+    elif bus.transport == "rtu_over_tcp":
+        client = AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU,
+                                      reconnect_delay=0, **common)
+    else:
+        client = AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU,
+                                         baudrate=bus.baudrate, parity=bus.parity,
+                                         stopbits=bus.stopbits, bytesize=bus.bytesize,
+                                         reconnect_delay=0, **common)
+    strict_framer(client)  # every reply is checked against its request before it is decoded
+    return client
 
 
 class DevicePoller:
@@ -87,6 +105,8 @@ class DevicePoller:
 
     def __init__(self, device: Device, cfg: SiteConfig):
         self.device = device
+        self.transport = cfg.bus(device.bus).transport
+        self._logged_reason: tuple[str, str] | None = None
         self.points = [p for p in cfg.points if p.device == device.name]
         needed = {p.channel for p in self.points}
         # the device's own fault flags (a gas head's sensor fault, warm-up): read with the values,
@@ -118,7 +138,6 @@ class DevicePoller:
     async def poll(self, client, clock: Clock, probe: bool = False) -> Batch:
         """One poll; a probe of a degraded device reads once, with no retries."""
         t = clock.now()
-        self.stats.polls += 1
         self.stats.probes += probe
         _set_timeout(client, self.device.timeout)
         retries = 0 if probe else self.device.retries
@@ -129,17 +148,16 @@ class DevicePoller:
                     await asyncio.sleep(self.device.pause_between_requests)
                 replies.append(await self._read(client, req, retries))
         except ReadFailure as exc:
-            self.stats.errors[exc.kind] += 1
+            self.stats.polls += 1  # counted when done, so polls and failed_polls always agree
+            self.stats.failed_polls += 1
             self.stats.consecutive_failures += 1
-            if self.stats.consecutive_failures in (1, 10) or self.stats.consecutive_failures % 100 == 0:
-                log.warning("device %s: %s (%d failed polls in a row)", self.device.name, exc,
-                            self.stats.consecutive_failures,
-                            extra={"event": "read_failed", "device": self.device.name,
-                                   "kind": exc.kind})
+            self._log_failure(exc)
             n = len(self.idx)
             return Batch(self.device.name, t, self.idx, np.full(n, np.nan),
                          np.full(n, exc.quality, dtype=np.uint8))
+        self.stats.polls += 1
         self.stats.consecutive_failures = 0
+        self._logged_reason = None
         self.stats.last_good = t
         reg_values, reg_ok = self.decoder.decode(replies)
         values, quality = self.converter.convert(reg_values, reg_ok, t)
@@ -150,52 +168,103 @@ class DevicePoller:
                 quality = np.maximum(quality, Quality.DEVICE_FAULT).astype(np.uint8)
         return Batch(self.device.name, t, self.idx, values, quality)
 
-    async def _read(self, client, req: ReadRequest, retries: int) -> np.ndarray:
-        from pymodbus.exceptions import ModbusException
+    def _log_failure(self, exc: ReadFailure) -> None:
+        """One line per new reason, then at the 10th and every 100th failed poll in a row."""
+        n = self.stats.consecutive_failures
+        reason = (exc.kind, exc.reason)
+        if reason != self._logged_reason or n == 10 or n % 100 == 0:
+            self._logged_reason = reason
+            log.warning("device %s: %s (%d failed polls in a row)", self.device.name, exc, n,
+                        extra={"event": "read_failed", "device": self.device.name,
+                               "kind": exc.kind, "reason": exc.reason})
 
-        unit = self.device.unit
-        last = "no reply"
+    async def _read(self, client, req: ReadRequest, retries: int) -> np.ndarray:
+        framer = strict_framer(client)
+        failure = ReadFailure(Quality.COMM_FAIL, "timeout", "no reply")
+        line_dirty = False  # RTU: a late reply to a failed attempt may still be on its way
         for attempt in range(retries + 1):
             if attempt:
                 # exponential backoff with jitter, short: the bus is held meanwhile
                 await asyncio.sleep(min(0.5, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
-            if not client.connected:
-                started = time.monotonic()
-                if not await client.connect():
-                    raise ReadFailure(Quality.COMM_FAIL, "connect",
-                                      f"cannot connect ({time.monotonic() - started:.1f} s)")
-                if self.device.pause_after_connect:
-                    await asyncio.sleep(self.device.pause_after_connect)
-            started = time.monotonic()
-            self.stats.requests += 1
             try:
-                if req.table == "holding":
-                    rr = await client.read_holding_registers(req.address, count=req.count,
-                                                             device_id=unit)
-                elif req.table == "input":
-                    rr = await client.read_input_registers(req.address, count=req.count,
-                                                           device_id=unit)
-                elif req.table == "coil":
-                    rr = await client.read_coils(req.address, count=req.count, device_id=unit)
-                else:
-                    rr = await client.read_discrete_inputs(req.address, count=req.count,
-                                                           device_id=unit)
-            except ModbusException as exc:
-                last = f"no valid reply to FC{req.function_code} @{req.address}x{req.count}: {exc}"
-                self.stats.errors["timeout"] += 1
+                values = await self._exchange(client, framer, req)
+            except ReadFailure as exc:
+                self.stats.errors[exc.kind] += 1
+                failure = exc
+                # a retry repeats the identical request, so a late answer to an earlier attempt
+                # is a right answer to it; what must never happen is a late reply answering the
+                # next, different request: the line goes quiet once, after the last attempt
+                line_dirty |= settle(client, framer, self.transport, exc.kind)
+                if exc.quality == Quality.DEVICE_FAULT or exc.kind == "connect":
+                    break  # the device answered (or nothing is there): asking again is the same
                 continue
-            latency = time.monotonic() - started
-            self.stats.latency_sum += latency
-            self.stats.latency_max = max(self.stats.latency_max, latency)
-            if rr.isError():
-                code = getattr(rr, "exception_code", 0)
-                raise ReadFailure(Quality.DEVICE_FAULT, f"exception_{code}",
-                                  f"exception {code} to FC{req.function_code} register "
-                                  f"{req.address} count {req.count}")
-            if req.table in ("coil", "discrete"):
-                return np.asarray(rr.bits[: req.count], dtype=np.uint8)
-            return np.asarray(rr.registers, dtype=np.uint16)
-        raise ReadFailure(Quality.COMM_FAIL, "timeout", last)
+            if line_dirty:
+                await framer.quiet(self.device.timeout)
+            return values
+        if line_dirty:
+            await framer.quiet(self.device.timeout)
+        raise failure
+
+    async def _exchange(self, client, framer, req: ReadRequest) -> np.ndarray:
+        """One request and its reply, checked against the request."""
+        from pymodbus.exceptions import ConnectionException, ModbusException
+
+        unit = self.device.unit
+        where = f"FC{req.function_code} @{req.address}x{req.count}"
+        if not client.connected:
+            started = time.monotonic()
+            if not await client.connect():
+                raise ReadFailure(Quality.COMM_FAIL, "connect",
+                                  f"cannot connect ({time.monotonic() - started:.1f} s)")
+            if self.device.pause_after_connect:
+                await asyncio.sleep(self.device.pause_after_connect)
+        started = time.monotonic()
+        self.stats.requests += 1
+        try:
+            if req.table == "holding":
+                rr = await client.read_holding_registers(req.address, count=req.count,
+                                                         device_id=unit)
+            elif req.table == "input":
+                rr = await client.read_input_registers(req.address, count=req.count,
+                                                       device_id=unit)
+            elif req.table == "coil":
+                rr = await client.read_coils(req.address, count=req.count, device_id=unit)
+            else:
+                rr = await client.read_discrete_inputs(req.address, count=req.count,
+                                                       device_id=unit)
+        except ConnectionException:
+            raise ReadFailure(Quality.COMM_FAIL, "connection_lost",
+                              f"the device closed the connection during {where}") from None
+        except ModbusException:
+            cut = framer.pending_bytes
+            kind = "truncated" if cut else "timeout"
+            raise ReadFailure(Quality.COMM_FAIL, kind,
+                              f"{cut} bytes of the reply to {where} by the timeout "
+                              f"({self.device.timeout:g} s)" if cut else
+                              f"no reply to {where} within {self.device.timeout:g} s",
+                              "reply cut short" if cut else "no reply") from None
+        if isinstance(rr, MalformedReply):
+            raise ReadFailure(Quality.COMM_FAIL, "malformed",
+                              f"malformed reply ({where}): {rr.detail}", rr.reason)
+        latency = time.monotonic() - started
+        self.stats.latency_sum += latency
+        self.stats.latency_max = max(self.stats.latency_max, latency)
+        if rr.isError():
+            code = getattr(rr, "exception_code", 0)
+            raise ReadFailure(Quality.DEVICE_FAULT, f"exception_{code}",
+                              f"exception {code} to FC{req.function_code} register "
+                              f"{req.address} count {req.count}")
+        bits = req.table in ("coil", "discrete")
+        got = len(rr.bits) if bits else len(rr.registers)
+        want = 8 * ((req.count + 7) // 8) if bits else req.count
+        if rr.function_code != req.function_code or rr.dev_id != unit or got != want:
+            # the framer checks this already; a reply object that still disagrees is no data
+            raise ReadFailure(Quality.COMM_FAIL, "malformed",
+                              f"malformed reply: FC{rr.function_code} from unit {rr.dev_id} with "
+                              f"{got} values to {where} for unit {unit}", "reply object mismatch")
+        if bits:
+            return np.asarray(rr.bits[: req.count], dtype=np.uint8)
+        return np.asarray(rr.registers, dtype=np.uint16)
 
 
 def _set_timeout(client, seconds: float) -> None:

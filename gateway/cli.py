@@ -296,11 +296,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
-    host, port = cfg.gateway.listen
-    url = f"http://{host}:{port}/status"
+    from gateway.status_http import read_token, status_url
+
+    url = status_url(cfg.gateway)
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        token = read_token(cfg.gateway)
+    except OSError as exc:
+        _err(tr(lang, "token_unreadable", file=cfg.gateway.status_token_file,
+                error=exc.strerror or exc))
+        return EXIT_CONFIG
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
             doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            _err(tr(lang, "status_refused", url=url, file=cfg.gateway.status_token_file))
+            return EXIT_DAEMON
+        _err(tr(lang, "daemon_unreachable", url=url, error=exc))
+        return EXIT_DAEMON
     except (urllib.error.URLError, OSError, ValueError) as exc:
         _err(tr(lang, "daemon_unreachable", url=url, error=exc))
         return EXIT_DAEMON
@@ -315,9 +331,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for d in doc["devices"]:
         rate = "-" if d["online_rate"] is None else f"{100 * d['online_rate']:.1f} %"
         state = _pad(tr(lang, "st_on" if d["online"] else "st_off"), 8)
+        errors = ", ".join(f"{k} {n}" for k, n in sorted(d.get("errors", {}).items()))
         print(f"  {d['device']:20s} {state} {tr(lang, 'st_rate')} {rate:>8s}  "
               f"{tr(lang, 'st_polls')} {d['polls']:<7d} {tr(lang, 'st_missed')} "
-              f"{d['missed_deadlines']}")
+              f"{d['missed_deadlines']}" + (f"  {tr(lang, 'st_errors')}: {errors}" if errors
+                                            else ""))
     for a in doc["alerts"]:
         what = a.get("level") or f"quality {a.get('quality')}"
         print(f"  {a['kind']:6s} {a['point']:12s} {what}")
@@ -442,19 +460,24 @@ def _port_lock(bus, args: argparse.Namespace, fallback_dir: Path | None = None):
 
 
 def _client(bus, trace=None):
-    """A pymodbus 3.x client as acquire.make_client builds it, plus an optional packet tracer
-    (scan uses it to tell line noise from silence)."""
+    """A pymodbus 3.x client as acquire.make_client builds it (replies checked against their
+    request), plus an optional packet tracer (scan uses it to tell line noise from silence)."""
     from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
     from pymodbus.framer import FramerType
 
+    from gateway.modbus.replies import strict_framer
+
     common = {"timeout": bus.timeout, "retries": 0, "reconnect_delay": 0, "trace_packet": trace}
     if bus.transport == "tcp":
-        return AsyncModbusTcpClient(bus.host, port=bus.port, **common)
-    if bus.transport == "rtu_over_tcp":
-        return AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU, **common)
-    return AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU, baudrate=bus.baudrate,
-                                   parity=bus.parity, stopbits=bus.stopbits,
-                                   bytesize=bus.bytesize, **common)
+        client = AsyncModbusTcpClient(bus.host, port=bus.port, **common)
+    elif bus.transport == "rtu_over_tcp":
+        client = AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU, **common)
+    else:
+        client = AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU,
+                                         baudrate=bus.baudrate, parity=bus.parity,
+                                         stopbits=bus.stopbits, bytesize=bus.bytesize, **common)
+    strict_framer(client)
+    return client
 
 
 def _open_error(bus) -> str:
@@ -500,12 +523,18 @@ async def _read_words(client, unit: int, table: str, address: int, count: int,
     """Registers (or bits) of one read; DeviceError names an exception or the silence."""
     from pymodbus.exceptions import ModbusException
 
+    from gateway.modbus.replies import MalformedReply, StrictSocketFramer
+
     call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
             "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
     try:
         rr = await call(address, count=count, device_id=unit)
     except ModbusException as exc:
         raise DeviceError(tr(lang, "no_answer", unit=unit, detail=str(exc).strip())) from None
+    if isinstance(rr, MalformedReply):
+        if isinstance(client.ctx.framer, StrictSocketFramer):
+            client.close()  # the byte stream is out of step; the next read connects again
+        raise DeviceError(tr(lang, "malformed_reply", unit=unit, detail=rr.detail))
     if rr.isError():
         code = int(getattr(rr, "exception_code", 0) or 0)
         what = f"{table} register {address} count {count}"
@@ -898,6 +927,10 @@ async def _write_words(client, unit: int, address: int, words: list[int], fc16: 
             rr = await client.write_registers(address, words, device_id=unit)
     except ModbusException as exc:
         raise DeviceError(tr(lang, "no_answer", unit=unit, detail=str(exc).strip())) from None
+    from gateway.modbus.replies import MalformedReply
+
+    if isinstance(rr, MalformedReply):
+        raise DeviceError(tr(lang, "malformed_reply", unit=unit, detail=rr.detail))
     if rr.isError():
         code = int(getattr(rr, "exception_code", 0) or 0)
         raise DeviceError(tr(lang, "exc_reply", unit=unit, code=code,

@@ -29,6 +29,7 @@ from gateway.config.model import Device, SiteConfig
 from gateway.derive import FormulaPoints
 from gateway.detect import DetectStage
 from gateway.outbox import Outbox
+from gateway.state_files import secure_state
 from gateway.systemd import SystemdNotifier
 from gateway.telemetry import Telemetry
 
@@ -49,7 +50,7 @@ class Gateway:
         self.clock = clock
         self.drain_timeout = drain_timeout
         self._check_scale(cfg)
-        cfg.gateway.state_dir.mkdir(parents=True, exist_ok=True)
+        secure_state(cfg)  # state dir 0750, files 0640: the outbox holds the site's alerts
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes)
         self.prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
         self.publisher = None
@@ -320,11 +321,11 @@ class Gateway:
             period = self.period_of(poller.device)
             online = st.last_good is not None and st.consecutive_failures == 0 \
                 and now - st.last_good <= 3 * period
-            failed = sum(st.errors.values())
             devices.append({"device": name, "online": bool(online),
-                            "online_rate": round(1 - min(st.polls, failed) / st.polls, 4)
+                            "online_rate": round(1 - min(st.polls, st.failed_polls) / st.polls, 4)
                             if st.polls else None,
                             "polls": st.polls, "missed_deadlines": st.missed_deadlines,
+                            "errors": dict(st.errors),
                             "consecutive_failures": st.consecutive_failures,
                             "degraded": st.degraded,
                             "last_good": int(st.last_good * 1000) if st.last_good else None})

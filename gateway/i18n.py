@@ -46,6 +46,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "exc_reply": ("unit {unit} answered exception {code} ({name}) to {what}",
                   "站号 {unit} 对 {what} 返回异常码 {code}（{name}）"),
     "no_answer": ("unit {unit} does not answer ({detail})", "站号 {unit} 无应答（{detail}）"),
+    "malformed_reply": ("unit {unit} answers with a malformed reply: {detail}",
+                        "站号 {unit} 的应答格式错误：{detail}"),
     "cannot_connect": ("cannot connect to {where}", "无法连接 {where}"),
     "cannot_open": ("cannot open {port} at {line}: {error}", "无法以 {line} 打开 {port}：{error}"),
     "port_busy": ("serial port {port} is in use by {holder} (lock {lock}); stop it first "
@@ -117,12 +119,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- status
     "daemon_unreachable": ("the daemon does not answer at {url}: {error}",
                            "守护进程在 {url} 无响应：{error}"),
+    "status_refused": ("the daemon at {url} refused the request (401): the token in {file} is "
+                       "not the one the daemon was started with",
+                       "{url} 的守护进程拒绝了请求（401）：{file} 中的令牌与守护进程启动时的不一致"),
+    "token_unreadable": ("cannot read the status token file {file}: {error}",
+                         "无法读取状态令牌文件 {file}：{error}"),
     "listen_off": ("{file}: [gateway] listen is off, so the daemon has no status endpoint",
                    "{file}：[gateway] listen 为 off，守护进程没有状态接口"),
     "st_site": ("site", "站点"),
     "st_gateway": ("gateway", "网关"),
     "st_uptime": ("uptime", "运行"),
     "st_online": ("devices online", "设备在线"),
+    "st_errors": ("failed requests", "失败请求"),
     "st_outbox": ("outbox: {events} events, {telemetry} telemetry",
                   "待发送：{events} 条事件，{telemetry} 条遥测"),
     "st_on": ("online", "在线"),

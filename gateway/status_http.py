@@ -6,12 +6,18 @@ counted twice and the hot path does no metric bookkeeping beyond its own counter
 a thread with its own read-only SQLite connection to the outbox (a connection is not shared
 across threads). A port that is taken is logged and the gateway runs on without the endpoint:
 monitoring must never stop the monitoring.
+
+The endpoint listens on loopback unless the config says `listen_public = true`; with
+`status_token_file` every request must carry `Authorization: Bearer <token>` (401 otherwise).
+The token is compared in constant time and never logged.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -21,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from gateway.daemon import Gateway
 
-__all__ = ["StatusServer"]
+__all__ = ["StatusServer", "read_token", "status_url"]
 
 log = logging.getLogger("minewatch.http")
 
@@ -39,8 +45,10 @@ class _Collector:
         polls = CounterMetricFamily("minewatch_polls", "Polls of a device", labels=["device"])
         reqs = CounterMetricFamily("minewatch_requests", "Modbus requests sent",
                                    labels=["device"])
-        errors = CounterMetricFamily("minewatch_poll_errors", "Failed reads by kind",
-                                     labels=["device", "kind"])
+        errors = CounterMetricFamily(
+            "minewatch_poll_errors", "Failed requests by kind (timeout, truncated, malformed, "
+            "connection_lost, connect, exception_N; device_flag: flagged polls)",
+            labels=["device", "kind"])
         missed = CounterMetricFamily("minewatch_missed_deadlines",
                                      "Polls that started after their next due time",
                                      labels=["device"])
@@ -107,11 +115,27 @@ class _Collector:
             yield errors
 
 
+def read_token(cfg_gateway) -> str | None:
+    """The bearer token of `[gateway] status_token_file` (None when there is none)."""
+    path = cfg_gateway.status_token_file
+    return path.read_text(encoding="utf-8").strip() if path is not None else None
+
+
+def status_url(cfg_gateway, path: str = "/status") -> str:
+    """Where `minewatch status` finds the daemon: an all-interfaces listen is asked on loopback."""
+    host, port = cfg_gateway.listen
+    if host in ("0.0.0.0", "", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}{path}"
+
+
 class StatusServer:
     def __init__(self, gw: Gateway, host: str, port: int):
         from prometheus_client import CollectorRegistry, generate_latest
 
         self.gw = gw
+        token = read_token(gw.cfg.gateway)
+        expected = f"Bearer {token}".encode() if token else None
         self.lock = threading.Lock()
         self.db = sqlite3.connect(f"file:{gw.outbox.path}?mode=ro", uri=True,
                                   check_same_thread=False)
@@ -121,6 +145,16 @@ class StatusServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if expected is not None and not hmac.compare_digest(
+                        self.headers.get("Authorization", "").encode(), expected):
+                    body = b"a bearer token is required (Authorization: Bearer <token>)\n"
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Bearer realm="minewatch"')
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if self.path.split("?")[0] == "/metrics":
                     body, ctype = generate_latest(registry), "text/plain; version=0.0.4"
                 elif self.path.split("?")[0] == "/status":
@@ -138,7 +172,12 @@ class StatusServer:
             def log_message(self, format: str, *args) -> None:  # noqa: A002
                 return  # scrapes every few seconds would drown the journal
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        host = host.strip("[]")
+        server = ThreadingHTTPServer
+        if ":" in host:  # an IPv6 address ("[::1]:9108")
+            server = type("ThreadingHTTPServer6", (ThreadingHTTPServer,),
+                          {"address_family": socket.AF_INET6})
+        self.httpd = server((host, port), Handler)
         self.httpd.daemon_threads = True
         self.address = self.httpd.server_address
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="status-http",
@@ -161,8 +200,9 @@ class StatusServer:
 
     def start(self) -> None:
         self.thread.start()
-        log.info("status endpoint on http://%s:%d (/metrics, /status)", *self.address[:2],
-                 extra={"event": "http_listening"})
+        token = "with a bearer token" if self.gw.cfg.gateway.status_token_file else "no token"
+        log.info("status endpoint on http://%s:%d (/metrics, /status), %s", *self.address[:2],
+                 token, extra={"event": "http_listening"})
 
     def stop(self) -> None:
         self.httpd.shutdown()

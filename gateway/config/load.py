@@ -7,6 +7,7 @@ so a bad file can never replace a good one.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import tomllib
@@ -274,7 +275,7 @@ def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
     )
 
     g = r.table(doc, "gateway", "gateway", required=True)
-    r.known(g, {"id", "state_dir", "listen"}, "gateway")
+    r.known(g, {"id", "state_dir", "listen", "listen_public", "status_token_file"}, "gateway")
     gw_id = r.get(g, "id", "gateway", str, "", required=True)
     if gw_id and not re.fullmatch(r"[A-Za-z0-9_.-]+", gw_id):
         r.problem("gateway.id", f"{gw_id!r} is not usable in an MQTT topic",
@@ -292,7 +293,12 @@ def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
                       "for example \"127.0.0.1:9108\", or \"off\"")
         else:
             listen = (host, int(port_text))
-    gateway = GatewayIdentity(id=gw_id, state_dir=state_dir, listen=listen)
+    listen_public = r.get(g, "listen_public", "gateway", bool, False)
+    token_text = r.get(g, "status_token_file", "gateway", str, None)
+    token_file = base_dir / token_text if token_text else None
+    _check_listen(r, listen, listen_public, token_file)
+    gateway = GatewayIdentity(id=gw_id, state_dir=state_dir, listen=listen,
+                              listen_public=listen_public, status_token_file=token_file)
 
     profile_dirs = [base_dir / "profiles", base_dir.parent / "profiles"]
     extra = r.get(doc, "profiles_dir", "", str, None)
@@ -770,6 +776,44 @@ def _check_periods(devices: list[Device], points: list[Point], r: _Reader, doc: 
             r.problem(f"devices[{idx}].period", f"{d.period:g} s is slower than once a day for a "
                       "device that measures tailings items",
                       "GB 51108-2015 §4.5.4 asks for 1 per 10 min ... 1 per 24 h")
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _check_listen(r: _Reader, listen: tuple[str, int] | None, public: bool,
+                  token_file: Path | None) -> None:
+    """The status endpoint stays on loopback unless the config says otherwise, and then only
+    with a bearer token (issue 21: an open /status tells anyone the site's state)."""
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            r.problem("gateway.status_token_file", f"cannot read {token_file}: "
+                      f"{exc.strerror or exc}", "a file holding the bearer token on one line")
+        else:
+            if not token:
+                r.problem("gateway.status_token_file", f"{token_file} is empty",
+                          "put a long random token in it, e.g. `openssl rand -hex 32 > FILE`")
+    if listen is None or is_loopback(listen[0]):
+        return
+    if not public:
+        r.problem("gateway.listen", f"{listen[0]!r} is not a loopback address: /status and "
+                  "/metrics would be open to the network",
+                  "keep \"127.0.0.1:9108\" (scrape through an SSH tunnel or a local agent), or "
+                  "set listen_public = true together with status_token_file")
+    elif token_file is None:
+        r.problem("gateway.status_token_file", "required with listen_public = true: every "
+                  "request to a public /status or /metrics must carry a bearer token",
+                  "a file holding one line, the token, readable by the gateway only")
 
 
 _MQTT_KEYS = {"host", "port", "prefix", "protocol", "client_id", "keepalive", "username",

@@ -31,6 +31,8 @@ class GatewayIdentity:
     id: str
     state_dir: Path
     listen: tuple[str, int] | None = ("127.0.0.1", 9108)  # /metrics and /status; None = off
+    listen_public: bool = False  # the operator's explicit yes to a non-loopback `listen`
+    status_token_file: Path | None = None  # bearer token every /status and /metrics request needs
 
 
 @dataclass(frozen=True)

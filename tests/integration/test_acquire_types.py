@@ -5,7 +5,7 @@ orders, holding and input registers, Modicon 4xxxx/3xxxxx addresses) over Modbus
 on a pseudo-terminal; the gateway's planner, poller and decoder must give back exactly the values
 the simulator encoded. Then each fault the field produces (exception replies, no reply, a corrupt
 frame, a dropped connection, a slow device) must become the right quality and error kind: a fault,
-never a value.
+never a value. (Replies that do not answer their request: `test_malformed_replies.py`.)
 """
 
 from __future__ import annotations
@@ -174,8 +174,8 @@ FAULTS = {
     "busy": (Reply(exception=6), ("tcp",), 4, "exception_6"),
     "no_reply": (Reply(silent=True), ("tcp", "rtu"), 5, "timeout"),
     "bad_crc": (Reply(corrupt=True), ("rtu",), 5, "timeout"),
-    "cut_frame": (Reply(corrupt=True), ("tcp",), 5, "timeout"),
-    "dropped_connection": (Reply(drop_connection=True), ("tcp",), 5, "timeout"),
+    "cut_frame": (Reply(corrupt=True), ("tcp",), 5, "truncated"),
+    "dropped_connection": (Reply(drop_connection=True), ("tcp",), 5, "connection_lost"),
     "too_slow": (Reply(delay=1.0), ("tcp", "rtu"), 5, "timeout"),
 }
 CASES = [(name, t) for name, (_, transports, _, _) in FAULTS.items() for t in transports]

@@ -89,8 +89,10 @@ def _run_site(tmp_path: Path, degrade_after: int, transport: str) -> dict:
     cfg_path = example_site(tmp_path, modbus_port=5020, mqtt_port=free_port(), replace=replace) \
         if transport == "rtu" else example_site(tmp_path, modbus_port=port, mqtt_port=free_port(),
                                                 replace=replace)
-    cfg_path.write_text(cfg_path.read_text().replace("[[points]]", DEAD.replace(
-        "DEGRADE", str(degrade_after)) + "\n[[points]]", 1))
+    dead = DEAD.replace("DEGRADE", str(degrade_after))
+    if transport == "rtu":
+        dead = dead.replace('timeout = "600ms"', 'timeout = "400ms"')
+    cfg_path.write_text(cfg_path.read_text().replace("[[points]]", dead + "\n[[points]]", 1))
     cfg = load_site(cfg_path)
     clock = SimClock(scenario.epoch, 1.0)
     _, devices = load_site_devices(cfg_path)
@@ -124,7 +126,9 @@ def test_a_dead_device_is_degraded_and_the_others_keep_their_period(tmp_path: Pa
     healthy_off = sum(without[d].missed_deadlines for d in ("radar_wl1", "vw_logger_a"))
     # a failing poll (3 attempts of 600 ms) costs more than the 1 s period: without degradation
     # the healthy devices lose polls every cycle, with it only around the first failure
-    # (typical on this machine: 3 with degradation, 9 without)
-    assert healthy_on <= 4, healthy_on
+    # (typical on this machine: 3 with degradation, 9 without). On RS-485 the dead device gets
+    # 400 ms, and after its last attempt the line stays quiet 400 ms more, so that a late reply
+    # cannot answer the next request: typical 4 with degradation, 8 without.
+    assert healthy_on <= (4 if transport == "tcp_converter" else 5), healthy_on
     assert healthy_off >= max(6, healthy_on + 3), (healthy_off, healthy_on)
     assert with_degradation["radar_wl1"].polls >= 10 and with_degradation["radar_wl1"].errors == {}

@@ -91,7 +91,9 @@ def test_wrong_baud_rate_fails_as_on_site(tmp_path: Path) -> None:
     source = _source(cfg_path)
     try:
         with Slave(lambda: serve_rtu_serial(source, master, LineSettings(9600, "N"))):
-            gw, batches = _gateway(cfg_path, 5.0)
+            # each failed request is followed by its timeout of quiet line (a late reply must not
+            # answer the next request), so fault_after = 3 failed polls take a few seconds
+            gw, batches = _gateway(cfg_path, 8.0)
     finally:
         os.close(master)
     assert batches and all((b.quality == 5).all() for b in batches)  # comm_fail, every poll

@@ -11,10 +11,16 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.config import load_site, parse_duration
+from gateway.config import ConfigError, load_site, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = ROOT / "config" / "examples" / "tailings_pond.toml"
+
+
+def _problems(path: Path) -> list:
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    return info.value.problems
 
 
 def _variant(tmp_path: Path, old: str, new: str) -> Path:
@@ -165,3 +171,47 @@ def test_detector_parameters_per_point_over_quantity_defaults(tmp_path: Path) ->
     rate = _params("rate", cfg)
     assert rate.bucket_s[0] == 3600.0 and list(rate.limits[0]) == [0.2, 0.3, 0.5, 1.0]
 
+
+
+LISTEN = 'listen = "127.0.0.1:9108"                 # /metrics (Prometheus) and /status (minewatch status)'
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9108", "127.0.0.2:9108", "localhost:9108",
+                                     "[::1]:9108"])
+def test_a_loopback_status_endpoint_needs_nothing_more(tmp_path: Path, address: str) -> None:
+    cfg = load_site(_variant(tmp_path, LISTEN, f'listen = "{address}"'))
+    assert not cfg.gateway.listen_public and cfg.gateway.status_token_file is None
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:9108", "192.168.1.20:9108", "gateway.local:9108"])
+def test_a_public_status_endpoint_is_refused_unless_the_config_says_so(tmp_path: Path,
+                                                                      address: str) -> None:
+    (p,) = _problems(_variant(tmp_path, LISTEN, f'listen = "{address}"'))
+    assert p.path == "gateway.listen" and "not a loopback address" in p.message
+    assert "listen_public = true" in p.hint and "status_token_file" in p.hint
+    assert p.line is not None
+
+
+def test_a_public_status_endpoint_needs_a_token_file(tmp_path: Path) -> None:
+    (p,) = _problems(_variant(tmp_path, LISTEN, 'listen = "0.0.0.0:9108"\nlisten_public = true'))
+    assert p.path == "gateway.status_token_file" and "required" in p.message
+
+
+def test_a_public_status_endpoint_with_its_token(tmp_path: Path) -> None:
+    from gateway.status_http import read_token, status_url
+
+    (tmp_path / "status.token").write_text("s3cret-token\n")
+    cfg = load_site(_variant(tmp_path, LISTEN, 'listen = "0.0.0.0:9108"\nlisten_public = true\n'
+                             'status_token_file = "status.token"'))
+    assert cfg.gateway.listen == ("0.0.0.0", 9108) and cfg.gateway.listen_public
+    assert read_token(cfg.gateway) == "s3cret-token"
+    assert status_url(cfg.gateway) == "http://127.0.0.1:9108/status"  # asked on loopback
+
+
+@pytest.mark.parametrize(("content", "message"), [(None, "cannot read"), ("\n", "is empty")])
+def test_an_unusable_token_file_is_named(tmp_path: Path, content: str | None,
+                                         message: str) -> None:
+    if content is not None:
+        (tmp_path / "status.token").write_text(content)
+    (p,) = _problems(_variant(tmp_path, LISTEN, LISTEN + '\nstatus_token_file = "status.token"'))
+    assert p.path == "gateway.status_token_file" and message in p.message
