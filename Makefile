@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# one numba cache for every process of a run: kernels compile once, not per test or per process
-export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+# one numba cache for every process: the install's own (gateway/numba_cache.py), filled once by
+# `minewatch compile` when the venv is made, so tests, the demo and a first replay start warm
+export NUMBA_CACHE_DIR ?= $(CURDIR)/$(VENV)/var/cache/minewatch-numba
 
 .PHONY: demo test check bench bench-quick tools venv clean wheelhouse install-offline
 
@@ -12,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,demo,plot]'
+	$(PY) -m gateway.numba_cache
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -50,6 +52,7 @@ install-offline:
 	@test -d wheelhouse || { echo "no wheelhouse/: run 'make wheelhouse' on a connected machine first"; exit 1; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-index --find-links wheelhouse minewatch
+	$(VENV)/bin/minewatch compile
 	@touch $(VENV)/.installed
 	@echo "installed offline: $(VENV)/bin/minewatch"
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.startup import _free_port_block, generated_site
+from gateway.numba_cache import configure as numba_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,7 +48,7 @@ def _device_stats(log: Path) -> list[dict]:
 
 
 def run_once(site: Path, seconds: float, work: Path, label: str) -> dict:
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(ROOT / ".cache" / "numba"),
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache_dir()),
            "PYTHONUNBUFFERED": "1"}
     sim = subprocess.Popen([sys.executable, "-m", "firmware_sim.cli", "serve", "--scenario",
                             "rainstorm", "--site-config", str(site)], cwd=ROOT, env=env,

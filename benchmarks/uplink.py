@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.numba_cache import configure as numba_cache_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -145,7 +147,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=400)
     parser.add_argument("--drain", type=int, default=2000)
     args = parser.parse_args()
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+    numba_cache_dir()
     r = asyncio.run(_run(args.events, args.drain))
     r["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()}

@@ -82,10 +82,17 @@ def _load(path: str):
 
 
 def _numba_cache(cfg) -> None:
-    # compile once, cache on disk: a warm start must not be a JIT storm
-    # (docs/contracts.md#detector-protocol)
-    if "NUMBA_CACHE_DIR" not in os.environ:
-        os.environ["NUMBA_CACHE_DIR"] = str(cfg.gateway.state_dir / "numba-cache")
+    # compile once, cache on disk: a warm start must not be a JIT storm; the install's cache,
+    # else the state folder's, seeded from it (gateway/numba_cache.py)
+    from gateway.numba_cache import configure
+
+    configure(cfg.gateway.state_dir / "numba-cache")
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from gateway.numba_cache import main as compile_main
+
+    return compile_main([])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -1015,9 +1022,10 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError
+    from gateway.numba_cache import configure
     from gateway.replay import ReplayError, replay
 
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "minewatch-numba"))
+    configure()  # the install's compiled kernels: the first replay does not compile
     try:
         summary = replay(args.input, args.out, quantity=args.quantity, config=args.config,
                          events_path=args.events, columns=args.columns, sep=args.sep, tz=args.tz,
@@ -1238,6 +1246,11 @@ def build_parser() -> argparse.ArgumentParser:
   minewatch status --config site.toml --json
 """, cmd_status)
     status.add_argument("--config", required=True, type=Path)
+
+    _command_parser(sub, "compile", "compile every detector kernel into the install's cache "
+                    "(done by the install; a later start or replay is then warm)", """
+  minewatch compile
+""", cmd_compile, json_flag=False)
     return parser
 
 

@@ -103,12 +103,16 @@ def _params(name: str, cfg: SiteConfig):
     return params
 
 
-def _warm_up(name: str, params_cls: type) -> None:
-    """Compile (or load from the numba cache) a detector's kernel now, before the gateway says
-    it is ready: a first compile inside the poll loop would stall it for seconds."""
+def _warm_up(name: str, params_cls: type, form: str) -> None:
+    """Compile (or load from the numba cache) the kernel form in use now ("update": the live
+    path, before the gateway says it is ready, since a first compile inside the poll loop would
+    stall it for seconds; "block": replay), and only that form."""
     cls = ThresholdDetector if name == "threshold" else detector_class(name)
     det = cls(params_cls.defaults(1))
-    det.update(np.zeros(1, np.int64), 0.0, np.zeros(1), np.ones(1, np.bool_))
+    if form == "block":
+        det.run(np.zeros(1), np.zeros((1, 1)))
+    else:
+        det.update(np.zeros(1, np.int64), 0.0, np.zeros(1), np.ones(1, np.bool_))
 
 
 class _Verdict(PointVerdict):
@@ -144,9 +148,9 @@ class _Names:
 
 
 class DetectStage:
-    def __init__(self, cfg: SiteConfig, checkpoint: Path | None = None, restore: bool = True):
+    def __init__(self, cfg: SiteConfig, checkpoint: Path | None = None, restore: bool = True,
+                 form: str = "update"):
         self.cfg = cfg
-        ThresholdDetector.warm_up()
         n = len(cfg.points)
         sets = [tuple(p.detectors) for p in cfg.points]
         self.detectors: dict[str, tuple[object, np.ndarray]] = {}
@@ -156,7 +160,7 @@ class DetectStage:
             detector = ThresholdDetector(params) if name == "threshold" else \
                 detector_class(name)(params)
             self.detectors[name] = (detector, mask)
-            _warm_up(name, type(params))
+            _warm_up(name, type(params), form)
         self.threshold = self.detectors["threshold"][0] if "threshold" in self.detectors else \
             ThresholdDetector(ThresholdParams.defaults(n))
         self.checkpoint = checkpoint

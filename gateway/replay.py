@@ -229,7 +229,7 @@ def replay_arrays(t: np.ndarray, names: list[str], x: np.ndarray, *,
             idx = np.arange(len(names), dtype=np.int64)
         outbox = Outbox(Path(work) / "outbox.sqlite", max_bytes=0)
         engine = AlertEngine(cfg, outbox, "minewatch/v1")
-        detect = DetectStage(cfg)
+        detect = DetectStage(cfg, form="block")  # compile only the replay's kernel form
         quality = np.where(np.isfinite(x), 0, 5).astype(np.uint8)
         # the same kernels as the live path in their block form: row i sees rows <= i only
         parts = detect.run_block(t, idx, x, quality == 0)

@@ -34,6 +34,7 @@ from benchmarks.peers.measure import (
 )
 from benchmarks.peers.systems import SYSTEMS, MineWatch, Site, System, start
 from benchmarks.startup import _free_port_block, generated_site
+from gateway.numba_cache import configure as numba_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -72,7 +73,7 @@ def run_once(system: System, site: Site, seconds: float, work: Path, warmup: flo
                        extra_conf=system.broker_conf(work))
     broker.start()
     stats_file = work / "sim-stats.json"
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(ROOT / ".cache" / "numba")}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache_dir())}
     sim, sim_how = start_simulator(site.toml, stats_file, env)
     sub = Subscriber(broker.port, system.parse, system.answer)
     proc = None

@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.numba_cache import configure as numba_cache_dir
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 CACHE = ROOT / ".cache" / "peers"
 
@@ -72,7 +74,7 @@ class MineWatch(System):
             f'\n[uplink.mqtt]\nhost = "127.0.0.1"\nport = {broker}\nprefix = "minewatch/v1"\n')
         cfg = work / "minewatch.toml"
         cfg.write_text(text)
-        env = {**os.environ, "NUMBA_CACHE_DIR": str(ROOT / ".cache" / "numba"),
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache_dir()),
                "PYTHONUNBUFFERED": "1"}
         return [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)], env, ROOT
 
