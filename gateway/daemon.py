@@ -16,6 +16,7 @@ import logging
 import signal
 import time
 from collections import Counter
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -135,15 +136,16 @@ class Gateway:
             self._process(derived)
 
     def _process(self, batch: Batch) -> None:
-        self.telemetry.add(batch)
-        if self.sink is not None:
-            self.sink.add_batch(batch)
         started = time.perf_counter()
         verdict = self.detect.process(batch)
         self.detector_seconds += time.perf_counter() - started
-        # a detector's fault verdict (a stuck or implausible sensor) is the sample's quality
-        quality = np.where(batch.quality == 0, verdict.fault, batch.quality).astype(np.uint8)
-        events = self.engine.process(batch.t, batch.idx, batch.values, quality, verdict)
+        # one quality per sample everywhere: a detector's fault verdict (a stuck or implausible
+        # sensor) is merged before telemetry, the database and the alert engine see the sample
+        batch = replace(batch, quality=verdict.quality)
+        self.telemetry.add(batch)
+        if self.sink is not None:
+            self.sink.add_batch(batch)
+        events = self.engine.process(batch.t, batch.idx, batch.values, verdict.quality, verdict)
         for ev in events:
             self.event_counts[(ev["kind"], ev["state"], ev["level"])] += 1
         if events and self.sink is not None:

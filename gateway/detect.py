@@ -3,9 +3,9 @@
 Each detector kind is one object over all the site's points (channel = point index), updated
 with the subset of a batch's points that use it, so one kernel call per kind serves a batch. A
 point's set is its config's `detectors`, else the registry's default for its quantity
-(`detectors.registry`: e.g. threshold + rate + stuck for a water level). Its grade is the highest
-any of its detectors gives (that detector is named in the event, with its evidence); its fault
-verdict the most severe (a stuck or implausible sensor is a fault, never a grade). State is
+(`detectors.registry`: e.g. threshold + rate + step + stuck for a water level). Their outputs are
+combined by `gateway.verdict` (the highest grade names its detector and evidence, the most severe
+fault merged into the sample's quality), the same rule replay uses. State is
 checkpointed per detector so a restarted gateway continues where it stopped, and a reload carries
 each detector's state over by point name.
 """
@@ -20,9 +20,9 @@ import numpy as np
 
 from detectors.registry import detector_class, jump_checks, rate_direction, stuck_min_s
 from detectors.threshold import ThresholdDetector, ThresholdParams
-from gateway.alerts.engine import PointVerdict
 from gateway.batch import Batch
 from gateway.config.model import SiteConfig
+from gateway.verdict import Part, Verdict, combine, merge_quality
 
 __all__ = ["DetectStage", "threshold_params"]
 
@@ -115,38 +115,6 @@ def _warm_up(name: str, params_cls: type, form: str) -> None:
         det.update(np.zeros(1, np.int64), 0.0, np.zeros(1), np.ones(1, np.bool_))
 
 
-class _Verdict(PointVerdict):
-    """A batch's verdict; each point's detector and evidence are those of whichever detector set
-    its grade, looked up only when an event needs them."""
-
-    __slots__ = ("fault", "_driver", "_pos", "_outs")
-
-    def __init__(self, grade, score, fault, driver, pos, outs):
-        super().__init__(grade, score, _Names(driver, outs), np.zeros((len(grade), 0)), ())
-        self.fault = fault
-        self._driver = driver
-        self._pos = pos
-        self._outs = outs  # per detector: (name, evidence names, evidence array)
-
-    def evidence_of(self, j: int) -> dict[str, float]:
-        d = self._driver[j]
-        if d < 0:
-            return {}
-        _, names, evidence = self._outs[d]
-        row = evidence[self._pos[j]]
-        return {name: float(v) for name, v in zip(names, row, strict=True)}
-
-
-class _Names:
-    def __init__(self, driver: np.ndarray, outs: list):
-        self.driver = driver
-        self.outs = outs
-
-    def __getitem__(self, j: int) -> str:
-        d = self.driver[j]
-        return self.outs[d][0] if d >= 0 else "none"
-
-
 class DetectStage:
     def __init__(self, cfg: SiteConfig, checkpoint: Path | None = None, restore: bool = True,
                  form: str = "update"):
@@ -226,37 +194,27 @@ class DetectStage:
                         "seeded from it", behind.size, extra={"event": "detector_reconciled"})
 
     # -- the hot path ----------------------------------------------------------------------
-    def process(self, batch: Batch) -> _Verdict:
+    def process(self, batch: Batch) -> Verdict:
+        """Every detector of the batch's points, combined (`gateway.verdict`); the verdict's
+        quality is the batch's with the detectors' fault merged, the one quality of the sample."""
         idx = batch.idx
-        k = idx.shape[0]
-        grade = np.zeros(k, np.int8)
-        score = np.zeros(k, np.float32)
-        fault = np.zeros(k, np.uint8)
-        driver = np.full(k, -1, np.int64)  # which detector set the grade (index into outs)
-        pos = np.zeros(k, np.int64)  # the point's row in that detector's output
-        outs: list[tuple[str, tuple[str, ...], np.ndarray]] = []
+        parts: list[Part] = []
         valid = batch.valid
         for name, (det, mask) in self.detectors.items():
             j = np.flatnonzero(mask[idx])
             if not j.size:
                 continue
             out = det.update(idx[j], batch.t, batch.values[j], valid[j])
-            score[j] = np.maximum(score[j], out.score)
-            fault[j] = np.maximum(fault[j], out.fault)
-            better = (out.grade > grade[j]) | (driver[j] < 0)
-            chosen = j[better]
-            grade[chosen] = out.grade[better]
-            driver[chosen] = len(outs)
-            pos[chosen] = np.flatnonzero(better)
-            outs.append((name, tuple(det.evidence_names), out.evidence))
-        return _Verdict(grade, score, fault, driver, pos, outs)
+            parts.append(Part(name, tuple(det.evidence_names), j, *out))
+        combined = combine(parts, idx.shape)
+        return Verdict(combined, merge_quality(batch.quality, combined.fault), parts)
 
     def run_block(self, t: np.ndarray, idx: np.ndarray, x: np.ndarray, valid: np.ndarray
-                  ) -> list[tuple[str, tuple[str, ...], np.ndarray, object]]:
+                  ) -> list[Part]:
         """Replay's block form: rows t[m] of values x[m, k] for the points idx[k], through the
-        same kernels as `process` (each detector's `run`, equal to `update` row by row). Returns
-        per detector, in `process`'s order: (name, evidence names, the columns it serves, its
-        BlockOutput over those columns). Points not in idx see invalid samples only."""
+        same kernels as `process` (each detector's `run`, equal to `update` row by row), in
+        `process`'s order, each Part over the columns (of x) it serves. Points not in idx see
+        invalid samples only."""
         n = len(self.cfg.points)
         m = t.shape[0]
         full = np.full((m, n), np.nan)
@@ -270,7 +228,7 @@ class DetectStage:
                 continue
             out = det.run(t, full, full_valid)
             points = idx[cols]
-            part = type(out)(out.score[:, points], out.grade[:, points], out.fault[:, points],
-                             out.evidence[:, points])
-            parts.append((name, tuple(det.evidence_names), cols, part))
+            parts.append(Part(name, tuple(det.evidence_names), cols, out.score[:, points],
+                              out.grade[:, points], out.fault[:, points],
+                              out.evidence[:, points]))
         return parts

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.replay_input import InputReport, ReplayError, read_export
+from gateway.verdict import Verdict, combine, merge_quality
 
 __all__ = ["replay", "replay_arrays", "ReplayResult", "read_series", "read_export",
            "read_sidecar", "add_replay_arguments", "ReplayError", "InputReport"]
@@ -80,49 +81,12 @@ _LONG_HEADER = ["timestamp", "channel", "value", "detector", "score", "grade", "
                 "evidence"]
 
 
-def _combine(parts: list, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """Per row and channel, as `DetectStage.process` combines its detectors: the largest score,
-    the highest grade (the first detector to reach it sets it), the most severe fault."""
-    m, c = shape
-    score = np.zeros((m, c), np.float32)
-    grade = np.zeros((m, c), np.int8)
-    fault = np.zeros((m, c), np.uint8)
-    driver = np.full((m, c), -1, np.int64)
-    pos = np.zeros((m, c), np.int64)
-    for d, (_, _, cols, out) in enumerate(parts):
-        score[:, cols] = np.maximum(score[:, cols], out.score)
-        fault[:, cols] = np.maximum(fault[:, cols], out.fault)
-        better = (out.grade > grade[:, cols]) | (driver[:, cols] < 0)
-        grade[:, cols] = np.where(better, out.grade, grade[:, cols])
-        driver[:, cols] = np.where(better, d, driver[:, cols])
-        pos[:, cols] = np.where(better, np.arange(cols.size), pos[:, cols])
-    return score, grade, fault, driver, pos
-
-
-class _RowVerdict:
-    """One row of the block outputs in the shape the alert engine reads (`PointVerdict`)."""
-
-    __slots__ = ("grade", "score", "detector", "_row", "_driver", "_pos", "_parts")
-
-    def __init__(self, r: int, grade, score, driver, pos, parts):
-        self.grade, self.score = grade[r], score[r]
-        self._row, self._driver, self._pos, self._parts = r, driver[r], pos[r], parts
-        self.detector = [parts[d][0] if d >= 0 else "none" for d in self._driver]
-
-    def evidence_of(self, j: int) -> dict[str, float]:
-        d = self._driver[j]
-        if d < 0:
-            return {}
-        _, names, _, out = self._parts[d]
-        row = out.evidence[self._row, self._pos[j]]
-        return {name: float(v) for name, v in zip(names, row, strict=True)}
-
-
-def _grade_rows(engine, t, idx, x, quality, score, grade, driver, pos, parts) -> None:
+def _grade_rows(engine, t, idx, x, combined, quality, parts) -> None:
     """Feed the alert engine row by row, skipping the rows on which it provably does nothing:
     while it is quiet (its levels equal the grades, nothing pending, no open fault and no run of
     bad samples counting toward one) a row with the previous row's grades and good quality
     makes no event and changes no state."""
+    grade = combined.grade
     m = t.shape[0]
     if m == 0:
         return
@@ -132,7 +96,7 @@ def _grade_rows(engine, t, idx, x, quality, score, grade, driver, pos, parts) ->
     wake = np.flatnonzero(moved)
     r = 0
     while r < m:
-        verdict = _RowVerdict(r, grade, score, driver, pos, parts)
+        verdict = Verdict(combined, quality[r], parts, row=r)
         engine.process(float(t[r]), idx, x[r], quality[r], verdict)
         quiet = (np.array_equal(engine.level[idx], grade[r])
                  and not np.isfinite(engine.pending_since[idx]).any()
@@ -158,15 +122,16 @@ def _write_long(out_path: Path, t: np.ndarray, names: list[str], x: np.ndarray, 
             for k, name in enumerate(names):
                 v = x[r, k]
                 value = "" if math.isnan(v) else repr(float(v))
-                for detector, ev_names, cols, out in parts:
-                    hit = np.flatnonzero(cols == k)
+                for part in parts:
+                    hit = np.flatnonzero(part.cols == k)
                     if not hit.size:
                         continue
                     p = int(hit[0])
                     evidence = {e: (None if math.isnan(float(a)) else round(float(a), 6))
-                                for e, a in zip(ev_names, out.evidence[r, p], strict=True)}
-                    w.writerow([stamp, name, value, detector, f"{float(out.score[r, p]):.4f}",
-                                int(out.grade[r, p]), int(out.fault[r, p]),
+                                for e, a in zip(part.evidence_names, part.evidence[r, p],
+                                                strict=True)}
+                    w.writerow([stamp, name, value, part.name, f"{float(part.score[r, p]):.4f}",
+                                int(part.grade[r, p]), int(part.fault[r, p]),
                                 json.dumps(evidence, separators=(",", ":"))])
 
 
@@ -184,7 +149,7 @@ class ReplayResult:
     fault: np.ndarray  # uint8[m, c], the detectors' fault code (0 none)
     quality: np.ndarray  # uint8[m, c], 0 good, else the quality code the engine saw
     events: list[dict]
-    parts: list  # per detector: (name, evidence names, columns, BlockOutput) for --long
+    parts: list  # per detector: a gateway.verdict.Part over the columns it serves, for --long
     notes: list = dataclasses.field(default_factory=list)  # what detectors cannot judge here
 
 
@@ -230,12 +195,14 @@ def replay_arrays(t: np.ndarray, names: list[str], x: np.ndarray, *,
         outbox = Outbox(Path(work) / "outbox.sqlite", max_bytes=0)
         engine = AlertEngine(cfg, outbox, "minewatch/v1")
         detect = DetectStage(cfg, form="block")  # compile only the replay's kernel form
-        quality = np.where(np.isfinite(x), 0, 5).astype(np.uint8)
-        # the same kernels as the live path in their block form: row i sees rows <= i only
-        parts = detect.run_block(t, idx, x, quality == 0)
-        score, grade, fault, driver, pos = _combine(parts, x.shape)
-        quality = np.where(quality == 0, fault, quality).astype(np.uint8)
-        _grade_rows(engine, t, idx, x, quality, score, grade, driver, pos, parts)
+        acquired = np.where(np.isfinite(x), 0, 5).astype(np.uint8)
+        # the same kernels as the live path in their block form: row i sees rows <= i only,
+        # combined by the live path's own rule
+        parts = detect.run_block(t, idx, x, acquired == 0)
+        combined = combine(parts, x.shape)
+        quality = merge_quality(acquired, combined.fault)
+        _grade_rows(engine, t, idx, x, combined, quality, parts)
+        score, grade, fault = combined.score, combined.grade, combined.fault
         events = outbox.alert_log(limit=10**9)
         outbox.close()
     for ev in events:

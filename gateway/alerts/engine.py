@@ -23,7 +23,6 @@ import logging
 import math
 import uuid
 from collections import deque
-from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -42,28 +41,11 @@ from gateway.alerts.encoder import (
 from gateway.config.model import Point, SiteConfig
 from gateway.config.quantities import QUANTITIES, TAILINGS_ITEMS
 from gateway.outbox import AlertState, Outbox
+from gateway.verdict import Verdict
 
-__all__ = ["AlertEngine", "PointVerdict"]
+__all__ = ["AlertEngine"]
 
 log = logging.getLogger("minewatch.alerts")
-
-
-class PointVerdict:
-    """What the detector stage says of a batch, per point: grade, score, the detector that set
-    the grade and its evidence row (`evidence[j]`, named by `evidence_names`)."""
-
-    __slots__ = ("grade", "score", "detector", "evidence", "evidence_names")
-
-    def __init__(self, grade: np.ndarray, score: np.ndarray, detector: Sequence[str],
-                 evidence: np.ndarray, evidence_names: Sequence[str]):
-        self.grade = grade
-        self.score = score
-        self.detector = detector
-        self.evidence = evidence
-        self.evidence_names = evidence_names
-
-    def evidence_of(self, j: int) -> dict[str, float]:
-        return {name: float(self.evidence[j, k]) for k, name in enumerate(self.evidence_names)}
 
 
 class AlertEngine:
@@ -137,7 +119,7 @@ class AlertEngine:
         return out
 
     def process(self, t: float, idx: np.ndarray, values: np.ndarray, quality: np.ndarray,
-                verdict: PointVerdict) -> list[dict]:
+                verdict: Verdict) -> list[dict]:
         """Events for one batch, committed to the outbox before this returns."""
         events: list[tuple[str, dict]] = []
         states: list[AlertState] = []
@@ -149,7 +131,7 @@ class AlertEngine:
             self.pending_since[i] = np.nan
             if grade == self.level[i]:
                 continue
-            self._safety_event(t, i, float(values[j]), grade, verdict.detector[j],
+            self._safety_event(t, i, float(values[j]), grade, verdict.detector_of(j),
                                verdict.evidence_of(j), events, states)
         if events and self.item_enabled.any():
             self._item_events(t, events, states)
