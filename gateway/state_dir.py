@@ -215,9 +215,10 @@ class StorageGuard:
             self.episodes += 1
         what = {"full": "is full", "read_only": "is read-only",
                 "error": "cannot be written"}[kind]
-        log.error("state directory %s %s: %s, writing %s. Polling, detection and publishing go "
-                  "on; alerts that cannot be committed are held in memory and sent directly, "
-                  "telemetry and the InfluxDB spool pause", self.directory, what, reason, path,
+        where = "" if path == str(self.directory) else f" (writing {path})"
+        log.error("state directory %s %s: %s%s. Polling, detection and publishing go on; alerts "
+                  "that cannot be committed are held in memory and sent directly, telemetry and "
+                  "the InfluxDB spool pause", self.directory, what, reason, where,
                   extra={"event": "storage_failed", "path": path, "kind": kind,
                          "reason": reason})
 
