@@ -7,7 +7,7 @@ import sys
 import time
 
 BENCHMARKS = ["benchmarks.acquisition", "benchmarks.uplink", "benchmarks.startup",
-              "benchmarks.detector_cost", "benchmarks.peers.report"]
+              "benchmarks.detector_cost", "benchmarks.disk_reserve", "benchmarks.peers.report"]
 
 
 def main() -> int:
