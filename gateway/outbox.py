@@ -397,14 +397,12 @@ class Outbox(Receipts, OutboxViews):
                        (at, seq))
 
     def _apply_acked(self) -> None:
-        freed = 0
         with self._tx() as db:
-            for rowid, (at, keep, seq, size) in self._acked.items():
+            for rowid, (at, keep, seq, _) in self._acked.items():
                 self._ack_row(db, rowid, keep, seq, at)
-                freed += 0 if keep else size
-            freed += self.apply_receipts(db)
+            self.apply_receipts(db)
         self._acked.clear()
-        self._bytes -= freed
+        self._bytes = self._payload_bytes()  # acks and receipts may have covered the same rows
 
     def record_failure(self, row: OutboxRow, error: str) -> None:
         if row.held:

@@ -250,8 +250,9 @@ def open_db(path: Path, synchronous: str, guard: StorageGuard | None = None
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open {path}: {first}; exclusively: {exc}") from None
     log.warning("%s opened with exclusive locking (its directory cannot take the shared-memory "
-                "file: %s); `minewatch alerts list` and /status cannot read it until a restart",
-                path, first, extra={"event": "storage_exclusive", "path": str(path)})
+                "file: %s); other processes (`minewatch alerts list`) cannot read it until the "
+                "gateway restarts", path, first,
+                extra={"event": "storage_exclusive", "path": str(path)})
     return db, True
 
 

@@ -7,7 +7,7 @@ again at once); after red it stops and its file is deleted. The platform (a real
 a real Mosquitto, answering with receipts) must still get every event in seq order with no gap,
 the gateway process must stay up throughout, the log must name the full directory once, the
 platform must be told by a storage fault event, and once the room is back everything held in
-memory must reach the alert log.
+memory must reach the alert log. A gateway (re)started on a full disk runs and alerts too.
 """
 
 from __future__ import annotations
@@ -173,3 +173,40 @@ def test_the_state_directory_fills_during_the_storm_and_nothing_is_lost(
     starts = {int(site.hours(m["window_start"]) // 2) for m in recorder.on("telemetry")
               if m["kind"] == "stats"}
     assert set(range(11, 19)) <= starts, sorted(starts)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_a_gateway_restarted_on_a_full_disk_runs_and_alerts(
+        tmp_path: Path, tiny_state_dir: Path, mosquitto) -> None:
+    site = Site(tmp_path, mosquitto.port, scale=3000.0, start_h=14.0,
+                append="\n[outbox]\nreserve_bytes = 1048576\n")
+    recorder = MqttRecorder(mosquitto.port, "minewatch/v1/#")
+    writer = RunawayWriter(tiny_state_dir)
+    gw = site.gateway(until_h=15.0)  # a first run creates the outbox and stops cleanly
+    try:
+        assert gw.wait(timeout=60) == 0, site.logs()
+        writer.start()  # the disk fills while the gateway is down ...
+        assert writer.full.wait(10)
+        gw = site.gateway(until_h=21.5)  # ... and systemd starts it again: blue comes at 20 h
+        assert gw.wait(timeout=90) == 0, site.logs()
+        time.sleep(1.0)
+    finally:
+        if writer.is_alive():
+            writer.stop()
+        if gw.poll() is None:
+            gw.kill()
+        site.close()
+        recorder.close()
+    records = [json.loads(line) for line in (tmp_path / "gateway-2.log").read_text().splitlines()
+               if line.startswith("{")]
+    assert not [r for r in records if r.get("exc") or r["level"] == "critical"]
+    assert len([r for r in records if r.get("event") == "storage_failed"]) == 1
+    # the outbox opened although the disk could not take SQLite's shared-memory file
+    assert [r for r in records if r.get("event") == "storage_exclusive"]
+    arrived = first_arrivals([p for t, p, _ in recorder.messages
+                              if t.endswith(("/alert", "/fault"))])
+    assert [e["seq"] for e in arrived] == list(range(1, len(arrived) + 1))
+    assert ("safety", "raised", "blue") in [(e["kind"], e["state"], e["level"]) for e in arrived]
+    assert [e["fault"]["condition"] for e in arrived if e["point"] == "gateway:storage"] == [
+        "storage_full"]
