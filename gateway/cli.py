@@ -298,6 +298,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{tr(lang, 'st_online')}: {doc['devices_online']}/{len(doc['devices'])}   "
           + tr(lang, "st_outbox", events=doc["outbox"]["events"],
                telemetry=doc["outbox"]["telemetry"]))
+    if doc["outbox"].get("unconfirmed"):
+        age = doc["outbox"].get("oldest_unconfirmed_s")
+        print("  " + tr(lang, "st_unconfirmed", n=doc["outbox"]["unconfirmed"],
+                        age="-" if age is None else f"{age:.0f} s"))
+    storage = doc.get("storage") or {}
+    if storage.get("state", "ok") != "ok":
+        print(tr(lang, "st_storage", path=storage["path"], state=storage["state"].upper(),
+                 reason=storage.get("reason") or "-", held=storage.get("held_events", 0)))
     for d in doc["devices"]:
         rate = "-" if d["online_rate"] is None else f"{100 * d['online_rate']:.1f} %"
         state = _pad(tr(lang, "st_on" if d["online"] else "st_off"), 8)
