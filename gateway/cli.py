@@ -81,22 +81,29 @@ def _load(path: str):
         return None
 
 
-def _numba_cache(cfg) -> None:
-    # compile once, cache on disk: a warm start must not be a JIT storm (DESIGN.md)
-    if "NUMBA_CACHE_DIR" not in os.environ:
-        os.environ["NUMBA_CACHE_DIR"] = str(cfg.gateway.state_dir / "numba-cache")
+def _numba_cache(cfg) -> str | None:
+    # compile once, cache on disk: a warm start must not be a JIT storm (DESIGN.md); on a full
+    # or read-only disk, in memory instead, since numba dies when it cannot write its cache
+    from gateway.state_dir import numba_cache_dir
+
+    wanted = os.environ.get("NUMBA_CACHE_DIR") or str(cfg.gateway.state_dir / "numba-cache")
+    folder, moved = numba_cache_dir(Path(wanted))
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    return moved
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_CONFIG
-    _numba_cache(cfg)
+    moved = _numba_cache(cfg)
     from gateway.clock import SimClock, WallClock, parse_epoch
     from gateway.daemon import Gateway
     from gateway.logs import setup_logging
 
     setup_logging(args.log_level, json_lines=args.log_format == "json")
+    if moved:
+        logging.getLogger("minewatch.daemon").warning(moved, extra={"event": "numba_cache_moved"})
     if args.time_scale is not None or args.epoch is not None:
         if args.epoch is None:
             _err("--time-scale needs --epoch (the simulated time at --anchor)")

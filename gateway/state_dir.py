@@ -24,11 +24,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["StorageGuard", "StorageError", "classify", "open_db"]
+__all__ = ["StorageGuard", "StorageError", "classify", "open_db", "numba_cache_dir"]
 
 log = logging.getLogger("minewatch.storage")
 
 _CHUNK = 64 * 1024
+NUMBA_CACHE_ROOM = 32 * 1024 * 1024  # the kernels' cache is about 2 MB
 
 
 class StorageError(RuntimeError):
@@ -266,3 +267,35 @@ def _write_zeros(path: Path, size: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def numba_cache_dir(wanted: Path) -> tuple[Path, str | None]:
+    """Where numba may cache compiled kernels: `wanted`, unless its disk is full or read-only,
+    where a cold start would die writing the cache (numba raises). Then a private folder in
+    memory (/dev/shm), with what `wanted` already holds copied in, so a warm start stays warm.
+    Returns (folder, why it moved or None)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    probe = wanted
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    flags, free = _statvfs(probe)
+    if free is None:
+        return wanted, None
+    if flags is not None and flags & os.ST_RDONLY:
+        why = "its file system is read-only"
+    elif not os.access(probe, os.W_OK):
+        why = "it is not writable"
+    elif free < NUMBA_CACHE_ROOM:
+        why = f"its disk has {free} bytes free"
+    else:
+        return wanted, None
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="minewatch-numba-",
+                                   dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    if wanted.is_dir():
+        shutil.copytree(wanted, folder, dirs_exist_ok=True)
+    return folder, f"numba cache {wanted} not used ({why}); compiled kernels go to {folder}"
