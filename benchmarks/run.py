@@ -7,7 +7,8 @@ import sys
 import time
 
 BENCHMARKS = ["benchmarks.acquisition", "benchmarks.uplink", "benchmarks.startup",
-              "benchmarks.detector_cost", "benchmarks.real_data", "benchmarks.peers.report"]
+              "benchmarks.detector_cost", "benchmarks.real_data", "benchmarks.disk_reserve",
+              "benchmarks.peers.report"]
 
 
 def main() -> int:

@@ -109,12 +109,29 @@ class _Broker:
 def _platform(port: int, prefix: str, received: list[dict], status: list[dict]):
     from paho.mqtt.client import CallbackAPIVersion, Client
 
+    held: dict[int, str] = {}
+    seen: set[str] = set()
+
     def on_message(client, userdata, msg) -> None:
         doc = json.loads(msg.payload)
         if msg.topic.endswith("/status"):
             status.append(doc)
             print(f"[platform] status: gateway {doc['gateway']} is {doc['state']}", flush=True)
             return
+        # the platform's receipt: every event up to this seq is stored here (end-to-end
+        # delivery, config/schema/receipt.schema.json); the gateway resends what it does not cover
+        held[doc["seq"]] = doc["event_id"]
+        top = 0
+        while top + 1 in held:
+            top += 1
+        if top:
+            client.publish(msg.topic.rpartition("/")[0] + "/receipt", json.dumps(
+                {"schema": "minewatch/receipt/1", "site": doc["site"], "gateway": doc["gateway"],
+                 "seq": top, "seq_event_id": held[top], "ts": int(time.time() * 1000)}),
+                qos=1, retain=True)
+        if doc["event_id"] in seen:
+            return  # a resend: the platform dedupes on event_id
+        seen.add(doc["event_id"])
         received.append(doc)
         if doc["kind"] == "fault":
             print(f"[platform] {doc['observed_at_local']}  FAULT {doc['state']:10s} "

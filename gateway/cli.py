@@ -81,12 +81,16 @@ def _load(path: str):
         return None
 
 
-def _numba_cache(cfg) -> None:
-    # compile once, cache on disk: a warm start must not be a JIT storm; the install's cache,
-    # else the state folder's, seeded from it (gateway/numba_cache.py)
+def _numba_cache(cfg) -> str | None:
+    # compile once, cache on disk: a warm start must not be a JIT storm. The install's cache,
+    # else the state folder's, seeded from it (gateway/numba_cache.py); on a full or read-only
+    # disk, in memory instead, since numba dies when it cannot write its cache
     from gateway.numba_cache import configure
+    from gateway.state_dir import numba_cache_dir
 
-    configure(cfg.gateway.state_dir / "numba-cache")
+    folder, moved = numba_cache_dir(configure(cfg.gateway.state_dir / "numba-cache"))
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    return moved
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -99,12 +103,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_CONFIG
-    _numba_cache(cfg)
+    moved = _numba_cache(cfg)
     from gateway.clock import SimClock, WallClock, parse_epoch
     from gateway.daemon import Gateway
     from gateway.logs import setup_logging
 
     setup_logging(args.log_level, json_lines=args.log_format == "json")
+    if moved:
+        logging.getLogger("minewatch.daemon").warning(moved, extra={"event": "numba_cache_moved"})
     if args.time_scale is not None or args.epoch is not None:
         if args.epoch is None:
             _err("--time-scale needs --epoch (the simulated time at --anchor)")
@@ -335,6 +341,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{tr(lang, 'st_online')}: {doc['devices_online']}/{len(doc['devices'])}   "
           + tr(lang, "st_outbox", events=doc["outbox"]["events"],
                telemetry=doc["outbox"]["telemetry"]))
+    if doc["outbox"].get("unconfirmed"):
+        age = doc["outbox"].get("oldest_unconfirmed_s")
+        print("  " + tr(lang, "st_unconfirmed", n=doc["outbox"]["unconfirmed"],
+                        age="-" if age is None else f"{age:.0f} s"))
+    storage = doc.get("storage") or {}
+    if storage.get("state", "ok") != "ok":
+        print(tr(lang, "st_storage", path=storage["path"], state=storage["state"].upper(),
+                 reason=storage.get("reason") or "-", held=storage.get("held_events", 0)))
     for d in doc["devices"]:
         rate = "-" if d["online_rate"] is None else f"{100 * d['online_rate']:.1f} %"
         state = _pad(tr(lang, "st_on" if d["online"] else "st_off"), 8)

@@ -24,12 +24,14 @@ import numpy as np
 from gateway.acquire import BusWorker, DevicePoller
 from gateway.alerts.encoder import time_fields, topic
 from gateway.alerts.engine import AlertEngine
+from gateway.alerts.storage_fault import StorageFault
 from gateway.batch import Batch
 from gateway.clock import MIN_REAL_PERIOD, Clock
 from gateway.config.model import Device, SiteConfig
 from gateway.derive import FormulaPoints
 from gateway.detect import DetectStage
 from gateway.outbox import Outbox
+from gateway.state_dir import StorageGuard
 from gateway.state_files import secure_state
 from gateway.systemd import SystemdNotifier
 from gateway.telemetry import Telemetry
@@ -52,8 +54,16 @@ class Gateway:
         self.drain_timeout = drain_timeout
         self._check_scale(cfg)
         secure_state(cfg)  # state dir 0750, files 0640: the outbox holds the site's alerts
-        self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes)
+        # one watch over every writer of state: a full or read-only disk degrades, never crashes
+        self.storage = StorageGuard(cfg.gateway.state_dir, cfg.outbox.reserve_bytes)
+        self.storage.ensure_reserve()
+        m = cfg.mqtt
+        self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes, guard=self.storage,
+                             hold_max_bytes=cfg.outbox.hold_max_bytes,
+                             receipts=bool(m and m.receipts),
+                             receipt_timeout=m.receipt_timeout if m else 60.0)
         self.prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
+        self.storage_fault = StorageFault(cfg, self.outbox, self.prefix)
         self.publisher = None
         if cfg.mqtt is not None:
             from gateway.uplink.mqtt import MqttPublisher
@@ -72,7 +82,7 @@ class Gateway:
         self.sink = None
         if cfg.influx is not None:
             from gateway.storage.influx import InfluxSink
-            self.sink = InfluxSink(cfg, cfg.influx)
+            self.sink = InfluxSink(cfg, cfg.influx, self.storage)
         self._build(cfg)
 
     def _check_scale(self, cfg: SiteConfig) -> None:
@@ -153,9 +163,38 @@ class Gateway:
         if events:
             # a state change: checkpoint the detectors too, so a crash right after it restarts
             # from the state that produced it
-            self.detect.save()
+            self.checkpoint()
             if self.publisher is not None:
                 self.publisher.notify()
+
+    def checkpoint(self) -> None:
+        """Save the detectors' state, unless the disk needs its room for alerts (a restart then
+        continues from an older checkpoint, reconciled with the committed alert state)."""
+        path = self.detect.checkpoint
+        if path is None or not self.storage.may_write(path):
+            return
+        try:
+            self.detect.save()
+        except OSError as exc:
+            self.storage.failed(path, exc)
+            return
+        self.storage.wrote(path)
+
+    def _storage_tick(self, now: float) -> None:
+        """Once a second: commit what the disk refused before, put the reserve back when there
+        is room, and tell the platform when the state directory turns bad or good."""
+        self.storage.check_space()
+        if self.storage.kind is not None or self.outbox.hold:
+            self.outbox.flush()
+            if self.storage.released and not self.storage.failing:
+                self.storage.ensure_reserve()
+            if not self.storage.paused():
+                self.outbox.flush()  # the telemetry that waited
+        events = self.storage_fault.update(now, self.storage)
+        for ev in events:
+            self.event_counts[(ev["kind"], ev["state"], ev["level"])] += 1
+        if events and self.publisher is not None:
+            self.publisher.notify()
 
     def _start_workers(self) -> None:
         for bus in self.cfg.buses:
@@ -188,7 +227,7 @@ class Gateway:
                       "takes a restart", ", ".join(changed), extra={"event": "reload_rejected"})
             return False
         await self._stop_workers()
-        self.detect.save()
+        self.checkpoint()
         self._build(new, previous=self.detect)
         self._start_workers()
         self.reloads += 1
@@ -221,7 +260,7 @@ class Gateway:
                  len(self.cfg.devices), len(self.cfg.points), extra={"event": "started"})
         end = self.clock.now() + duration if duration is not None else None
         next_health = self.clock.now()
-        last_save = loop.time()
+        last_save = last_storage = loop.time()
         jumps = self.clock.jumps
         try:
             while not self.stop_event.is_set():
@@ -241,8 +280,11 @@ class Gateway:
                     self._heartbeat(now)
                     next_health = now + self.health_period
                 if loop.time() - last_save > 60.0:
-                    self.detect.save()
+                    self.checkpoint()
                     last_save = loop.time()
+                if loop.time() - last_storage >= 1.0:
+                    self._storage_tick(now)
+                    last_storage = loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
                 for w in self._workers:
@@ -270,9 +312,10 @@ class Gateway:
 
     async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
         if self.publisher is not None:
+            # pending alerts get a few seconds; with receipts, until the platform has them
             deadline = loop_time() + self.drain_timeout
-            while self.outbox.depth()["events"] and self.publisher.connected.is_set() \
-                    and loop_time() < deadline:
+            while (self.outbox.depth()["events"] or self.outbox.unconfirmed()[0]) \
+                    and self.publisher.connected.is_set() and loop_time() < deadline:
                 await asyncio.sleep(0.05)
         for t in tasks:
             t.cancel()
@@ -283,7 +326,7 @@ class Gateway:
                 log.warning("%d lines for the database stay in the spool",
                             self.sink.backlog(), extra={"event": "sink_backlog_at_stop"})
             self.sink.close()
-        self.detect.save()
+        self.checkpoint()
         if self.publisher is not None:
             await self.publisher.stop()
         if self.http is not None:
@@ -299,16 +342,38 @@ class Gateway:
     def health(self, now: float, outbox_depth: dict | None = None) -> dict:
         """Gateway and per-device health (R9): online state, online rate, backlog, alerts."""
         devices = self.health_devices(now)
-        depth = outbox_depth if outbox_depth is not None else self.outbox.depth()
+        if outbox_depth is None:  # the loop's own connection
+            depth = self.outbox.depth()
+            unconfirmed, oldest = self.outbox.unconfirmed()
+        else:  # the status endpoint's thread: Outbox.stats()
+            depth = outbox_depth
+            unconfirmed, oldest = depth.get("unconfirmed", 0), depth.get("oldest_unconfirmed")
+        receipts = {"unconfirmed": unconfirmed,
+                    "oldest_unconfirmed_s": round(time.time() - oldest, 1) if oldest else None
+                    } if self.outbox.receipts else {}
         active = self.engine.active()
         return {"schema": "minewatch/health/1", "site": self.cfg.site.code,
                 "gateway": self.cfg.gateway.id, **time_fields("ts", now),
                 "uptime_s": round(now - self.started, 1),
                 "devices_online": sum(d["online"] for d in devices), "devices": devices,
-                "outbox": {**depth, "dropped_telemetry": self.outbox.dropped_telemetry},
+                "outbox": {"events": depth.get("events", 0),
+                           "telemetry": depth.get("telemetry", 0),
+                           "dropped_telemetry": self.outbox.dropped_telemetry, **receipts},
+                "storage": self.storage_health(),
                 "active_alerts": sum(a["kind"] == "safety" for a in active),
                 "active_faults": sum(a["kind"] == "fault" for a in active),
                 **({"sink": self.sink_health()} if self.sink is not None else {})}
+
+    def storage_health(self) -> dict:
+        """The state directory: path, state (ok, full, read_only, error), free bytes, the
+        reserve, and what waits in memory because the disk refused it."""
+        held = self.outbox.hold.counts()
+        return {**self.storage.as_dict(), "held_events": held["held_events"],
+                "held_unsent": held["held_unsent"], "held_telemetry": held["held_telemetry"],
+                "held_bytes": held["held_bytes"], "hold_max_bytes": held["hold_max_bytes"],
+                "dropped_events": held["dropped_events"],
+                "dropped_undelivered": held["dropped_undelivered"],
+                "spool_in_memory": self.sink.spool.in_memory() if self.sink is not None else 0}
 
     def sink_health(self) -> dict:
         st = self.sink.stats

@@ -163,8 +163,12 @@ class DetectStage:
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint.with_suffix(".tmp.npz")
-        np.savez(tmp, **self._state())
-        tmp.replace(self.checkpoint)
+        try:
+            np.savez(tmp, **self._state())
+            tmp.replace(self.checkpoint)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a half-written file on a full disk helps nobody
+            raise
 
     def transfer(self, old: DetectStage) -> None:
         """Carry detector state over a reload, point by point (points may be added, removed or

@@ -1,22 +1,37 @@
-"""The durable outbox: SQLite (WAL, synchronous=FULL) holding every message until the broker acks it.
+"""The durable outbox: SQLite (WAL, synchronous=FULL) holding every message until it is delivered.
 
 An alert or fault event is committed in ONE transaction together with the per-gateway sequence
-counter, the point's alert state and the permanent alert log, before anything is sent; it leaves
-the outbox only after a successful PUBACK. So a crash, a power cut after the commit or a broker
-outage can delay an event but never lose it or leave a gap in `seq`. Alerts and faults (priority 0)
-drain before telemetry (priority 1); telemetry is dropped oldest-first at the size cap and counted,
-alerts never are.
+counter, the point's alert state and the permanent alert log, before anything is sent. It leaves
+the outbox after a successful PUBACK or, with end-to-end receipts on, once the platform's receipt
+covers it: a PUBACKed event waits as "sent, unconfirmed" and is sent again every
+`receipt_timeout` until then (`outbox_receipts.py`). So a crash, a power cut after the commit or
+a broker outage delays an event but never loses it or leaves a gap in `seq`. Alerts and faults
+(priority 0) drain before telemetry (priority 1); telemetry is dropped oldest-first at the size
+cap and counted, alerts never are.
+
+A full or read-only disk stops nothing: what cannot be committed is held in memory with its seq
+(`outbox_hold.py`), handed to the publisher in order, and committed once the disk allows; an
+alert commit that finds the disk full first takes the room of the reserve (`state_dir.py`). The
+WAL is checkpointed every 100 pages (400 KiB) instead of SQLite's 1000, so a fresh WAL stops
+growing early: an event costs about 2.3 KB of disk instead of 32 KB (README, "A full disk").
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from gateway.outbox_hold import HeldEvent, Hold
+from gateway.outbox_receipts import Receipts
+from gateway.outbox_views import OutboxViews
+from gateway.state_dir import StorageError, StorageGuard, open_db
 
 __all__ = ["Outbox", "OutboxRow", "AlertState", "PRIORITY_EVENT", "PRIORITY_TELEMETRY"]
 
@@ -24,6 +39,7 @@ log = logging.getLogger("minewatch.outbox")
 
 PRIORITY_EVENT = 0
 PRIORITY_TELEMETRY = 1
+WAL_CHECKPOINT_PAGES = 100
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -37,7 +53,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     event_id TEXT,
     created REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    sent REAL                      -- PUBACKed, waiting for the platform's receipt
 );
 CREATE INDEX IF NOT EXISTS outbox_drain ON outbox (priority, id);
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -66,9 +83,12 @@ CREATE TABLE IF NOT EXISTS alert_log (
     point TEXT,
     observed_at REAL NOT NULL,
     payload TEXT NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    confirmed_at REAL              -- the platform's receipt covered it
 );
 """
+# columns added after the first release: (table, column, type)
+_ADDED = (("outbox", "sent", "REAL"), ("alert_log", "confirmed_at", "REAL"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,7 @@ class OutboxRow:
     seq: int | None
     event_id: str | None
     attempts: int
+    held: bool = False  # in memory only: the disk did not take it yet
 
 
 @dataclass(frozen=True)
@@ -94,87 +115,179 @@ class AlertState:
     detail: str = ""
 
 
-class Outbox:
-    def __init__(self, path: str | Path, max_bytes: int = 256 * 1024 * 1024):
+class Outbox(Receipts, OutboxViews):
+    def __init__(self, path: str | Path, max_bytes: int = 256 * 1024 * 1024, *,
+                 guard: StorageGuard | None = None, hold_max_bytes: int = 16 * 1024 * 1024,
+                 receipts: bool = False, receipt_timeout: float = 60.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        self.guard = guard if guard is not None else StorageGuard(self.path.parent)
         # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE) so the sequence
         # counter, the state and the rows commit as one unit
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
-        self.dropped_telemetry = 0
+        self.db, self.exclusive = open_db(self.path, "FULL", self.guard)
+        self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        try:
+            self.db.executescript(_SCHEMA)
+            for table, column, kind in _ADDED:
+                if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"cannot prepare the outbox {self.path}: {exc}") from None
+        self.hold = Hold(hold_max_bytes)
+        self._seq = self._read_seq()
         self._bytes = self._payload_bytes()
+        self._dropped = 0
+        # PUBACKs the disk did not take yet: row id -> (time, kept as unconfirmed, seq, size)
+        self._acked: dict[int, tuple[float, bool, int | None, int]] = {}
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+        self._snapshot: dict = {}
+        Receipts.__init__(self, receipts, receipt_timeout)
+
+    @property
+    def dropped_telemetry(self) -> int:
+        """Telemetry dropped at the outbox cap, or at the memory bound while the disk was full."""
+        return self._dropped + self.hold.dropped_telemetry
 
     def close(self) -> None:
+        if self.hold.events:
+            self.flush()
+        for h in self.hold.events:
+            log.error("stopping while the disk still refuses the outbox: event seq %d (%s) is %s "
+                      "and is not in the alert log", h.seq, h.event.get("event_id"),
+                      "at the broker" if h.delivered else "LOST, never sent",
+                      extra={"event": "held_at_stop", "seq": h.seq,
+                             "payload": h.payload.decode(errors="replace")})
+        if self._reader is not None:
+            self._reader.close()
         self.db.close()
+
+    # -- writing, and what happens when the disk refuses -----------------------------------------
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:  # SQLite already rolled back after SQLITE_FULL
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            raise
+
+    def _write(self, fn: Callable[[], None], alerts: bool = False) -> bool:
+        """Run one write; a disk that refuses it is reported, never raised. An alert commit that
+        finds the disk full takes the reserve's room and tries once more."""
+        for _ in range(2):
+            try:
+                fn()
+                return True
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+                raise  # a bug, not the disk
+            except sqlite3.DatabaseError as exc:
+                kind = self.guard.failed(self.path, exc)
+                if not (alerts and kind == "full" and self.guard.release_reserve(self.path)):
+                    return False
+        return False
+
+    def flush(self) -> bool:
+        """Commit what waits in memory: held events and states, PUBACKs and receipts the disk did
+        not take, then held telemetry once the state directory is healthy. True when nothing is
+        left waiting."""
+        if (self.hold.events or self.hold.states) and \
+                not self._write(self._commit_held, alerts=True):
+            return False
+        if (self._acked or self.pending_receipts()) and not self._write(self._apply_acked):
+            return False
+        if str(self.path) in self.guard.failing and not self._write(self._probe):
+            return False
+        self.guard.wrote(self.path)
+        if self.hold.telemetry and not self.guard.paused():
+            self._write(self._commit_telemetry)
+        return not self.hold
+
+    def _probe(self) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('probe', 0) "
+                       "ON CONFLICT(key) DO UPDATE SET value=value+1")
 
     # -- events -------------------------------------------------------------------------------
     def commit_events(self, events: list[tuple[str, dict]], states: Iterable[AlertState]) -> list[dict]:
-        """Assign `seq` to each (topic, event) and commit them with the new alert states at once."""
-        cur = self.db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            row = cur.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
-            seq = row[0] if row else 0
-            out = []
-            now = time.time()
-            for topic, event in events:
-                seq += 1
-                event = {**event, "seq": seq}
-                payload = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-                cur.execute(
-                    "INSERT INTO outbox (priority, topic, payload, qos, seq, event_id, created) "
-                    "VALUES (?, ?, ?, 1, ?, ?, ?)",
-                    (PRIORITY_EVENT, topic, payload.encode(), seq, event["event_id"], now),
-                )
-                cur.execute(
+        """Assign `seq` to each (topic, event) and commit them with the new alert states at once.
+        When the disk refuses, they are held in memory with their seq and sent from there."""
+        now = time.time()
+        out = []
+        for topic, event in events:
+            self._seq += 1
+            event = {**event, "seq": self._seq}
+            payload = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+            self.hold.add_event(HeldEvent(self._seq, topic, event, payload, now))
+            out.append(event)
+        self.hold.states.update((s.key, s) for s in states)
+        self.flush()
+        return out
+
+    def _commit_held(self) -> None:
+        added = 0
+        with self._tx() as db:
+            for h in self.hold.events:
+                ev = h.event
+                if h.confirmed is None and (h.delivered is None or self.receipts):
+                    db.execute(
+                        "INSERT INTO outbox (priority, topic, payload, qos, seq, event_id, created, "
+                        "attempts, sent) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                        (PRIORITY_EVENT, h.topic, h.payload, h.seq, ev["event_id"], h.created,
+                         h.attempts, h.sent))
+                    added += len(h.payload)
+                db.execute(
                     "INSERT INTO alert_log (seq, event_id, alert_id, kind, state, level, point, "
-                    "observed_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (seq, event["event_id"], event.get("alert_id"), event["kind"], event["state"],
-                     event["level"], event.get("point"), event["observed_at"] / 1000.0, payload),
-                )
-                self._bytes += len(payload)
-                out.append(event)
-            cur.execute("INSERT INTO meta (key, value) VALUES ('seq', ?) "
-                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (seq,))
-            for s in states:
-                cur.execute(
+                    "observed_at, payload, delivered_at, confirmed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (h.seq, ev["event_id"], ev.get("alert_id"), ev["kind"], ev["state"],
+                     ev["level"], ev.get("point"), ev["observed_at"] / 1000.0,
+                     h.payload.decode(), h.delivered, h.confirmed))
+            db.execute("INSERT INTO meta (key, value) VALUES ('seq', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (self._seq,))
+            for s in self.hold.states.values():
+                db.execute(
                     "INSERT INTO alert_state (key, level, alert_id, since, detail) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET level=excluded.level, "
                     "alert_id=excluded.alert_id, since=excluded.since, detail=excluded.detail",
-                    (s.key, s.level, s.alert_id, s.since, s.detail),
-                )
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+                    (s.key, s.level, s.alert_id, s.since, s.detail))
+        self._bytes += added
+        self.hold.take_events()
         if self.max_bytes and self._bytes > self.max_bytes:
             self._enforce_cap()
-        return out
 
     def alert_states(self) -> dict[str, AlertState]:
         rows = self.db.execute("SELECT key, level, alert_id, since, detail FROM alert_state")
         return {r[0]: AlertState(*r) for r in rows}
 
     def last_seq(self) -> int:
+        return self._seq
+
+    def _read_seq(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
         return row[0] if row else 0
 
     # -- telemetry ----------------------------------------------------------------------------
     def add_telemetry(self, messages: list[tuple[str, bytes]]) -> None:
+        """Queue telemetry; while the state directory is unhealthy it waits in memory (bounded)
+        so it never takes the room alerts need."""
         if not messages:
             return
-        now = time.time()
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(
-                "INSERT INTO outbox (priority, topic, payload, qos, created) VALUES (?, ?, ?, 1, ?)",
-                [(PRIORITY_TELEMETRY, t, p, now) for t, p in messages],
-            )
-        self._bytes += sum(len(p) for _, p in messages)
+        self.hold.add_telemetry(messages, time.time())
+        if not self.guard.paused():
+            self._write(self._commit_telemetry)
+
+    def _commit_telemetry(self) -> None:
+        held = list(self.hold.telemetry)
+        with self._tx() as db:
+            db.executemany("INSERT INTO outbox (priority, topic, payload, qos, created) "
+                           "VALUES (?, ?, ?, 1, ?)",
+                           [(PRIORITY_TELEMETRY, m.topic, m.payload, m.created) for m in held])
+        self.hold.take_telemetry({m.key for m in held})
+        self._bytes += sum(len(m.payload) for m in held)
         if self.max_bytes and self._bytes > self.max_bytes:
             self._enforce_cap()
 
@@ -196,78 +309,111 @@ class Outbox:
                 freed += size
                 if freed >= excess:
                     break
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany("DELETE FROM outbox WHERE id=?", drop)
+
+            def delete(drop=drop) -> None:
+                with self._tx() as db:
+                    db.executemany("DELETE FROM outbox WHERE id=?", drop)
+
+            if not self._write(delete):
+                return
             self._bytes -= freed
-            self.dropped_telemetry += len(drop)
+            self._dropped += len(drop)
 
     # -- draining -----------------------------------------------------------------------------
     def peek(self, limit: int = 1) -> list[OutboxRow]:
-        """The next messages to send, in drain order: events before telemetry, oldest first."""
-        rows = self.db.execute(
-            "SELECT id, priority, topic, payload, qos, seq, event_id, attempts FROM outbox "
-            "ORDER BY priority, id LIMIT ?", (limit,)).fetchall()
-        return [OutboxRow(*r) for r in rows]
+        """The next messages to send, in drain order: events before telemetry, oldest first;
+        events held in memory after the committed ones (their seq is higher)."""
+        due = self.resend_due()
+        out = self._db_rows(PRIORITY_EVENT, due, limit)
+        for h in list(self.hold.events):
+            if len(out) >= limit:
+                return out
+            if h.confirmed is None and (h.sent is None or (self.receipts and h.sent <= due)):
+                out.append(OutboxRow(h.seq, PRIORITY_EVENT, h.topic, h.payload, 1, h.seq,
+                                     h.event["event_id"], h.attempts, held=True))
+        if len(out) < limit:
+            out += self._db_rows(PRIORITY_TELEMETRY, due, limit - len(out))
+        for m in list(self.hold.telemetry)[:max(0, limit - len(out))]:
+            out.append(OutboxRow(m.key, PRIORITY_TELEMETRY, m.topic, m.payload, 1, None, None, 0,
+                                 held=True))
+        return out
+
+    def _db_rows(self, priority: int, due: float, limit: int) -> list[OutboxRow]:
+        try:
+            rows = self.db.execute(
+                "SELECT id, priority, topic, payload, qos, seq, event_id, attempts FROM outbox "
+                "WHERE priority=? AND (sent IS NULL OR sent <= ?) ORDER BY id LIMIT ?",
+                (priority, due, limit + len(self._acked))).fetchall()
+        except sqlite3.OperationalError as exc:
+            self.guard.failed(self.path, exc)
+            return []
+        out = []
+        for r in rows:
+            acked = self._acked.get(r[0])
+            if acked is not None and (not acked[1] or acked[0] > due):
+                continue
+            if self.covered(r[5], r[6]):
+                continue
+            out.append(OutboxRow(*r))
+        return out[:limit]
 
     def ack(self, row: OutboxRow) -> None:
-        """The broker accepted the message: remove it, and note delivery in the alert log."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("DELETE FROM outbox WHERE id=?", (row.id,))
-            if row.seq is not None:
-                self.db.execute("UPDATE alert_log SET delivered_at=? WHERE seq=?",
-                                (time.time(), row.seq))
-        self._bytes -= len(row.payload)
+        """The broker accepted the message: telemetry leaves; an event leaves too, or with
+        receipts on waits as sent and unconfirmed; the alert log notes the delivery."""
+        now = time.time()
+        if row.held and row.priority == PRIORITY_TELEMETRY:
+            self.hold.remove_telemetry(row.id)
+            return
+        if row.held:
+            h = self.hold.event(row.seq)
+            if h is not None:
+                h.sent = now
+                h.delivered = h.delivered or now
+                return
+            found = self.db.execute("SELECT id FROM outbox WHERE seq=?", (row.seq,)).fetchone()
+            if found is None:  # committed as confirmed meanwhile
+                return
+            row = replace(row, id=found[0], held=False)  # committed while it was in flight
+        keep = self.receipts and row.seq is not None
+
+        def write() -> None:
+            with self._tx() as db:
+                self._ack_row(db, row.id, keep, row.seq, now)
+
+        if self._write(write):
+            if not keep:
+                self._bytes -= len(row.payload)
+        else:
+            self._acked[row.id] = (now, keep, row.seq, len(row.payload))
+
+    def _ack_row(self, db: sqlite3.Connection, rowid: int, keep: bool, seq: int | None,
+                 at: float) -> None:
+        if keep:
+            db.execute("UPDATE outbox SET sent=? WHERE id=?", (at, rowid))
+        else:
+            db.execute("DELETE FROM outbox WHERE id=?", (rowid,))
+        if seq is not None:
+            db.execute("UPDATE alert_log SET delivered_at=coalesce(delivered_at, ?) WHERE seq=?",
+                       (at, seq))
+
+    def _apply_acked(self) -> None:
+        with self._tx() as db:
+            for rowid, (at, keep, seq, _) in self._acked.items():
+                self._ack_row(db, rowid, keep, seq, at)
+            self.apply_receipts(db)
+        self._acked.clear()
+        self._bytes = self._payload_bytes()  # acks and receipts may have covered the same rows
 
     def record_failure(self, row: OutboxRow, error: str) -> None:
-        with self.db:
-            self.db.execute("UPDATE outbox SET attempts=attempts+1, last_error=? WHERE id=?",
-                            (error, row.id))
-
-    def depth(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT priority, count(*) FROM outbox GROUP BY priority").fetchall()
-        d = dict(rows)
-        return {"events": d.get(PRIORITY_EVENT, 0), "telemetry": d.get(PRIORITY_TELEMETRY, 0)}
-
-    def alert_log(self, limit: int = 100) -> list[dict]:
-        rows = self.db.execute("SELECT payload, delivered_at FROM alert_log ORDER BY seq DESC "
-                               "LIMIT ?", (limit,)).fetchall()
-        out = []
-        for payload, delivered in rows:
-            ev = json.loads(payload)
-            ev["delivered_at"] = delivered
-            out.append(ev)
-        return out[::-1]
-
-    def audit_thresholds(self, thresholds: dict[str, dict], at: float) -> list[dict]:
-        """Record every threshold that differs from the last run's in the permanent audit log
-        (R13: every threshold change is audit-logged); returns the entries written."""
-        row = self.db.execute("SELECT value FROM settings WHERE key='thresholds'").fetchone()
-        before = json.loads(row[0]) if row else None
-        entries = []
-        if before is not None:
-            for point in sorted(set(before) | set(thresholds)):
-                old, new = before.get(point), thresholds.get(point)
-                if old != new:
-                    entries.append({"at": at, "kind": "thresholds", "subject": point,
-                                    "before": old, "after": new})
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(
-                "INSERT INTO audit_log (at, kind, subject, before, after) VALUES (?, ?, ?, ?, ?)",
-                [(e["at"], e["kind"], e["subject"], json.dumps(e["before"]),
-                  json.dumps(e["after"])) for e in entries])
-            self.db.execute("INSERT INTO settings (key, value) VALUES ('thresholds', ?) "
-                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                            (json.dumps(thresholds, sort_keys=True),))
-        return entries
-
-    def audit_log(self, limit: int = 100) -> list[dict]:
-        rows = self.db.execute("SELECT at, kind, subject, before, after FROM audit_log "
-                               "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{"at": at, "kind": k, "subject": s, "before": json.loads(b) if b else None,
-                 "after": json.loads(a) if a else None} for at, k, s, b, a in rows][::-1]
+        if row.held:
+            h = self.hold.event(row.seq)
+            if h is not None:
+                h.attempts += 1
+            return
+        # a counter: not worth a disk alarm
+        with contextlib.suppress(sqlite3.DatabaseError), self._tx() as db:
+            db.execute("UPDATE outbox SET attempts=attempts+1, last_error=? WHERE id=?",
+                       (error, row.id))
 
     def _payload_bytes(self) -> int:
         row = self.db.execute("SELECT coalesce(sum(length(payload)), 0) FROM outbox").fetchone()

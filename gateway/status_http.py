@@ -3,8 +3,8 @@
 
 Figures are read from the running pipeline at scrape time (a custom collector), so nothing is
 counted twice and the hot path does no metric bookkeeping beyond its own counters. It serves from
-a thread with its own read-only SQLite connection to the outbox (a connection is not shared
-across threads). A port that is taken is logged and the gateway runs on without the endpoint:
+a thread; the outbox's figures come from `Outbox.stats()`, which reads with its own connection
+(a connection is not shared across threads). A port that is taken is logged and the gateway runs on without the endpoint:
 monitoring must never stop the monitoring.
 
 The endpoint listens on loopback unless the config says `listen_public = true`; with
@@ -18,7 +18,6 @@ import hmac
 import json
 import logging
 import socket
-import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,9 +32,8 @@ log = logging.getLogger("minewatch.http")
 
 
 class _Collector:
-    def __init__(self, gw: Gateway, outbox_db: sqlite3.Connection, lock: threading.Lock):
+    def __init__(self, gw: Gateway, lock: threading.Lock):
         self.gw = gw
-        self.db = outbox_db
         self.lock = lock
 
     def collect(self):
@@ -86,16 +84,15 @@ class _Collector:
         depth = GaugeMetricFamily("minewatch_outbox_depth", "Messages waiting in the outbox",
                                   labels=["kind"])
         with self.lock:
-            rows = dict(self.db.execute(
-                "SELECT priority, count(*) FROM outbox GROUP BY priority").fetchall())
-            oldest = self.db.execute("SELECT min(created) FROM outbox WHERE priority = 0"
-                                     ).fetchone()[0]
-        depth.add_metric(["events"], rows.get(0, 0))
-        depth.add_metric(["telemetry"], rows.get(1, 0))
+            st = gw.outbox.stats()
+        oldest = st.get("oldest_event")
+        depth.add_metric(["events"], st.get("events", 0))
+        depth.add_metric(["telemetry"], st.get("telemetry", 0))
         yield depth
         yield GaugeMetricFamily("minewatch_outbox_oldest_event_age_seconds",
                                 "Age of the oldest undelivered alert or fault event",
                                 value=time.time() - oldest if oldest else 0.0)
+        yield from storage_metrics(gw, st)
         yield CounterMetricFamily("minewatch_telemetry_dropped",
                                   "Telemetry dropped at the outbox cap",
                                   value=gw.outbox.dropped_telemetry)
@@ -137,10 +134,8 @@ class StatusServer:
         token = read_token(gw.cfg.gateway)
         expected = f"Bearer {token}".encode() if token else None
         self.lock = threading.Lock()
-        self.db = sqlite3.connect(f"file:{gw.outbox.path}?mode=ro", uri=True,
-                                  check_same_thread=False)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(gw, self.db, self.lock))
+        self.registry.register(_Collector(gw, self.lock))
         registry, outer = self.registry, self
 
         class Handler(BaseHTTPRequestHandler):
@@ -186,17 +181,12 @@ class StatusServer:
     def status(self) -> dict:
         gw = self.gw
         now = gw.clock.now()
-        doc = gw.health(now, outbox_depth=self._depth())
+        with self.lock:
+            doc = gw.health(now, outbox_depth=gw.outbox.stats())
         doc["version"] = gw.version
         doc["config"] = str(gw.cfg.path)
         doc["alerts"] = gw.engine.active()
         return doc
-
-    def _depth(self) -> dict:
-        with self.lock:
-            rows = dict(self.db.execute(
-                "SELECT priority, count(*) FROM outbox GROUP BY priority").fetchall())
-        return {"events": rows.get(0, 0), "telemetry": rows.get(1, 0)}
 
     def start(self) -> None:
         self.thread.start()
@@ -207,4 +197,39 @@ class StatusServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-        self.db.close()
+
+
+def storage_metrics(gw: Gateway, outbox: dict):
+    """The state directory's health and the end-to-end receipts (issue 21)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    storage = gw.storage_health()
+    state = GaugeMetricFamily("minewatch_storage_state", "1 for the state directory's state "
+                              "(ok, full, read_only, error)", labels=["path", "state"])
+    for name in ("ok", "full", "read_only", "error"):
+        state.add_metric([storage["path"], name], 1.0 if storage["state"] == name else 0.0)
+    yield state
+    yield GaugeMetricFamily("minewatch_storage_free_bytes", "Free bytes in the state directory",
+                            value=storage["free_bytes"] or 0)
+    yield GaugeMetricFamily("minewatch_storage_reserve_released",
+                            "1 while the outbox's reserve is given to alerts",
+                            value=1.0 if storage["reserve_released"] else 0.0)
+    held = GaugeMetricFamily("minewatch_storage_held", "Messages held in memory because the "
+                             "disk refused them", labels=["kind"])
+    held.add_metric(["events"], storage["held_events"])
+    held.add_metric(["telemetry"], storage["held_telemetry"])
+    held.add_metric(["spool_lines"], storage["spool_in_memory"])
+    yield held
+    yield CounterMetricFamily("minewatch_storage_dropped_events", "Held events dropped at the "
+                              "memory bound (never in the alert log)",
+                              value=storage["dropped_events"])
+    yield CounterMetricFamily("minewatch_storage_write_failures", "Writes the disk refused",
+                              value=storage["failures"])
+    if gw.outbox.receipts:
+        oldest = outbox.get("oldest_unconfirmed")
+        yield GaugeMetricFamily("minewatch_outbox_unconfirmed", "Events the broker acknowledged "
+                                "and the platform has not confirmed yet",
+                                value=outbox.get("unconfirmed", 0))
+        yield GaugeMetricFamily("minewatch_outbox_oldest_unconfirmed_age_seconds",
+                                "Age of the oldest event waiting for the platform's receipt",
+                                value=time.time() - oldest if oldest else 0.0)

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from gateway.config.quantities import QUANTITIES
 
-__all__ = ["LEVEL_NAMES", "ROMAN", "EVENT_SCHEMA", "topic", "time_fields", "safety_message",
-           "fault_message", "status_payload", "with_sent_at"]
+__all__ = ["LEVEL_NAMES", "ROMAN", "EVENT_SCHEMA", "RECEIPT_SCHEMA", "topic", "time_fields",
+           "safety_message", "fault_message", "status_payload", "with_sent_at", "parse_receipt",
+           "Receipt"]
 
 LEVEL_NAMES = ("none", "blue", "yellow", "orange", "red")
 ROMAN = (None, "IV", "III", "II", "I")  # blue = IV (一般) ... red = I (特别严重)
 LEVEL_ZH = ("无", "蓝色", "黄色", "橙色", "红色")
 EVENT_SCHEMA = "minewatch/event/1"
+RECEIPT_SCHEMA = "minewatch/receipt/1"
 QUALITY_NAMES = ("good", "suspect", "stale", "out_of_range", "device_fault", "comm_fail")
 QUALITY_ZH = ("正常", "可疑", "数据过期", "超量程", "设备故障", "通信故障")
 
@@ -97,3 +101,39 @@ def with_sent_at(payload: bytes, ts: float) -> bytes:
     doc = json.loads(payload)
     doc.update(time_fields("sent_at", ts))
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    seq: int | None
+    event_ids: tuple[str, ...]
+    seq_event_id: str | None
+
+
+_UUID = re.compile(r"[0-9a-f-]{36}")
+
+
+def parse_receipt(payload: bytes, site: str, gateway: str) -> Receipt:
+    """A platform receipt (`config/schema/receipt.schema.json`); ValueError says what is wrong."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != RECEIPT_SCHEMA:
+        raise ValueError(f"not a {RECEIPT_SCHEMA} object")
+    for key, mine in (("site", site), ("gateway", gateway)):
+        if key in doc and doc[key] != mine:
+            raise ValueError(f"{key} {doc[key]!r} is not this gateway's ({mine!r})")
+    seq = doc.get("seq")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
+        raise ValueError(f"seq must be an integer >= 0, got {seq!r}")
+    ids = doc.get("event_ids", [])
+    if not isinstance(ids, list) or len(ids) > 1000 or not all(
+            isinstance(i, str) and _UUID.fullmatch(i) for i in ids):
+        raise ValueError("event_ids must be a list of at most 1000 event ids")
+    if seq is None and not ids:
+        raise ValueError("neither seq nor event_ids")
+    seq_id = doc.get("seq_event_id")
+    if seq_id is not None and not (isinstance(seq_id, str) and _UUID.fullmatch(seq_id)):
+        raise ValueError(f"seq_event_id {seq_id!r} is not an event id")
+    return Receipt(seq, tuple(ids), seq_id)

@@ -335,11 +335,13 @@ def _build(path: Path, doc: dict, r: _Reader) -> SiteConfig | None:
             retry_max=_positive(r, i, "retry_max", float, 60.0),
         )
     ob = r.table(doc, "outbox", "outbox")
-    r.known(ob, {"path", "max_bytes"}, "outbox")
+    r.known(ob, {"path", "max_bytes", "reserve_bytes", "hold_max_bytes"}, "outbox")
     ob_path = r.get(ob, "path", "outbox", str, None)
     outbox = Outbox(
         path=(base_dir / ob_path) if ob_path else state_dir / "outbox.sqlite",
         max_bytes=r.get(ob, "max_bytes", "outbox", int, 256 * 1024 * 1024),
+        reserve_bytes=_at_least(r, ob, "reserve_bytes", 0, 4 * 1024 * 1024),
+        hold_max_bytes=_at_least(r, ob, "hold_max_bytes", 64 * 1024, 16 * 1024 * 1024),
     )
     alerts = _alerts(r.table(doc, "alerts", "alerts"), r)
     if r.problems:
@@ -817,7 +819,8 @@ def _check_listen(r: _Reader, listen: tuple[str, int] | None, public: bool,
 
 
 _MQTT_KEYS = {"host", "port", "prefix", "protocol", "client_id", "keepalive", "username",
-              "password_file", "tls_ca", "tls_cert", "tls_key", "reconnect_min", "reconnect_max"}
+              "password_file", "tls_ca", "tls_cert", "tls_key", "reconnect_min", "reconnect_max",
+              "receipts", "receipt_timeout"}
 
 
 def _mqtt(m: dict, r: _Reader, base_dir: Path, site: Site, gw: GatewayIdentity) -> MqttUplink:
@@ -848,7 +851,27 @@ def _mqtt(m: dict, r: _Reader, base_dir: Path, site: Site, gw: GatewayIdentity) 
         tls_key=opt_path("tls_key"),
         reconnect_min=r.duration(m, "reconnect_min", p, 0.5) or 0.5,
         reconnect_max=r.duration(m, "reconnect_max", p, 30.0) or 30.0,
+        receipts=r.get(m, "receipts", p, bool, False),
+        receipt_timeout=_receipt_timeout(r, m, p),
     )
+
+
+def _receipt_timeout(r: _Reader, m: dict, p: str) -> float:
+    timeout = r.duration(m, "receipt_timeout", p, 60.0)
+    if timeout is not None and timeout < 1.0:
+        r.problem(f"{p}.receipt_timeout", f"{timeout:g} s is too short to wait for a receipt",
+                  "at least \"1s\"; the platform answers after it has stored the event")
+        return 60.0
+    return timeout if timeout is not None else 60.0
+
+
+def _at_least(r: _Reader, table: dict, key: str, least: int, default: int) -> int:
+    """An `[outbox]` size in bytes, at least `least`."""
+    value = r.get(table, key, "outbox", int, default)
+    if value < least:
+        r.problem(f"outbox.{key}", f"must be at least {least} bytes, got {value}")
+        return default
+    return value
 
 
 def _positive(r, table: dict, key: str, kind: type, default):

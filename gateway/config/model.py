@@ -155,6 +155,10 @@ class MqttUplink:
     tls_key: Path | None
     reconnect_min: float
     reconnect_max: float
+    # end-to-end receipts: a PUBACKed event stays "sent, unconfirmed" until the platform's
+    # receipt covers it, and is sent again every receipt_timeout (real seconds) until then
+    receipts: bool = False
+    receipt_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,10 @@ class InfluxStorage:
 class Outbox:
     path: Path
     max_bytes: int
+    # a file this large is kept beside the outbox and given up when an alert finds the disk full
+    reserve_bytes: int = 4 * 1024 * 1024
+    # what may wait in memory while the disk refuses writes (telemetry dropped first)
+    hold_max_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)

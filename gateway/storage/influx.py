@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from gateway.batch import Batch
 from gateway.config.model import InfluxStorage, SiteConfig
+from gateway.state_dir import StorageGuard
 from gateway.storage.line_protocol import alert_line, health_lines, tag_set
 from gateway.storage.spool import PRIORITY_READING, PRIORITY_RECORD, Spool
 
@@ -51,11 +52,12 @@ class _HttpError(Exception):
 class InfluxSink:
     """Spools lines in the pipeline thread; `run()` drains the spool to the database."""
 
-    def __init__(self, cfg: SiteConfig, settings: InfluxStorage):
+    def __init__(self, cfg: SiteConfig, settings: InfluxStorage,
+                 guard: StorageGuard | None = None):
         self.settings = settings
         self.site = cfg.site.code
         self.gateway = cfg.gateway.id
-        self.spool = Spool(settings.spool_path, settings.spool_max_bytes)
+        self.spool = Spool(settings.spool_path, settings.spool_max_bytes, guard)
         self.stats = SinkStats()
         self._wake = asyncio.Event()
         self._client = None

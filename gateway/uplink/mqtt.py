@@ -6,6 +6,11 @@ a rejection (for example "not authorized" from a broker ACL): the event stays, t
 and it is retried with backoff. MQTT 3.1.1 has no such code, so a broker that silently drops a
 denied publish cannot be detected there. The retained `status` topic says "online" after each
 connect and the broker's last will says "offline" when the gateway vanishes.
+
+With `receipts = true` it also subscribes to `<prefix>/<site>/<gateway>/receipt`, the only topic
+it reads, and hands each platform receipt to the outbox (`gateway/outbox_receipts.py`); a connect
+on which the broker has no session for us (it lost its state) sends every unconfirmed event again
+at once instead of after `receipt_timeout`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from gateway.alerts.encoder import status_payload, topic, with_sent_at
+from gateway.alerts.encoder import parse_receipt, status_payload, topic, with_sent_at
 from gateway.config.model import MqttUplink, SiteConfig
 from gateway.outbox import PRIORITY_EVENT, Outbox, OutboxRow
 
@@ -39,6 +44,9 @@ class MqttPublisher:
         self.version = version
         self.ack_timeout = ack_timeout
         self.status_topic = topic(self.m.prefix, cfg.site.code, cfg.gateway.id, "status")
+        self.receipt_topic = topic(self.m.prefix, cfg.site.code, cfg.gateway.id, "receipt")
+        self.receipts_taken = 0
+        self.bad_receipts = 0
         self.connected = asyncio.Event()
         self.wakeup = asyncio.Event()
         self.published = 0
@@ -64,6 +72,10 @@ class MqttPublisher:
                  extra={"event": "mqtt_connected"})
         client.publish(self.status_topic, status_payload("online", self.cfg.site.code,
                        self.cfg.gateway.id, self.now(), self.version), qos=1, retain=True)
+        if self.m.receipts:
+            client.subscribe(self.receipt_topic, qos=1)
+            if not flags.session_present:
+                self._call(self.outbox.resend_unconfirmed)
         self._call(self.connected.set)
         self._call(self.wakeup.set)
 
@@ -88,6 +100,26 @@ class MqttPublisher:
                 self._early[mid] = (time.monotonic(), error)
                 return
         self._call(_settle, fut, error)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic == self.receipt_topic and msg.payload:
+            self._call(self._receipt, bytes(msg.payload))
+
+    def _receipt(self, payload: bytes) -> None:
+        """A platform receipt (in the loop thread, where the outbox is written)."""
+        try:
+            r = parse_receipt(payload, self.cfg.site.code, self.cfg.gateway.id)
+        except ValueError as exc:
+            self.bad_receipts += 1
+            if self.bad_receipts in (1, 10) or self.bad_receipts % 100 == 0:
+                log.warning("receipt on %s ignored: %s (%d bad so far)", self.receipt_topic, exc,
+                            self.bad_receipts, extra={"event": "receipt_invalid",
+                                                      "reason": str(exc)})
+            return
+        self.receipts_taken += 1
+        confirmed = self.outbox.receipt(r.seq, r.event_ids, r.seq_event_id)
+        log.debug("receipt up to seq %s (+%d ids): %d events confirmed", r.seq,
+                  len(r.event_ids), confirmed, extra={"event": "receipt", "seq": r.seq})
 
     def _on_connect_fail(self, client, userdata) -> None:
         # paho does not say why; find out with one plain attempt (this is paho's network thread,
@@ -141,6 +173,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.on_connect_fail = self._on_connect_fail
         client.will_set(self.status_topic, status_payload("offline", self.cfg.site.code,
                         self.cfg.gateway.id, self.now(), self.version), qos=1, retain=True)

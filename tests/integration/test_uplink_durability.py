@@ -38,13 +38,15 @@ class Site:
     """Simulator + gateway on a shared simulated clock, starting `start_h` hours into the storm."""
 
     def __init__(self, tmp: Path, broker_port: int, scale: float, start_h: float,
-                 replace: dict[str, str] | None = None, append: str = ""):
+                 replace: dict[str, str] | None = None, append: str = "",
+                 listen: str = "off"):
         self.tmp = tmp
         self.scenario = load_scenario("rainstorm")
         self.scale = scale
         sim_port = free_port()
         self.cfg = example_site(tmp, modbus_port=sim_port, mqtt_port=broker_port, replace={
-            'protocol = "5"': 'protocol = "5"\nreconnect_max = "2s"', **(replace or {})})
+            'protocol = "5"': 'protocol = "5"\nreconnect_max = "2s"', **(replace or {})},
+            listen=listen)
         if append:
             self.cfg.write_text(self.cfg.read_text() + append)
         self.anchor = time.time() + 3.0

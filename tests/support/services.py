@@ -146,9 +146,14 @@ class VictoriaMetrics:
 
 
 class MqttRecorder:
-    """Subscribes like the city platform and keeps every message (topic, payload, retain)."""
+    """Subscribes like the city platform and keeps every message (topic, payload, retain).
 
-    def __init__(self, port: int, topic: str = "#"):
+    Like the platform, it answers each alert or fault event with a receipt on the gateway's
+    `receipt` topic (retained, `config/schema/receipt.schema.json`): the highest seq up to which
+    it holds every event. `known` seeds what a platform that reconnects already holds."""
+
+    def __init__(self, port: int, topic: str = "#", receipts: bool = True,
+                 known: list[dict] | None = None):
         from paho.mqtt.client import CallbackAPIVersion, Client
         from paho.mqtt.enums import MQTTProtocolVersion
         from paho.mqtt.packettypes import PacketTypes
@@ -156,6 +161,11 @@ class MqttRecorder:
 
         self.messages: list[tuple[str, dict, bool]] = []
         self.lock = threading.Lock()
+        self.receipts = receipts
+        self.held: dict[str, dict[int, str]] = {}  # gateway topic base -> seq -> event_id
+        for ev in known or []:
+            self.held.setdefault(f"minewatch/v1/{ev['site']}/{ev['gateway']}", {})[
+                ev["seq"]] = ev["event_id"]
         self.subscribed = threading.Event()
         self.client = Client(CallbackAPIVersion.VERSION2, client_id=f"platform-{port}-{os.getpid()}",
                              protocol=MQTTProtocolVersion.MQTTv5)
@@ -173,8 +183,23 @@ class MqttRecorder:
             raise TimeoutError("the recorder could not subscribe")
 
     def _on_message(self, client, userdata, msg) -> None:
+        doc = json.loads(msg.payload)
         with self.lock:
-            self.messages.append((msg.topic, json.loads(msg.payload), bool(msg.retain)))
+            self.messages.append((msg.topic, doc, bool(msg.retain)))
+        base, _, kind = msg.topic.rpartition("/")
+        if self.receipts and kind in ("alert", "fault"):
+            with self.lock:
+                seqs = self.held.setdefault(base, {})
+                seqs[doc["seq"]] = doc["event_id"]
+                top = 0
+                while top + 1 in seqs:
+                    top += 1
+            receipt = {"schema": "minewatch/receipt/1", "site": doc["site"],
+                       "gateway": doc["gateway"], "seq": top,
+                       "ts": int(time.time() * 1000)}
+            if top:
+                receipt["seq_event_id"] = seqs[top]
+            client.publish(f"{base}/receipt", json.dumps(receipt), qos=1, retain=True)
 
     def on(self, suffix: str) -> list[dict]:
         with self.lock:

@@ -353,3 +353,31 @@ def test_default_detector_sets_run_live_and_a_stuck_sensor_is_a_fault(site, tmp_
     assert any(f.startswith("stuck/") for f in state.files)
     assert any(f.startswith("rate/") for f in state.files)
     gw.outbox.close()
+
+
+def test_a_full_state_directory_is_a_fault_event_raised_and_cleared(site, tmp_path) -> None:
+    import errno
+
+    from gateway.alerts.storage_fault import StorageFault
+    from gateway.state_dir import StorageGuard
+
+    guard = StorageGuard(tmp_path)
+    outbox = Outbox(site.outbox.path, guard=guard)
+    fault = StorageFault(site, outbox, "minewatch/v1")
+    assert fault.update(T0, guard) == []
+    guard.failed(tmp_path / "detectors.npz", OSError(errno.ENOSPC, "No space left on device"))
+    (raised,) = fault.update(T0 + 60, guard)
+    assert fault.update(T0 + 120, guard) == []  # once per episode
+    outbox.close()
+    outbox = Outbox(site.outbox.path, guard=guard)  # a restart continues the episode
+    fault = StorageFault(site, outbox, "minewatch/v1")
+    assert fault.update(T0 + 180, guard) == []
+    guard.wrote(tmp_path / "detectors.npz")
+    (cleared,) = fault.update(T0 + 3660, guard)
+    for ev in (raised, cleared):
+        jsonschema.validate(json.loads(with_sent_at(json.dumps(ev).encode(), T0)), SCHEMA)
+        assert (ev["kind"], ev["level"], ev["point"]) == ("fault", "none", "gateway:storage")
+        assert ev["fault"]["condition"] == "storage_full" and ev["fault"]["path"] == str(tmp_path)
+    assert (raised["state"], cleared["state"]) == ("raised", "cleared")
+    assert cleared["alert_id"] == raised["alert_id"] and cleared["seq"] == raised["seq"] + 1
+    assert cleared["fault"]["duration_s"] == 3600.0

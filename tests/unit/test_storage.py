@@ -1,4 +1,4 @@
-"""The sink's pure parts: line protocol encoding and the bounded spool."""
+"""The sink's pure parts: line protocol encoding and the bounded spool (also on a refusing disk)."""
 
 from __future__ import annotations
 
@@ -88,3 +88,37 @@ def test_influx_settings_are_validated_with_the_key_named(tmp_path: Path) -> Non
                                            'retry_max = "2min"\n'))
     influx = load_site(cfg).influx
     assert influx.retry_max == 120.0 and influx.spool_path.name == "influx_spool.sqlite"
+
+
+def test_a_spool_the_disk_refuses_keeps_lines_in_memory_and_writes_them_later(
+        tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.sqlite", max_bytes=1 << 20)
+    spool.append(["m v=1i 1"])
+    spool._db.execute("PRAGMA query_only=1")  # the file refuses every write (read-only)
+    for i in range(2, 6):
+        spool.append([f"m v={i}i {i}"])
+    assert spool.guard.state == "read_only" and spool.in_memory() == 4
+    chunk = spool.peek(max_lines=3)  # the sink still writes them to the database
+    assert chunk.body.split(b"\n") == [b"m v=1i 1", b"m v=2i 2", b"m v=3i 3"]
+    spool.remove(chunk)  # the file's chunk cannot be deleted yet: not handed out again
+    assert spool.backlog() == 2 and spool.peek(10).body == b"m v=4i 4\nm v=5i 5"
+    spool._db.execute("PRAGMA query_only=0")
+    spool.append(["m v=6i 6"])  # the next append writes what waited
+    assert spool.guard.state == "ok" and spool.in_memory() == 0
+    spool.close()
+    spool = Spool(tmp_path / "spool.sqlite", max_bytes=1 << 20)
+    assert spool.peek(10).body == b"m v=4i 4\nm v=5i 5\nm v=6i 6"
+
+
+def test_lines_waiting_in_memory_are_bounded_readings_first(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.sqlite", max_bytes=300)
+    spool._db.execute("PRAGMA query_only=1")
+    spool.append(["alert level=4i 1"], PRIORITY_RECORD)
+    for i in range(40):
+        spool.append([f"reading value={i}.0 {i}"], PRIORITY_READING)
+    bodies = []
+    while (chunk := spool.peek(1)) is not None:
+        bodies.append(chunk.body.decode())
+        spool.remove(chunk)
+    assert bodies[0] == "alert level=4i 1" and bodies[-1] == "reading value=39.0 39"
+    assert spool.dropped == 40 - (len(bodies) - 1) > 0
