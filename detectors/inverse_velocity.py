@@ -114,7 +114,7 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fa
      neg_rest, jump_z, rn, rh, cn, ch, red) = P
     (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
      c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset,
-     t_f, r2_s, npts, v_now, score) = S
+     t_f, r2_s, npts, v_now, score, t_f_sd, published) = S
     JS = (j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd)
     out_fault[j] = 0
     used = False
@@ -161,7 +161,10 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fa
                 m += 1
         npts[i] = m
         t_f[i] = np.nan
+        t_f_sd[i] = np.nan
         r2_s[i] = np.nan
+        was = published[i]
+        published[i] = False
         if m >= 2:
             c0, c1, r2 = ls_fit(tv, iv, 0, m)  # 1/v = a - b t, t in units of per_s
             r2_s[i] = r2
@@ -171,9 +174,14 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fa
             # (neighbouring velocities share buckets, so a fit alone can trend on noise)
             accelerating = (c1 < 0 and (last <= 0 or first >= accel[i] * last)
                             and iv[0] >= accel[i] * iv[m - 1])
-            if m >= min_pts[i] and r2 >= min_r2[i] and accelerating:
+            # once published, a forecast stands while R^2 stays within 0.1 of the bar: a fit
+            # hovering at 0.8 must not raise and clear the alert every few samples
+            bar = min_r2[i] - (0.1 if was else 0.0)
+            published[i] = m >= min_pts[i] and r2 >= bar and accelerating
+            if published[i]:
                 origin = (last_id[i] - b_id.shape[1] + 1) * w  # tm counts from here
                 t_f[i] = origin + (c0 / -c1) * per_s[i]
+                t_f_sd[i] = _intercept_sd(tv, iv, m, c0, c1) * per_s[i]
         # lead time: less is worse, so grade its negative; no forecast is an infinite lead
         y = -np.inf if np.isnan(t_f[i]) else t - t_f[i]
         score[i] = level_score(y, neg_lead, i)
@@ -183,8 +191,34 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fa
     out_ev[j, 1] = r2_s[i]
     out_ev[j, 2] = npts[i]
     out_ev[j, 3] = v_now[i]
+    out_ev[j, 4] = t_f_sd[i]
+    g = grade[i]
+    out_ev[j, 5] = -neg_lead[i, g - 1] if g > 0 else -neg_lead[i, 0]  # the lead of this level
     out_score[j] = score[i]
     out_grade[j] = grade[i]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _intercept_sd(tv, iv, m, c0, c1):
+    """Standard error of the line's zero crossing t_f = -c0 / c1 (the inverse prediction of a
+    least-squares line: s / |c1| * sqrt(1/m + (t_f - mean t)^2 / Stt)), in the units of tv."""
+    if m < 3 or c1 == 0.0:
+        return np.nan
+    mt = 0.0
+    for u in range(m):
+        mt += tv[u]
+    mt /= m
+    stt = 0.0
+    sse = 0.0
+    for u in range(m):
+        stt += (tv[u] - mt) ** 2
+        r = iv[u] - (c0 + c1 * tv[u])
+        sse += r * r
+    if stt <= 0.0:
+        return np.nan
+    s = np.sqrt(sse / (m - 2))
+    tf = -c0 / c1
+    return s / abs(c1) * np.sqrt(1.0 / m + (tf - mt) ** 2 / stt)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -215,7 +249,8 @@ class InverseVelocityDetector(ChannelDetector):
     derives velocities from them (least squares over vel_span + 1 buckets: the raw GNSS series
     is far too noisy to difference sample by sample), fits the line to 1/v of those above the
     velocity noise floor, and publishes t_f only once acceleration is established and the fit
-    is good (at least `min_points` points, R^2 >= `min_r2`; docs/requirements.md R5: 5 and 0.8).
+    is good (at least `min_points` points, R^2 >= `min_r2`; docs/requirements.md R5: 5 and 0.8);
+    a published forecast stands while R^2 stays above `min_r2` - 0.1.
 
     The lead time t_f - t is graded against `lead` (14 / 7 / 3 / 1 days by default) with
     hysteresis; when no forecast is published the lead is infinite, so a grade is released by
@@ -223,7 +258,9 @@ class InverseVelocityDetector(ChannelDetector):
 
     evidence (`evidence_names`): "lead_s" = t_f - t in seconds (the forecast failure time is
     t + lead_s; kept as float64 in the state array `t_f`; NaN when none is published), "r2" of the
-    fit, "points" in it, "v_now" the newest velocity (units per `per_s`).
+    fit, "points" in it, "v_now" the newest velocity (units per `per_s`), "lead_sd_s" the
+    forecast's standard error (s; from the scatter of 1/v about its line), "level_lead_s" the lead
+    of the current grade's level (of blue when none), the limit an event quotes.
 
     Parameters
     ----------
@@ -247,13 +284,13 @@ class InverseVelocityDetector(ChannelDetector):
     >>> days = np.arange(0, 18 * 24) / 24
     >>> x = -40.0 * np.log(1 - days / 20)  # displacement (mm) = -(1 / A) ln(1 - t / t_f)
     >>> out = det.run(days * 86400.0, x[:, None])
-    >>> lead_s, r2, points, v_now = out.evidence[-1, 0].tolist()
+    >>> lead_s, r2, points, v_now, lead_sd_s, level_lead_s = out.evidence[-1, 0].tolist()
     >>> round(18 + lead_s / 86400, 2), round(r2, 3), int(points), int(out.grade[-1, 0])
     (20.01, 1.0, 24, 3)
     """
 
     name = "inverse_velocity"
-    evidence_names = ("lead_s", "r2", "points", "v_now")
+    evidence_names = ("lead_s", "r2", "points", "v_now", "lead_sd_s", "level_lead_s")
     params_type = InverseVelocityParams
 
     def __init__(self, params: InverseVelocityParams, n_buckets: int = 28):
@@ -285,6 +322,8 @@ class InverseVelocityDetector(ChannelDetector):
         spec["points"] = (np.float64, (), 0.0)
         spec["v_now"] = (np.float64, (), np.nan)
         spec["score"] = (np.float32, (), 0.0)
+        spec["t_f_sd"] = (np.float64, (), np.nan)  # standard error of the forecast (s)
+        spec["published"] = (np.bool_, (), False)  # a forecast stands (R^2 hysteresis)
         return spec
 
     def _kernels(self):

@@ -162,6 +162,14 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
         out_ev[j, 2] = np.nan
     out_ev[j, 0] = rate[i]
     out_ev[j, 3] = env[i] if np.isfinite(lv[i, 0]) else np.nan
+    # the limit an event quotes: the current grade's level (blue's when none), configured or
+    # learned, and the rate's time unit
+    configured = not np.isnan(limits[i, 0]) or not np.isnan(limits[i, 1]) or \
+        not np.isnan(limits[i, 2]) or not np.isnan(limits[i, 3])
+    g = grade[i]
+    k = g - 1 if g > 0 else 0
+    out_ev[j, 4] = limits[i, k] if configured else lv[i, k]
+    out_ev[j, 5] = per_s[i]
     out_score[j] = score[i]
     out_grade[j] = grade[i]
 
@@ -242,7 +250,8 @@ class RateDetector(ChannelDetector):
     "buckets" (non-empty buckets in the window) and "span_s" (seconds between the oldest and the
     newest bucket mean), both NaN for a sample that was not used (invalid, NaN, too old, or a
     jump held for the next sample); "envelope": the learned highest rate (NaN with configured
-    limits or while learning).
+    limits or while learning); "limit": the rate limit of the current grade (of blue when none),
+    configured or learned; "per_s": the rate's time unit in seconds.
 
     Parameters
     ----------
@@ -287,7 +296,7 @@ class RateDetector(ChannelDetector):
     """
 
     name = "rate"
-    evidence_names = ("rate", "buckets", "span_s", "envelope")
+    evidence_names = ("rate", "buckets", "span_s", "envelope", "limit", "per_s")
     params_type = RateParams
 
     def __init__(self, params: RateParams, n_buckets: int = 12):

@@ -135,8 +135,8 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
      angle_restore, jump_z, rn, rh, cn, ch, red) = P
     (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
      c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset,
-     t0, x0, l_n, l_st, l_sx, l_stt, l_stx, l_sxx, vref_learned, vnow, angle, score, t_ref,
-     ex_env, ex_t, v_used) = S
+     t0, x0, l_n, l_st, l_sx, l_stt, l_stx, l_sxx, vref_learned, vnow, angle, score, res_sd,
+     v_used) = S
     JS = (j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd)
     out_fault[j] = 0
     used = False
@@ -174,14 +174,14 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
                 # an excess velocity under the noise floor, or a displacement under its floor,
                 # makes the angle a ratio of noises: it raises nothing
                 floor = max(v_floor[i], noise_z[i] * slope_se(tm, xm, k, slope) * per_s[i])
-                learn = at_least(learn_s[i], 30.0, np.exp(c_ldt[i]) if c_n[i] else np.nan)
+                if np.isfinite(res_sd[i]) and not np.isfinite(v_ref[i]):
+                    # the learning period's own scatter about its line (coloured GNSS noise,
+                    # seasonal wobble, not only white noise) as a velocity over this window:
+                    # an excess velocity it could explain is no acceleration
+                    spread = b_w[i] * np.sqrt(k * (k * k - 1.0) / 12.0)
+                    floor = max(floor, noise_z[i] * res_sd[i] / spread * per_s[i])
                 excess = vnow[i] - vr
-                if np.isnan(t_ref[i]):
-                    t_ref[i] = t
-                judging = _excess_envelope(i, t, excess, t - t_ref[i] >= learn, learn,
-                                           grade[i] == 0, ex_env, ex_t)
-                floor = max(floor, _ENV_FACTOR * ex_env[i])
-                quiet = not judging or excess < floor or moved < disp_floor[i]
+                quiet = excess < floor or moved < disp_floor[i]
                 y = 0.0 if quiet else angle[i]
                 score[i] = level_score(y, angles, i) if not quiet else 0.0
                 debounce(i, t, level_past(y, angles, i), level_held(y, angle_restore, i),
@@ -189,32 +189,10 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
     out_ev[j, 1] = v_used[i]
     out_ev[j, 0] = angle[i]
     out_ev[j, 2] = vnow[i]
+    g = grade[i]
+    out_ev[j, 3] = angles[i, g - 1] if g > 0 else angles[i, 0]  # the level an event quotes
     out_score[j] = score[i]
     out_grade[j] = grade[i]
-
-
-_ENV_FACTOR = 1.5  # an excess velocity up to this times the largest seen while quiet is normal
-_ENV_HALF_LIFE = 365 * 86400.0  # a season seen before is remembered
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _excess_envelope(i, t, excess, learnt, learn, quiet_now, ex_env, ex_t):
-    """The largest excess of v_now over v_ref the channel shows in normal operation: learnt
-    freely for `learn` seconds after v_ref is known (nothing is graded meanwhile), then allowed to
-    rise by at most dt / learn of itself per dt while the point is quiet (seasonal wobble and
-    coloured GNSS noise are followed, an acceleration is not learnt as normal), and forgotten
-    with a one-year half-life. Returns whether the detector may grade yet."""
-    dt = max(t - ex_t[i], 0.0) if np.isfinite(ex_t[i]) else 0.0
-    ex_t[i] = t
-    if np.isnan(ex_env[i]):
-        ex_env[i] = 0.0
-    ex_env[i] *= 0.5 ** (dt / _ENV_HALF_LIFE)
-    if excess > ex_env[i]:
-        if not learnt:
-            ex_env[i] = excess
-        elif quiet_now:
-            ex_env[i] = min(excess, ex_env[i] + ex_env[i] * dt / learn)
-    return learnt
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -224,6 +202,7 @@ def _learn_and_add(i, t, v, w, period, P, S):
     direction, _, _, per_s, _, learn_s, v_floor = P[:7]
     b_id, b_n, b_st, b_sx, last_id = S[7:12]
     t0, x0, l_n, l_st, l_sx, l_stt, l_stx, l_sxx, vref_learned = S[28:37]
+    res_sd = S[40]
     if np.isnan(t0[i]):
         t0[i] = t
         x0[i] = v
@@ -239,25 +218,26 @@ def _learn_and_add(i, t, v, w, period, P, S):
             l_stx[i] += dt * dx
             l_sxx[i] += dx * dx
         else:
-            vref_learned[i] = _learned_v_ref(l_n[i], l_st[i], l_sx[i], l_stt[i], l_stx[i],
-                                             l_sxx[i], direction[i], per_s[i], v_floor[i])
+            vref_learned[i], res_sd[i] = _learned_v_ref(l_n[i], l_st[i], l_sx[i], l_stt[i],
+                                                        l_stx[i], l_sxx[i], direction[i],
+                                                        per_s[i], v_floor[i])
     return bucket_add(i, t, v, w, b_id, b_n, b_st, b_sx, last_id)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _learned_v_ref(n, st, sx, stt, stx, sxx, d, per_s, v_floor):
-    """The least-squares velocity of the learning period in the worse direction, floored at its
-    own standard error (a v_ref that noise cannot tell from zero makes every wobble a steep
-    angle) and at v_floor."""
+    """(v_ref, residual sd): the least-squares velocity of the learning period in the worse
+    direction, floored at its own standard error (a v_ref that noise cannot tell from zero makes
+    every wobble a steep angle) and at v_floor; and the scatter of the samples about that line."""
     den = n * stt - st * st
     if n < 3 or den <= 0:
-        return v_floor
+        return v_floor, np.nan
     slope = (n * stx - st * sx) / den
     c0 = (sx - slope * st) / n
     sse = sxx - c0 * sx - slope * stx  # residual sum of squares of the fit
     se = np.sqrt(max(sse, 0.0) / (n - 2) / (stt - st * st / n)) if stt > st * st / n else 0.0
     vel = _signed(d, slope * per_s)
-    return max(vel, se * per_s, v_floor)
+    return max(vel, se * per_s, v_floor), np.sqrt(max(sse, 0.0) / (n - 2))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -300,14 +280,18 @@ class TangentAngleDetector(ChannelDetector):
     of hourly solutions, a month of daily ones), floored at its own standard error, at `v_floor`
     and at `noise_z` standard errors of v_now from the sensor's own noise (a station that does
     not creep measurably has no meaningful steady velocity: without this floor every wobble
-    would be a steep angle); nothing is graded before it is known. A spike is left out of the series and a
+    would be a steep angle); nothing is graded before it is known. An excess of v_now over v_ref
+    that the learning period's own scatter about its line could explain (coloured GNSS noise,
+    seasonal wobble: `noise_z` standard errors of a velocity over the window) raises nothing.
+    A spike is left out of the series and a
     step (an earthquake, a slip) taken out of it (`detectors.jumps`; the step detector reports
     it), so the angle judges the creep. fault is always 0: the angle judges the slope, not the
     sensor. score: 0 while quiet, 0.5 at the blue angle, 1 at red (`grading.score_at`).
 
     evidence (`evidence_names`): "angle_deg" (alpha, the last one computed; NaN before v_ref and
     the window are there), "v_ref" (the one the angle used, floors included) and "v_now" (units
-    per `per_s`, in the worse direction).
+    per `per_s`, in the worse direction), "level_deg": the angle of the current grade's level (of
+    blue when none), the level an event quotes.
 
     Parameters
     ----------
@@ -337,12 +321,12 @@ class TangentAngleDetector(ChannelDetector):
     >>> outs = [det.update(ch, 3600.0 * h, np.array([x[h]]), ok) for h in hours]
     >>> [int(outs[24 * d].grade[0]) for d in range(8, 24)]
     [0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3]
-    >>> [round(float(e), 1) for e in outs[-1].evidence[0]]  # angle, v_ref, v_now
-    [82.4, 1.0, 7.5]
+    >>> [round(float(e), 1) for e in outs[-1].evidence[0]]  # angle, v_ref, v_now, level
+    [82.4, 1.0, 7.5, 80.0]
     """
 
     name = "tangent_angle"
-    evidence_names = ("angle_deg", "v_ref", "v_now")
+    evidence_names = ("angle_deg", "v_ref", "v_now", "level_deg")
     params_type = TangentAngleParams
 
     def __init__(self, params: TangentAngleParams, n_buckets: int = 8):
@@ -365,9 +349,7 @@ class TangentAngleDetector(ChannelDetector):
         for key in ("v_ref_learned", "v_now", "angle"):
             spec[key] = (np.float64, (), np.nan)
         spec["score"] = (np.float32, (), 0.0)
-        spec["t_ref"] = (np.float64, (), np.nan)  # when v_ref became known
-        spec["ex_env"] = (np.float64, (), np.nan)  # the largest normal excess over v_ref
-        spec["ex_t"] = (np.float64, (), np.nan)
+        spec["res_sd"] = (np.float64, (), np.nan)  # scatter about the learning period's line
         spec["v_used"] = (np.float64, (), np.nan)  # the v_ref of the last angle
         return spec
 

@@ -88,11 +88,31 @@ class Verdict:
     def detector(self) -> list[str]:
         return [self.detector_of(j) for j in range(len(self.grade))]
 
-    def evidence_of(self, j: int) -> dict[str, float]:
-        d = self._driver[j]
-        if d < 0:
+    def _locate(self, j: int, detector: str | None) -> tuple[Part, int] | None:
+        if detector is None:
+            d = self._driver[j]
+            return (self._parts[d], int(self._pos[j])) if d >= 0 else None
+        for part in self._parts:
+            if part.name == detector:
+                hit = np.flatnonzero(part.cols == j)
+                return (part, int(hit[0])) if hit.size else None
+        return None
+
+    def evidence_of(self, j: int, detector: str | None = None) -> dict[str, float]:
+        """Point j's evidence from the detector that set its grade, or from `detector`."""
+        found = self._locate(j, detector)
+        if found is None:
             return {}
-        part = self._parts[d]
+        part, p = found
         evidence = part.evidence if self._row is None else part.evidence[self._row]
-        row = evidence[self._pos[j]]
-        return {name: float(v) for name, v in zip(part.evidence_names, row, strict=True)}
+        return {name: float(v) for name, v in zip(part.evidence_names, evidence[p],
+                                                   strict=True)}
+
+    def grade_of(self, j: int, detector: str) -> int:
+        """Point j's grade by one of its detectors (0 when it does not run it)."""
+        found = self._locate(j, detector)
+        if found is None:
+            return 0
+        part, p = found
+        grade = part.grade if self._row is None else part.grade[self._row]
+        return int(grade[p])

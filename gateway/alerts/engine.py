@@ -29,12 +29,12 @@ import numpy as np
 
 from detectors.aggregate import item_levels
 from detectors.base import Quality
+from gateway.alerts.criteria import describe
 from gateway.alerts.encoder import (
     EVENT_SCHEMA,
     LEVEL_NAMES,
     ROMAN,
     fault_message,
-    safety_message,
     time_fields,
     topic,
 )
@@ -74,6 +74,7 @@ class AlertEngine:
         self.item_alert_id: list[str | None] = [None] * len(self.items)
         self.item_since = np.full(len(self.items), np.nan)
         self.level = np.zeros(n, dtype=np.int8)
+        self.holder: list[str | None] = [None] * n  # the detector that holds each level
         self.alert_id: list[str | None] = [None] * n
         self.since = np.full(n, np.nan)
         self.fault = np.zeros(n, dtype=np.uint8)  # quality code of the open fault, 0 = none
@@ -98,6 +99,7 @@ class AlertEngine:
                 self.level[p.index] = s.level
                 self.alert_id[p.index] = s.alert_id
                 self.since[p.index] = s.since if s.since is not None else np.nan
+                self.holder[p.index] = s.detail or None
             f = states.get(f"fault/{p.name}")
             if f and f.level > 0:
                 self.fault[p.index] = f.level
@@ -131,8 +133,17 @@ class AlertEngine:
             self.pending_since[i] = np.nan
             if grade == self.level[i]:
                 continue
-            self._safety_event(t, i, float(values[j]), grade, verdict.detector_of(j),
-                               verdict.evidence_of(j), events, states)
+            # a raise or an escalation is the decision of the detector that gives the new
+            # level; a downgrade or a clear that of the detector that held the old one (its
+            # grade fell: the combined grade is the highest of them), with the one that now
+            # holds the lower level named
+            if grade > self.level[i] or self.holder[i] is None:
+                detector, held_by = verdict.detector_of(j), None
+            else:
+                detector = self.holder[i]
+                held_by = verdict.detector_of(j) if grade > 0 else None
+            self._safety_event(t, i, float(values[j]), grade, detector, held_by,
+                               verdict.evidence_of(j, detector), events, states)
         if events and self.item_enabled.any():
             self._item_events(t, events, states)
         bad = quality != Quality.GOOD
@@ -223,7 +234,8 @@ class AlertEngine:
         }
 
     def _safety_event(self, t: float, i: int, value: float, grade: int, detector: str,
-                      evidence: dict[str, float], events: list, states: list) -> None:
+                      held_by: str | None, evidence: dict[str, float], events: list,
+                      states: list) -> None:
         p = self.points[i]
         prev = int(self.level[i])
         if prev == 0:
@@ -237,7 +249,8 @@ class AlertEngine:
             state = "escalated"
         else:
             state = "downgraded"
-        threshold, criterion = self._criterion(p, grade, prev, state)
+        said = describe(detector, state, grade, prev, p, value, evidence,
+                        held_by if held_by != detector else None, self.tz, t)
         ev = self._base(p, t)
         ev.update({
             "alert_id": self.alert_id[i],
@@ -248,46 +261,27 @@ class AlertEngine:
             "prev_level": LEVEL_NAMES[prev],
             "detector": detector,
             "value": _num(value),
-            "threshold": _num(threshold),
-            "criterion": criterion,
+            "threshold": _num(said.threshold),
+            "criterion": said.criterion,
             "evidence": {k: _num(v) for k, v in evidence.items()},
-            "message": safety_message(state, grade, prev, p.name, p.quantity, value, p.unit,
-                                      threshold if state in ("raised", "escalated") else None),
+            "message": said.message,
             "since": int(round(self.since[i] * 1000)),
         })
+        if held_by is not None and held_by != detector:
+            ev["held_by"] = held_by
         events.append((self.alert_topic, ev))
         self.level[i] = grade
+        self.holder[i] = (held_by or detector) if grade > 0 else None
         if grade == 0:
             states.append(AlertState(f"safety/{p.name}", 0, None, None))
             self.alert_id[i] = None
             self.since[i] = np.nan
         else:
-            states.append(AlertState(f"safety/{p.name}", grade, self.alert_id[i], float(self.since[i])))
+            states.append(AlertState(f"safety/{p.name}", grade, self.alert_id[i],
+                                     float(self.since[i]), self.holder[i] or ""))
         log.info("%s %s %s -> %s value=%s", p.name, state, LEVEL_NAMES[prev], LEVEL_NAMES[grade],
                  _num(value), extra={"event": "alert", "point": p.name, "state": state,
-                                     "alert_level": LEVEL_NAMES[grade]})
-
-    def _criterion(self, p: Point, grade: int, prev: int, state: str) -> tuple[float | None, str]:
-        th = p.thresholds
-        if th is None:
-            return None, ""
-        if state in ("raised", "escalated"):
-            for side, ls in (("upper", th.upper), ("lower", th.lower)):
-                if ls is None:
-                    continue
-                v = ls.thresholds[grade - 1]
-                if not math.isnan(v):
-                    op = ">=" if side == "upper" else "<="
-                    return v, f"value {op} {v:g} {p.unit} ({LEVEL_NAMES[grade]})".replace("  ", " ")
-            return None, ""
-        for side, ls in (("upper", th.upper), ("lower", th.lower)):
-            if ls is None:
-                continue
-            r = ls.restore[prev - 1]
-            if not math.isnan(r):
-                op = "<" if side == "upper" else ">"
-                return r, f"value {op} restore level {r:g} {p.unit} of {LEVEL_NAMES[prev]}"
-        return None, ""
+                                     "alert_level": LEVEL_NAMES[grade], "detector": detector})
 
     def _fault_events(self, t: float, idx: np.ndarray, quality: np.ndarray, events: list,
                       states: list) -> None:

@@ -36,16 +36,20 @@ def test_recovers_t_f_from_noisy_cumulative_displacement_at_gnss_cadence() -> No
     # hourly GNSS solutions with 1 mm noise, watched until 1.5 days before the failure; the
     # stated tolerance: within 0.6 days each, within 0.25 days in the median of ten series
     days = np.arange(0, 18.5 * 24) / 24
-    errors = []
+    errors, sds = [], []
     for seed in range(10):
         rng = np.random.default_rng(seed)
         out = forecast(displacement(days) + rng.normal(0, 1.0, days.size), days)
-        lead_s, r2, points, _ = out.evidence[-1, 0]
+        lead_s, r2, points, _, lead_sd_s, level_lead_s = out.evidence[-1, 0]
         assert r2 >= 0.8 and points >= 5  # published only then
         errors.append(days[-1] + lead_s / DAY - T_F)
+        sds.append(lead_sd_s / DAY)
         assert int(out.grade[-1, 0]) == 3  # lead 1.5 d: orange (3 d) but not red (1 d)
+        assert level_lead_s == 3 * DAY  # the limit an orange event quotes
     assert np.max(np.abs(errors)) < 0.6
     assert np.median(np.abs(errors)) < 0.25
+    # the forecast's stated uncertainty is of the size of its real error, not a decoration
+    assert 0.02 < np.median(sds) < 1.0
 
 
 def test_noise_free_forecast_is_exact_within_the_velocity_lag() -> None:
