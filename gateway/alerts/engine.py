@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from detectors.aggregate import item_levels
 from detectors.base import Quality
+from gateway.alerts.aggregation import Aggregation
 from gateway.alerts.criteria import describe
 from gateway.alerts.encoder import (
     EVENT_SCHEMA,
@@ -39,7 +39,6 @@ from gateway.alerts.encoder import (
     topic,
 )
 from gateway.config.model import Point, SiteConfig
-from gateway.config.quantities import QUANTITIES, TAILINGS_ITEMS
 from gateway.outbox import AlertState, Outbox
 from gateway.verdict import Verdict
 
@@ -63,16 +62,6 @@ class AlertEngine:
         self.pending_since = np.full(n, np.nan)  # a held-back downgrade of a flapping point
         self.fault_stage = np.zeros(n, dtype=np.int8)  # 0 open, 1 repair due soon, 2 overdue
         self.held = 0  # downgrades or clears storm control held back (and later published)
-        # GB 39496-2020 §5.5.4 item aggregation: tailings items with two or more points
-        self.items = sorted({p.quantity for p in self.points})
-        self.item_of_point = np.array([self.items.index(p.quantity) for p in self.points],
-                                      dtype=np.int64)
-        per_item = np.bincount(self.item_of_point, minlength=len(self.items))
-        self.item_enabled = np.array([q in TAILINGS_ITEMS and per_item[k] >= 2
-                                      for k, q in enumerate(self.items)], dtype=bool)
-        self.item_level = np.zeros(len(self.items), dtype=np.int8)
-        self.item_alert_id: list[str | None] = [None] * len(self.items)
-        self.item_since = np.full(len(self.items), np.nan)
         self.level = np.zeros(n, dtype=np.int8)
         self.holder: list[str | None] = [None] * n  # the detector that holds each level
         self.alert_id: list[str | None] = [None] * n
@@ -87,12 +76,8 @@ class AlertEngine:
     def _restore(self) -> None:
         """Continue open episodes after a restart: the same alert_id, no duplicate 'raised'."""
         states = self.outbox.alert_states()
-        for k, q in enumerate(self.items):
-            s = states.get(f"item/{q}")
-            if s and s.level > 0:
-                self.item_level[k] = s.level
-                self.item_alert_id[k] = s.alert_id
-                self.item_since[k] = s.since if s.since is not None else np.nan
+        # GB 39496-2020 §5.5.4: item levels over measuring stations, then the pond's
+        self.aggregation = Aggregation(self.cfg, self.alert_topic, states, self._event_base)
         for p in self.points:
             s = states.get(f"safety/{p.name}")
             if s and s.level > 0:
@@ -144,8 +129,8 @@ class AlertEngine:
                 held_by = verdict.detector_of(j) if grade > 0 else None
             self._safety_event(t, i, float(values[j]), grade, detector, held_by,
                                verdict.evidence_of(j, detector), events, states)
-        if events and self.item_enabled.any():
-            self._item_events(t, events, states)
+        if events and self.aggregation.active:
+            self.aggregation.events(t, self.level, events, states)
         bad = quality != Quality.GOOD
         # a good sample also ends a run of bad ones that had not yet made a fault
         if bad.any() or self.fault[idx].any() or self.bad_run[idx].any():
@@ -153,57 +138,6 @@ class AlertEngine:
         if not events:
             return []
         return self.outbox.commit_events(events, states)
-
-    def _item_events(self, t: float, events: list, states: list) -> None:
-        """Item-level events when the aggregated level of an item changes (GB 39496 §5.5.4)."""
-        levels, counts = item_levels(self.level, self.item_of_point, len(self.items),
-                                     self.item_enabled)
-        for k in np.flatnonzero(self.item_enabled & (levels != self.item_level)):
-            q, new, prev = self.items[k], int(levels[k]), int(self.item_level[k])
-            if prev == 0:
-                state = "raised"
-                self.item_alert_id[k] = str(uuid.uuid4())
-                self.item_since[k] = t
-            else:
-                state = "cleared" if new == 0 else "escalated" if new > prev else "downgraded"
-            n_points = int(np.count_nonzero(self.item_of_point == k))
-            at = counts[k]
-            highest = int(self.level[self.item_of_point == k].max())
-            info = QUANTITIES.get(q)
-            zh_q, en_q = (info.zh, info.en) if info else (q, q)
-            lifted = new > highest
-            ev = {
-                "schema": EVENT_SCHEMA, "event_id": str(uuid.uuid4()),
-                "site": self.cfg.site.code, "gateway": self.cfg.gateway.id, "device": "",
-                "point": f"item:{q}", "quantity": q, "unit": info.unit if info else "",
-                **time_fields("observed_at", t, self.tz),
-                "alert_id": self.item_alert_id[k], "kind": "safety", "state": state,
-                "level": LEVEL_NAMES[new], "grade_roman": ROMAN[new],
-                "prev_level": LEVEL_NAMES[prev], "detector": "aggregate", "value": None,
-                "threshold": None,
-                "criterion": "GB 39496-2020 §5.5.4: 4 points at blue make the item yellow, 3 at "
-                             "yellow orange, 2 at orange red; else the highest point level",
-                "evidence": {"points": n_points, "at_blue": int(at[0]), "at_yellow": int(at[1]),
-                             "at_orange": int(at[2]), "at_red": int(at[3]),
-                             "highest_point_level": highest},
-                "message": {
-                    "zh": f"监测项目{zh_q}（{n_points} 个测点，{int(at[0])} 个达到蓝色及以上）"
-                          + ("预警解除" if new == 0 else f"为{_LEVEL_ZH[new]}预警")
-                          + ("（多测点汇总升级）" if lifted else ""),
-                    "en": f"item {en_q} ({n_points} points, {int(at[0])} at blue or above): "
-                          + ("warning cleared" if new == 0 else f"{LEVEL_NAMES[new]} warning")
-                          + (" (raised by the multi-point rule)" if lifted else "")},
-                "since": int(round(self.item_since[k] * 1000)),
-            }
-            events.append((self.alert_topic, ev))
-            self.item_level[k] = new
-            if new == 0:
-                states.append(AlertState(f"item/{q}", 0, None, None))
-                self.item_alert_id[k] = None
-                self.item_since[k] = np.nan
-            else:
-                states.append(AlertState(f"item/{q}", new, self.item_alert_id[k],
-                                         float(self.item_since[k])))
 
     def _storm_holds(self, i: int, t: float) -> bool:
         """Whether storm control holds back this point's downgrade or clear for now."""
@@ -220,18 +154,14 @@ class AlertEngine:
                      extra={"event": "storm_hold", "point": self.points[i].name})
         return t - self.pending_since[i] < self.policy.storm_hold
 
+    def _event_base(self, t: float) -> dict:
+        return {"schema": EVENT_SCHEMA, "event_id": str(uuid.uuid4()), "site": self.cfg.site.code,
+                "gateway": self.cfg.gateway.id, **time_fields("observed_at", t, self.tz)}
+
     def _base(self, p: Point, t: float) -> dict:
-        return {
-            "schema": EVENT_SCHEMA,
-            "event_id": str(uuid.uuid4()),
-            "site": self.cfg.site.code,
-            "gateway": self.cfg.gateway.id,
-            "device": p.device,  # empty for a formula point
-            "point": p.name,
-            "quantity": p.quantity,
-            "unit": p.unit,
-            **time_fields("observed_at", t, self.tz),
-        }
+        return {**self._event_base(t),
+                "device": p.device,  # empty for a formula point
+                "point": p.name, "quantity": p.quantity, "unit": p.unit}
 
     def _safety_event(self, t: float, i: int, value: float, grade: int, detector: str,
                       held_by: str | None, evidence: dict[str, float], events: list,

@@ -512,7 +512,7 @@ def _devices(doc: dict, r: _Reader, buses: dict[str, Bus], profile_dirs: list[Pa
 
 _POINT_KEYS = {"name", "quantity", "unit", "device", "channel", "conversion", "thresholds",
                "detectors", "description", "plausible_min", "plausible_max", "word_order",
-               "formula", "deadband", "max_silence", "detector"}
+               "formula", "deadband", "max_silence", "detector", "station"}
 FORMULAS = {"difference": ("minuend", "subtrahend")}
 
 
@@ -597,6 +597,7 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
             deadband=r.get(pt, "deadband", p, float, 0.0),
             max_silence=r.duration(pt, "max_silence", p, 3600.0) or 3600.0,
             detector_params=tuple((d, tuple(sorted(v.items()))) for d, v in params.items() if v),
+            station=r.get(pt, "station", p, str, ""),
         ))
     by_name = {p.name: p for p in out}
     for i, p in enumerate(out):

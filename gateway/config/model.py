@@ -131,6 +131,9 @@ class Point:
     # `[detector_defaults.<quantity>.<name>]`): ((detector, ((field, value), ...)), ...), the
     # kernels' own field names, durations in seconds, level sets as 4-tuples
     detector_params: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    # the measuring point (instrument location) this channel belongs to: the axes of one GNSS
+    # station, the depths of one inclinometer; "" = the point is its own station
+    station: str = ""
 
     def params_of(self, detector: str) -> dict[str, object]:
         """This point's configured parameters of one detector (empty: the kernel's defaults)."""

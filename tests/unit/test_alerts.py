@@ -212,8 +212,10 @@ def test_item_aggregation_events_follow_gb39496(tmp_path: Path) -> None:
         feed(k, [10.5, 10.5, 10.5, 10.5])
     assert items() == [("raised", "blue"), ("escalated", "yellow")]
     lifted = [e for e in pipe.events if e["point"] == "item:phreatic_depth"][-1]
-    assert lifted["evidence"]["at_blue"] == 4 and lifted["evidence"]["highest_point_level"] == 1
-    assert lifted["detector"] == "aggregate" and "multi-point" in lifted["message"]["en"]
+    # each piezometer is its own measuring station here (no `station` key)
+    assert lifted["evidence"]["at_blue"] == 4 and lifted["evidence"]["highest_station_level"] == 1
+    assert lifted["stations"] == {"blue": ["JRX-01", "JRX-02", "JRX-03", "JRX-04"]}
+    assert lifted["detector"] == "aggregate" and "multi-station" in lifted["message"]["en"]
     for k in range(6, 9):  # two points at orange make the item red
         feed(k, [8.5, 8.5, 10.5, 10.5])
     assert items()[-1] == ("escalated", "red")
@@ -381,3 +383,65 @@ def test_a_full_state_directory_is_a_fault_event_raised_and_cleared(site, tmp_pa
     assert (raised["state"], cleared["state"]) == ("raised", "cleared")
     assert cleared["alert_id"] == raised["alert_id"] and cleared["seq"] == raised["seq"] + 1
     assert cleared["fault"]["duration_s"] == 3600.0
+
+
+def test_one_station_with_two_axes_at_orange_makes_the_item_orange_not_red(tmp_path: Path
+                                                                           ) -> None:
+    # GB 39496-2020 §5.5.4 counts measuring points: the X and Y axes of one GNSS station are one
+    base = """
+[site]
+code = "S1"
+name = "dam"
+kind = "tailings_pond"
+[gateway]
+id = "gw"
+state_dir = "state"
+listen = "off"
+[[buses]]
+name = "b"
+host = "127.0.0.1"
+port = 1502
+[[devices]]
+name = "gnss"
+bus = "b"
+unit = 1
+profile = "gnss_monitor"
+period = "1h"
+"""
+    axes = ""
+    for st, axis in (("GP-01", "x"), ("GP-01", "y"), ("GP-02", "x")):
+        axes += f"""
+[[points]]
+name = "{st}-{axis.upper()}"
+station = "{st}"
+quantity = "gnss_disp"
+unit = "mm"
+device = "gnss"
+channel = "disp_{axis}"
+thresholds = {{ direction = "upper", blue = 20.0, yellow = 40.0, orange = 60.0, red = 80.0 }}
+"""
+    path = tmp_path / "site.toml"
+    path.write_text(base + axes, encoding="utf-8")
+    pipe = Pipeline(load_site(path))
+    for k in range(3):  # both axes of GP-01 at orange, GP-02 quiet
+        pipe.feed(T0 + 3600 * k, [65.0, 62.0, 1.0])
+    items = [e for e in pipe.events if e["point"] == "item:gnss_disp"]
+    assert [(e["state"], e["level"]) for e in items] == [("raised", "orange")]
+    assert items[0]["evidence"]["stations"] == 2 and items[0]["stations"] == {"orange": ["GP-01"]}
+    for k in range(3, 6):  # a second station at orange: now two measuring points, red
+        pipe.feed(T0 + 3600 * k, [65.0, 62.0, 61.0])
+    assert [(e["state"], e["level"]) for e in pipe.events
+            if e["point"] == "item:gnss_disp"][-1] == ("escalated", "red")
+    pond = [(e["state"], e["level"], e["detector"]) for e in pipe.events if e["point"] == "pond"]
+    assert pond[-1] == ("escalated", "red", "pond_rule")  # the pond follows its worst item
+    for e in pipe.events:
+        jsonschema.validate(json.loads(with_sent_at(json.dumps(e).encode(), T0)), SCHEMA)
+
+
+def test_the_pond_counts_four_items_at_blue_as_a_yellow_item() -> None:
+    from gateway.alerts.aggregation import pond_level
+
+    assert pond_level(np.array([1, 1, 1], np.int8)) == 1
+    assert pond_level(np.array([1, 1, 1, 1], np.int8)) == 2
+    assert pond_level(np.array([3, 1, 0], np.int8)) == 3
+    assert pond_level(np.array([], np.int8)) == 0
