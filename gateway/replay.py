@@ -31,7 +31,7 @@ import numpy as np
 from gateway.replay_input import InputReport, ReplayError, read_export
 from gateway.verdict import Verdict, combine, merge_quality
 
-__all__ = ["replay", "replay_arrays", "ReplayResult", "read_series", "read_export",
+__all__ = ["sidecar_site_config", "replay", "replay_arrays", "ReplayResult", "read_series", "read_export",
            "read_sidecar", "add_replay_arguments", "ReplayError", "InputReport"]
 
 
@@ -55,6 +55,25 @@ def read_sidecar(path: Path, names: list[str]) -> dict[str, str]:
     if missing:
         raise ReplayError(f"{path}: no quantity for column(s) {missing}")
     return quantities
+
+
+def sidecar_site_config(path: Path, names: list[str]) -> Path | None:
+    """The site config a `firmware-sim generate` sidecar names, when it is there and has every
+    column as a point (else None: the columns are graded by their quantities' defaults)."""
+    from gateway.config import ConfigError, load_site
+
+    try:
+        site = json.loads(path.read_text(encoding="utf-8")).get("site_config")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not site:
+        return None
+    site_path = Path(site) if Path(site).is_absolute() else path.parent / site
+    try:
+        points = {p.name for p in load_site(site_path).points}
+    except (ConfigError, OSError):
+        return None
+    return site_path if set(names) <= points else None
 
 
 def _site_text(quantities: dict[str, str], period_s: float) -> str:
@@ -232,7 +251,13 @@ def replay(input_path: Path, out_path: Path, *, quantity: str = "generic",
     `input` key: what reading the export did, `InputReport.as_dict`)."""
     zone = ZoneInfo(tz)
     t, names, x, report = read_export(input_path, columns, sep, zone, missing)
-    quantities = read_sidecar(sidecar, names) if sidecar is not None and config is None else None
+    quantities = None
+    if sidecar is not None and config is None:
+        quantities = read_sidecar(sidecar, names)
+        # the scenario's own site config grades the columns with its thresholds and detector
+        # sets (a generated storm that crosses red must say so); without it, the quantities'
+        # defaults
+        config = sidecar_site_config(sidecar, names)
     result = replay_arrays(t, names, x, config=config, quantities=quantities, quantity=quantity,
                            where=str(input_path))
     events = result.events

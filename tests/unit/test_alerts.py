@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -12,6 +13,7 @@ import pytest
 from detectors.base import Quality
 from gateway.alerts.encoder import with_sent_at
 from gateway.alerts.engine import AlertEngine
+from gateway.batch import Batch
 from gateway.config import load_site
 from gateway.detect import DetectStage
 from gateway.outbox import Outbox
@@ -445,3 +447,25 @@ def test_the_pond_counts_four_items_at_blue_as_a_yellow_item() -> None:
     assert pond_level(np.array([1, 1, 1, 1], np.int8)) == 2
     assert pond_level(np.array([3, 1, 0], np.int8)) == 3
     assert pond_level(np.array([], np.int8)) == 0
+
+
+def test_the_shipped_methane_example_releases_red_only_below_one_percent(tmp_path: Path) -> None:
+    # the coal-face pattern (docs/standards.md#coal-mine-methane-limits): cut at 1.5 %, power
+    # back only below 1.0 %; the shipped example, not a copy of its numbers
+    text = (ROOT / "config" / "examples" / "underground_mine.toml").read_text(encoding="utf-8")
+    path = tmp_path / "mine.toml"
+    path.write_text(re.sub(r'(?m)^state_dir = .*$', f'state_dir = "{tmp_path / "state"}"', text),
+                    encoding="utf-8")
+    cfg = load_site(path)
+    ch4 = next(p for p in cfg.points if p.quantity == "ch4")
+    stage = DetectStage(cfg, restore=False)
+    idx = np.array([ch4.index])
+    grades = []
+    for k, v in enumerate([1.2, 1.2, 1.2, 1.6, 1.2, 1.2, 1.2, 1.2, 1.02, 1.02, 1.02, 0.99, 0.99,
+                           0.99, 0.3, 0.3, 0.3]):
+        verdict = stage.process(Batch("ch4_face", T0 + 10.0 * k, idx, np.array([v]),
+                                      np.zeros(1, np.uint8)))
+        grades.append(int(verdict.grade[0]))
+    assert grades[:4] == [0, 0, 3, 4]  # orange after its debounce, red at once at 1.6 %
+    assert grades[4:11] == [4] * 7  # back to 1.2 and 1.02 %: still red (power stays off)
+    assert grades[13] < 4 and grades[-1] == 0  # below 1.0 % for 3 samples: released

@@ -151,3 +151,18 @@ def test_replay_arrays_gives_the_csv_path_results_without_a_file(tmp_path: Path)
     assert bare.grade.max() == 0 and {d for d, *_ in bare.parts} == {"threshold", "rate", "step", "stuck"}
     with pytest.raises(ReplayError, match="times must increase strictly"):
         replay_arrays(t[::-1], names, x, config=EXAMPLE)
+
+
+def test_a_generated_storm_is_graded_with_its_sidecar_site_config(tmp_path: Path) -> None:
+    # `firmware-sim generate` names the scenario's site config in the sidecar: replay grades
+    # with its thresholds, so the README's rainstorm example crosses red (it gave 0 events)
+    from firmware_sim.generate import write_csv
+    from gateway.replay import replay
+
+    export = tmp_path / "storm.csv"
+    write_csv("rainstorm", str(export), period="10min")
+    summary = replay(export, tmp_path / "graded.csv", sidecar=Path(f"{export}.meta.json"),
+                     events_path=tmp_path / "events.jsonl", tz="UTC")
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert summary["max_grade"] == 4
+    assert any(e["level"] == "red" and e["detector"] == "threshold" for e in events)
