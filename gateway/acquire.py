@@ -166,7 +166,9 @@ class DevicePoller:
             if np.any(flags[np.isfinite(flags)] != 0):
                 self.stats.errors["device_flag"] += 1
                 quality = np.maximum(quality, Quality.DEVICE_FAULT).astype(np.uint8)
-        return Batch(self.device.name, t, self.idx, values, quality)
+        conv = self.converter
+        return Batch(self.device.name, t, self.idx, values, quality, conv.raw, conv.raw_aux,
+                     conv.conditions)
 
     def _log_failure(self, exc: ReadFailure) -> None:
         """One line per new reason, then at the 10th and every 100th failed poll in a row."""

@@ -21,6 +21,14 @@ class Batch:
     idx: np.ndarray  # int64[k]
     values: np.ndarray  # float64[k]
     quality: np.ndarray  # uint8[k]
+    # the raw measurands before conversion, for the record (GB 51108-2015 §8.2.4 keeps raw data):
+    # each point's own register reading (a vibrating wire's frequency) and a second one where
+    # the conversion takes it (its thermistor); None when the batch was not read from a device
+    raw: np.ndarray | None = None  # float64[k], NaN where none
+    raw_aux: np.ndarray | None = None  # float64[k], NaN where none
+    # conditions of this read that are faults in their own right (a rain counter that was
+    # reset): (position in the batch, condition, details)
+    conditions: tuple[tuple[int, str, dict], ...] = ()
 
     @property
     def valid(self) -> np.ndarray:

@@ -93,12 +93,18 @@ class DeviceConverter:
             {"pore_pressure": 0, "piezometric_head": 1}.get(points[i].quantity, 2) for i in vw
         ], dtype=np.int64)
         self._n = n
+        self.raw = np.full(n, np.nan)
+        self.raw_aux = np.full(n, np.nan)
+        self.conditions: tuple[tuple[int, str, dict], ...] = ()
 
     def convert(self, reg_values: np.ndarray, reg_ok: np.ndarray, t: float = 0.0
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Point values (float64) and quality (uint8) from the decoded register vector at `t`."""
         raw = reg_values[self._chan]
         ok = reg_ok[self._chan]
+        # the measurands as read, kept for the record beside the converted values
+        self.raw = np.where(ok, raw, np.nan).astype(np.float64)
+        self.raw_aux = np.full(self._n, np.nan)
         quality = np.where(ok, Quality.GOOD, Quality.DEVICE_FAULT).astype(np.uint8)
         with np.errstate(invalid="ignore"):
             out_raw = (raw < self._raw_min) | (raw > self._raw_max)
@@ -114,11 +120,18 @@ class DeviceConverter:
             y_bad = ~reg_ok[self._y]
             quality[self._horizontal[y_bad & (quality[self._horizontal] == Quality.GOOD)]] = \
                 Quality.DEVICE_FAULT
+        resets = []
         for k, i in enumerate(self._rain):
             if quality[i] == Quality.GOOD:
                 values[i] = self.rain[k].update(t, float(raw[i]))
+                if self.rain[k].reset is not None:  # cleared or power-lost: a fault event
+                    resets.append((int(i), "counter_reset", self.rain[k].reset))
+        self.conditions = tuple(resets)
         if self._vw.size:
             values[self._vw], temp_bad = self._vibrating_wire(raw[self._vw], reg_values, reg_ok)
+            has_t = self._vw_temp >= 0
+            self.raw_aux[self._vw[has_t]] = np.where(reg_ok[self._vw_temp[has_t]],
+                                                     reg_values[self._vw_temp[has_t]], np.nan)
             quality[self._vw[temp_bad & (quality[self._vw] == Quality.GOOD)]] = Quality.DEVICE_FAULT
         with np.errstate(invalid="ignore"):
             implausible = (values < self._pl_min) | (values > self._pl_max)
@@ -156,9 +169,11 @@ class RainWindow:
         self.bucket = None  # absolute index of the newest bucket
         self.last: float | None = None
         self.resets = 0
+        self.reset: dict | None = None  # the reset the last update saw: {"from", "to"}
 
     def update(self, t: float, counter: float) -> float:
         increment = 0.0
+        self.reset = None
         if self.last is not None:
             increment = counter - self.last
             if increment < 0:
@@ -168,6 +183,7 @@ class RainWindow:
                     # cleared by an operator or reset by a power loss: the reading is the rain
                     # since then; the rain between the last read and the reset is lost
                     self.resets += 1
+                    self.reset = {"from": self.last, "to": counter}
                     log.warning("%s: rain counter went back from %g to %g: cleared or reset by "
                                 "a power loss", self.point, self.last, counter,
                                 extra={"event": "counter_reset", "point": self.point})

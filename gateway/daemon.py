@@ -155,7 +155,8 @@ class Gateway:
         self.telemetry.add(batch)
         if self.sink is not None:
             self.sink.add_batch(batch)
-        events = self.engine.process(batch.t, batch.idx, batch.values, verdict.quality, verdict)
+        events = self.engine.process(batch.t, batch.idx, batch.values, verdict.quality, verdict,
+                                     batch.conditions)
         for ev in events:
             self.event_counts[(ev["kind"], ev["state"], ev["level"])] += 1
         if events and self.sink is not None:

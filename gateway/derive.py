@@ -14,6 +14,8 @@ graded on an uncorrected number.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from detectors.base import Quality
@@ -74,7 +76,7 @@ class FormulaPoints:
         values[sel] = np.where(fresh, values[sel] + delta, values[sel])
         quality[sel] = np.where(fresh | (quality[sel] != Quality.GOOD), quality[sel],
                                 Quality.STALE)
-        return Batch(batch.device, batch.t, batch.idx, values, quality)
+        return replace(batch, values=values, quality=quality)
 
     def update(self, batch: Batch) -> Batch | None:
         """Remember the batch's good values; the formula points' batch if an input was read."""

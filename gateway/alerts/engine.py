@@ -29,6 +29,7 @@ import numpy as np
 
 from detectors.base import Quality
 from gateway.alerts.aggregation import Aggregation
+from gateway.alerts.conditions import ConditionFaults
 from gateway.alerts.criteria import describe
 from gateway.alerts.encoder import (
     EVENT_SCHEMA,
@@ -78,6 +79,7 @@ class AlertEngine:
         states = self.outbox.alert_states()
         # GB 39496-2020 §5.5.4: item levels over measuring stations, then the pond's
         self.aggregation = Aggregation(self.cfg, self.alert_topic, states, self._event_base)
+        self.conditions = ConditionFaults(self.cfg, self.fault_topic, states)
         for p in self.points:
             s = states.get(f"safety/{p.name}")
             if s and s.level > 0:
@@ -106,10 +108,13 @@ class AlertEngine:
         return out
 
     def process(self, t: float, idx: np.ndarray, values: np.ndarray, quality: np.ndarray,
-                verdict: Verdict) -> list[dict]:
-        """Events for one batch, committed to the outbox before this returns."""
+                verdict: Verdict, conditions: tuple = ()) -> list[dict]:
+        """Events for one batch, committed to the outbox before this returns; `conditions` are
+        the batch's condition faults (a rain counter reset, `gateway.alerts.conditions`)."""
         events: list[tuple[str, dict]] = []
         states: list[AlertState] = []
+        if conditions or self.conditions.any_open:
+            self.conditions.events(t, idx, conditions, self._base, events, states)
         prev_levels = self.level[idx]
         for j in np.flatnonzero((verdict.grade != prev_levels) | np.isfinite(self.pending_since[idx])):
             i, grade = int(idx[j]), int(verdict.grade[j])

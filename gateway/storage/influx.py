@@ -17,6 +17,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from gateway.batch import Batch
 from gateway.config.model import InfluxStorage, SiteConfig
 from gateway.state_dir import StorageGuard
@@ -72,13 +74,24 @@ class InfluxSink:
                                 device=p.device if p.formula is None else "derived",
                                 point=p.name, quantity=p.quantity)
             for p in cfg.points]
+        # raw measurands only where a conversion makes the value differ from the reading
+        self._raw_prefixes = [
+            None if p.formula is not None or p.conversion.kind == "none" else
+            "raw" + tag_set(site=self.site, gateway=self.gateway, device=p.device,
+                            point=p.name, quantity=p.quantity)
+            for p in cfg.points]
 
     # --- the pipeline side: cheap, never blocks on the network ---------------------------------
     def add_batch(self, batch: Batch) -> None:
-        from gateway.storage.line_protocol import reading_lines
+        from gateway.storage.line_protocol import raw_lines, reading_lines
 
         self.spool.append(reading_lines(self._prefixes, batch.idx, batch.values, batch.quality,
                                         batch.t), PRIORITY_READING)
+        if batch.raw is not None:
+            aux = batch.raw_aux if batch.raw_aux is not None else np.full(batch.raw.size, np.nan)
+            lines = raw_lines(self._raw_prefixes, batch.idx, batch.raw, aux, batch.t)
+            if lines:
+                self.spool.append(lines, PRIORITY_READING)
         self._wake.set()
 
     def add_events(self, events: list[dict]) -> None:

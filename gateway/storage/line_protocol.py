@@ -5,6 +5,9 @@ Measurements (tags; numeric fields only, so any InfluxDB-compatible store can ta
   produced none) and `quality` (integer, docs/contracts.md#quality-codes);
 - `alert` (site, gateway, point, quantity, kind, detector): `level` 0..4, `state` (1 raised,
   2 escalated, 3 downgraded, 4 cleared), `seq`, `value`;
+- `raw` (the same tags): the measurands as read before conversion, for points with a conversion:
+  `value` (the point's own register: a vibrating wire's frequency, a radar's empty height, a
+  rain counter) and `aux` (a second register the conversion takes: the piezometer's thermistor);
 - `gateway_health` (site, gateway) and `device_health` (site, gateway, device).
 Timestamps are epoch milliseconds taken from the sample itself, never from the time of writing: a
 sample spooled and written again after an outage lands on the same (series, timestamp), which is
@@ -17,7 +20,8 @@ import math
 
 import numpy as np
 
-__all__ = ["escape_tag", "tag_set", "reading_lines", "alert_line", "health_lines", "STATES"]
+__all__ = ["escape_tag", "tag_set", "reading_lines", "raw_lines", "alert_line", "health_lines",
+           "STATES"]
 
 STATES = {"raised": 1, "escalated": 2, "downgraded": 3, "cleared": 4}
 LEVELS = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
@@ -49,6 +53,19 @@ def reading_lines(prefixes: list[str], idx: np.ndarray, values: np.ndarray,
             out.append(f"{prefixes[i]} value={_float(v)},quality={int(q)}i {ms}")
         else:
             out.append(f"{prefixes[i]} quality={int(q)}i {ms}")
+    return out
+
+
+def raw_lines(prefixes: list[str | None], idx: np.ndarray, raw: np.ndarray, aux: np.ndarray,
+              t: float) -> list[str]:
+    """One `raw` line per point with a prefix (a conversion) and a measurand read."""
+    ms = int(round(t * 1000))
+    out = []
+    for i, v, a in zip(idx.tolist(), raw.tolist(), aux.tolist(), strict=True):
+        if prefixes[i] is None or not math.isfinite(v):
+            continue
+        fields = f"value={_float(v)}" + (f",aux={_float(a)}" if math.isfinite(a) else "")
+        out.append(f"{prefixes[i]} {fields} {ms}")
     return out
 
 

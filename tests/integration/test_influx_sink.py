@@ -157,6 +157,13 @@ def test_database_outage_mid_scenario_loses_and_duplicates_nothing(tmp_path: Pat
     for e in events:
         assert levels[e["point"]][e["observed_at"]] == {"none": 0, "blue": 1, "yellow": 2,
                                                        "orange": 3, "red": 4}[e["level"]]
+    # the raw measurands beside the converted values: each vibrating-wire frequency with its
+    # thermistor, and the radar's empty height, at the readings' own timestamps
+    vw = [p.name for p in cfg.points if p.conversion.kind == "vibrating_wire"]
+    assert vw and all(("raw_value", n) in series and ("raw_aux", n) in series for n in vw)
+    for n in vw:
+        assert series[("raw_value", n)].keys() <= expected[("reading_quality", n)].keys()
+        assert 100.0 < min(series[("raw_value", n)].values())  # a frequency in Hz, not a depth
     # and the heartbeat, with the spool's own backlog
     assert any(k[0] == "gateway_health_devices_online" for k in series)
     assert any(k[0] == "device_health_online" for k in series)

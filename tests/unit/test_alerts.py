@@ -469,3 +469,26 @@ def test_the_shipped_methane_example_releases_red_only_below_one_percent(tmp_pat
     assert grades[:4] == [0, 0, 3, 4]  # orange after its debounce, red at once at 1.6 %
     assert grades[4:11] == [4] * 7  # back to 1.2 and 1.02 %: still red (power stays off)
     assert grades[13] < 4 and grades[-1] == 0  # below 1.0 % for 3 samples: released
+
+
+def test_a_rain_counter_reset_is_a_fault_event_raised_and_cleared(site) -> None:
+    from gateway.verdict import Combined, Verdict
+
+    outbox = Outbox(site.gateway.state_dir / "outbox.sqlite", 0)
+    engine = AlertEngine(site, outbox, "minewatch/v1")
+    idx = np.array([0])
+    zero = np.zeros(1, np.int8)
+    verdict = Verdict(Combined(np.zeros(1, np.float32), zero, np.zeros(1, np.uint8),
+                               np.full(1, -1, np.int64), np.zeros(1, np.int64)),
+                      np.zeros(1, np.uint8), [])
+    raised = engine.process(T0, idx, np.array([0.1]), np.zeros(1, np.uint8), verdict,
+                            ((0, "counter_reset", {"from": 512.3, "to": 0.1}),))
+    assert [(e["kind"], e["state"], e["fault"]["condition"]) for e in raised] == [
+        ("fault", "raised", "counter_reset")]
+    assert "512.3" in raised[0]["message"]["en"] and "复位" in raised[0]["message"]["zh"]
+    cleared = engine.process(T0 + 60, idx, np.array([0.3]), np.zeros(1, np.uint8), verdict)
+    assert [(e["state"], e["alert_id"]) for e in cleared] == [("cleared", raised[0]["alert_id"])]
+    assert cleared[0]["fault"]["duration_s"] == 60.0
+    for e in raised + cleared:
+        jsonschema.validate(json.loads(with_sent_at(json.dumps(e).encode(), T0)), SCHEMA)
+    outbox.close()

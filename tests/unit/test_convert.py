@@ -165,5 +165,12 @@ def test_gnss_horizontal_and_rain_counter_windows(tmp_path: Path) -> None:
     assert read(t0 + 4900, 105.5) == pytest.approx(0.0)  # over an hour: slid out of the window
     assert read(t0 + 5000, 6553.0) == pytest.approx(6447.5)  # (a cloudburst, for the wrap)
     assert read(t0 + 5600, 0.4) == pytest.approx(6447.5 + 1.0)  # wrapped at 6553.6
+    assert rain.conditions == ()  # a wrap is no fault
     assert read(t0 + 6200, 0.1) == pytest.approx(6448.5 + 0.1)  # cleared: rain since reset
     assert rain.rain[0].resets == 1
+    # the reset is a condition fault of this read (gateway/alerts/conditions.py), the raw
+    # counter kept for the record
+    assert rain.conditions == ((0, "counter_reset", {"from": 0.4, "to": 0.1}),)
+    assert rain.raw[0] == pytest.approx(0.1)
+    read(t0 + 6800, 0.3)
+    assert rain.conditions == ()

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.storage.line_protocol import alert_line, health_lines, reading_lines, tag_set
+from gateway.storage.line_protocol import (
+    alert_line,
+    health_lines,
+    raw_lines,
+    reading_lines,
+    tag_set,
+)
 from gateway.storage.spool import PRIORITY_READING, PRIORITY_RECORD, Spool
 
 
@@ -122,3 +128,11 @@ def test_lines_waiting_in_memory_are_bounded_readings_first(tmp_path: Path) -> N
         spool.remove(chunk)
     assert bodies[0] == "alert level=4i 1" and bodies[-1] == "reading value=39.0 39"
     assert spool.dropped == 40 - (len(bodies) - 1) > 0
+
+
+def test_raw_lines_keep_the_measurands_of_converted_points_only() -> None:
+    prefixes = ["raw,point=JRX-01", None]  # the second point has no conversion
+    lines = raw_lines(prefixes, np.array([0, 1]), np.array([2631.5, 7.0]),
+                      np.array([12.25, np.nan]), 1_784_476_800.5)
+    assert lines == ["raw,point=JRX-01 value=2631.5,aux=12.25 1784476800500"]
+    assert raw_lines(prefixes, np.array([0]), np.array([np.nan]), np.array([12.0]), 0.0) == []
