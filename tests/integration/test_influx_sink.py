@@ -163,7 +163,7 @@ def test_database_outage_mid_scenario_loses_and_duplicates_nothing(tmp_path: Pat
     assert vw and all(("raw_value", n) in series and ("raw_aux", n) in series for n in vw)
     for n in vw:
         assert series[("raw_value", n)].keys() <= expected[("reading_quality", n)].keys()
-        assert 100.0 < min(series[("raw_value", n)].values())  # a frequency in Hz, not a depth
+        assert min(series[("raw_value", n)].values()) > 100.0  # a frequency in Hz, not a depth
     # and the heartbeat, with the spool's own backlog
     assert any(k[0] == "gateway_health_devices_online" for k in series)
     assert any(k[0] == "device_health_online" for k in series)
