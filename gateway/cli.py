@@ -147,18 +147,24 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
         return EXIT_CONFIG
     from gateway.detector_notes import point_notes
+    from gateway.sampling_rules import sampling_warnings
 
     notes = point_notes(cfg)
+    warnings = sampling_warnings(cfg)
     summary = {"ok": True, "file": str(cfg.path), "site": cfg.site.code,
                "gateway": cfg.gateway.id, "buses": len(cfg.buses), "devices": len(cfg.devices),
                "points": len(cfg.points),
                "notes": [{"point": n.point, "detector": n.note.detector,
-                          "judges": n.note.judges, "text": n.note.text} for n in notes]}
+                          "judges": n.note.judges, "text": n.note.text} for n in notes],
+               "warnings": [{"device": w.device, "text": w.text, "clause": w.clause}
+                            for w in warnings]}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(tr(args.lang, "valid", file=cfg.path, site=cfg.site.code, gateway=cfg.gateway.id,
                  buses=len(cfg.buses), devices=len(cfg.devices), points=len(cfg.points)))
+        for w in warnings:  # not problems: periods the standards advise against
+            print(f"  warning: {w.line()}")
         for n in notes:  # not problems: what the detectors can judge at these cadences
             print(f"  note: {n.text()}")
     return EXIT_OK

@@ -105,6 +105,10 @@ class Gateway:
         self.detect.reconcile(self.engine.level)
         from gateway.detector_notes import point_notes
 
+        from gateway.sampling_rules import sampling_warnings
+
+        for w in sampling_warnings(cfg):  # periods the standards advise against, said once
+            log.warning("%s", w.line(), extra={"event": "sampling_warning", "device": w.device})
         for n in point_notes(cfg):  # what the detectors can judge at these cadences, said once
             log.log(logging.INFO if n.note.judges else logging.WARNING, "%s", n.text(),
                     extra={"event": "detector_cadence", "point": n.point,
