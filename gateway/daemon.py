@@ -104,7 +104,6 @@ class Gateway:
             self.detect.transfer(previous)
         self.detect.reconcile(self.engine.level)
         from gateway.detector_notes import point_notes
-
         from gateway.sampling_rules import sampling_warnings
 
         for w in sampling_warnings(cfg):  # periods the standards advise against, said once
