@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["INSTALL_CACHE", "configure", "compile_all", "main"]
+__all__ = ["INSTALL_CACHE", "configure", "seed", "compile_all", "main"]
 
 INSTALL_CACHE = Path(sys.prefix) / "var" / "cache" / "minewatch-numba"
 
@@ -36,7 +36,7 @@ def _writable(path: Path) -> bool:
     return True
 
 
-def _seed(target: Path) -> None:
+def seed(target: Path) -> None:
     """Copy the install's compiled kernels that `target` lacks (numba keys them by source path
     and time stamp, so a copy stays valid for the same install)."""
     if not INSTALL_CACHE.is_dir():
@@ -63,7 +63,7 @@ def configure(fallback: Path | None = None) -> Path:
     else:
         chosen = fallback or Path.home() / ".cache" / "minewatch-numba"
         if _writable(chosen):
-            _seed(chosen)
+            seed(chosen)
     os.environ["NUMBA_CACHE_DIR"] = str(chosen)
     return chosen
 
