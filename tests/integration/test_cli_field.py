@@ -427,7 +427,7 @@ def test_the_cli_is_refused_while_the_daemon_polls_the_line(tmp_path: Path) -> N
                                          ("int64", "-9000000000"), ("uint64", "18000000000")])
 @pytest.mark.parametrize("order", ["ABCD", "CDAB", "BADC", "DCBA"])
 def test_write_encoding_is_the_decoders_inverse(dtype: str, value: str, order: str) -> None:
-    from gateway.cli import encode_value
+    from gateway.cli.write import encode_value
     from gateway.modbus.decode import decode_words
 
     words = encode_value(value, dtype, order)
