@@ -26,7 +26,6 @@ from gateway.cli.field import (
     bus_from_args,
     field_args,
     port_lock,
-    quiet_pymodbus,
     read_raw,
 )
 from gateway.cli.scan import add_scan
@@ -72,7 +71,6 @@ def cmd_device_plan(args: argparse.Namespace) -> int:
 def cmd_device_read(args: argparse.Namespace) -> int:
     from gateway.modbus.decode import decode_all_orders
 
-    quiet_pymodbus()
     bus = bus_from_args(args)
     address = args.address - args.address_base
     with port_lock(bus, args) or nothing():
@@ -112,10 +110,10 @@ def cmd_device_test(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     numba_cache(cfg)
-    quiet_pymodbus()
     from detectors.base import Quality
-    from gateway.acquire import DevicePoller, make_client
+    from gateway.acquire import DevicePoller
     from gateway.clock import WallClock
+    from gateway.modbus.client import make_client
     from gateway.modbus.planner import describe_plan
 
     lang = args.lang

@@ -1,24 +1,26 @@
 """The field line of the device commands: where the devices are (--bus URL, --port PATH and the
-serial settings), the serial port's lock, and a device's failure as one message."""
+serial settings), the serial port's lock, and a device's failure as one message. Talking to the
+device is gateway/modbus/client.py's, the daemon's own client."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from gateway.cli import common as cli_common
 from gateway.cli.common import UsageError
 from gateway.i18n import exception_name, tr
+from gateway.modbus.client import (
+    ModbusFailure,
+    connect,
+    make_client,
+    read_table,
+    write_registers,
+)
 
-__all__ = ["DeviceError", "bus_from_args", "connect", "field_args", "line_settings", "make_bus",
-           "modbus_client", "parse_bus", "parse_csv", "parse_units", "port_lock",
-           "quiet_pymodbus", "read_raw", "read_words", "where"]
-
-
-def quiet_pymodbus() -> None:
-    # pymodbus logs every timeout at ERROR; the field commands report each probe themselves
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+__all__ = ["DeviceError", "bus_from_args", "device_error", "field_args", "line_settings",
+           "make_bus", "open_line", "parse_bus", "parse_csv", "parse_units", "port_lock",
+           "read_raw", "read_words", "where", "write_words"]
 
 
 def parse_bus(text: str):
@@ -92,41 +94,6 @@ def port_lock(bus, args: argparse.Namespace, fallback_dir: Path | None = None):
                             directory=getattr(args, "lock_dir", None), fallback_dir=fallback_dir)
 
 
-def modbus_client(bus, trace=None):
-    """A pymodbus 3.x client as acquire.make_client builds it (replies checked against their
-    request), plus an optional packet tracer (scan uses it to tell line noise from silence)."""
-    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-    from pymodbus.framer import FramerType
-
-    from gateway.modbus.replies import strict_framer
-
-    common = {"timeout": bus.timeout, "retries": 0, "reconnect_delay": 0, "trace_packet": trace}
-    if bus.transport == "tcp":
-        client = AsyncModbusTcpClient(bus.host, port=bus.port, **common)
-    elif bus.transport == "rtu_over_tcp":
-        client = AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU, **common)
-    else:
-        client = AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU,
-                                         baudrate=bus.baudrate, parity=bus.parity,
-                                         stopbits=bus.stopbits, bytesize=bus.bytesize, **common)
-    strict_framer(client)
-    return client
-
-
-def open_error(bus) -> str:
-    """Why a serial port did not open (pymodbus only says False): ask pyserial directly."""
-    if bus.transport != "rtu":
-        return "connection refused or unreachable"
-    import serial
-
-    try:
-        serial.Serial(bus.serial_port, baudrate=bus.baudrate, parity=bus.parity,
-                      stopbits=bus.stopbits, exclusive=True).close()
-    except (serial.SerialException, OSError, ValueError) as exc:
-        return str(exc)
-    return "the port opened on a second try: retry"
-
-
 class DeviceError(RuntimeError):
     """No answer, or an exception reply; `code` is the Modbus exception code (0: no answer)."""
 
@@ -135,52 +102,50 @@ class DeviceError(RuntimeError):
         self.code = code
 
 
-async def connect(client, bus, lang: str) -> None:
-    if client.connected:
-        return
-    try:
-        ok = await client.connect()
-        detail = "" if ok else open_error(bus)
-    except Exception as exc:  # noqa: BLE001 (pyserial raises termios.error, OSError, ...)
-        # e.g. a pseudo-terminal refuses parity E/O; a USB adapter unplugged
-        ok, detail = False, f"{type(exc).__name__}: {exc}"
-    if not ok:
-        client.close()
+async def open_line(client, bus, lang: str) -> None:
+    """Connect (unless connected); DeviceError says why not, with the line's settings."""
+    why = await connect(client, bus)
+    if why is not None:
         raise DeviceError(tr(lang, "cannot_open" if bus.transport == "rtu" else "cannot_connect",
                              where=where(bus), port=bus.serial_port, line=line_settings(bus),
-                             error=detail) + ("" if bus.transport == "rtu" else f": {detail}"))
+                             error=why) + ("" if bus.transport == "rtu" else f": {why}"))
+
+
+def device_error(failure: ModbusFailure, unit: int, what: str, lang: str) -> DeviceError:
+    """A failed exchange in the field engineer's words: an exception reply by its code and
+    name, a malformed reply, or silence."""
+    if failure.exception_reply:
+        return DeviceError(tr(lang, "exc_reply", unit=unit, code=failure.code,
+                              name=exception_name(failure.code, lang), what=what), failure.code)
+    if failure.kind == "malformed":
+        return DeviceError(tr(lang, "malformed_reply", unit=unit, detail=failure.cause))
+    return DeviceError(tr(lang, "no_answer", unit=unit, detail=failure.cause))
 
 
 async def read_words(client, unit: int, table: str, address: int, count: int,
                      lang: str = "en") -> list[int]:
     """Registers (or bits) of one read; DeviceError names an exception or the silence."""
-    from pymodbus.exceptions import ModbusException
-
-    from gateway.modbus.replies import MalformedReply, StrictSocketFramer
-
-    call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
-            "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
     try:
-        rr = await call(address, count=count, device_id=unit)
-    except ModbusException as exc:
-        raise DeviceError(tr(lang, "no_answer", unit=unit, detail=str(exc).strip())) from None
-    if isinstance(rr, MalformedReply):
-        if isinstance(client.ctx.framer, StrictSocketFramer):
-            client.close()  # the byte stream is out of step; the next read connects again
-        raise DeviceError(tr(lang, "malformed_reply", unit=unit, detail=rr.detail))
-    if rr.isError():
-        code = int(getattr(rr, "exception_code", 0) or 0)
-        what = f"{table} register {address} count {count}"
-        raise DeviceError(tr(lang, "exc_reply", unit=unit, code=code,
-                             name=exception_name(code, lang), what=what), code)
-    return [int(b) for b in rr.bits[:count]] if table in ("coil", "discrete") \
-        else list(rr.registers)
+        return await read_table(client, unit, table, address, count)
+    except ModbusFailure as failure:
+        raise device_error(failure, unit, f"{table} register {address} count {count}",
+                           lang) from None
+
+
+async def write_words(client, unit: int, address: int, words: list[int], fc16: bool,
+                      lang: str) -> None:
+    """Write holding registers (FC06 for one, FC16 for more or with --fc16); DeviceError."""
+    try:
+        await write_registers(client, unit, address, words, fc16)
+    except ModbusFailure as failure:
+        raise device_error(failure, unit, f"write of holding register {address}",
+                           lang) from None
 
 
 async def read_raw(bus, unit: int, table: str, address: int, count: int, lang: str = "en"):
-    client = modbus_client(bus)
+    client = make_client(bus)
     try:
-        await connect(client, bus, lang)
+        await open_line(client, bus, lang)
         return await read_words(client, unit, table, address, count, lang)
     finally:
         client.close()

@@ -14,19 +14,18 @@ from gateway.cli.common import EXIT_FAILED, EXIT_OK, command_parser, err, nothin
 from gateway.cli.field import (
     DeviceError,
     bus_from_args,
-    connect,
     field_args,
     line_settings,
     make_bus,
-    modbus_client,
+    open_line,
     parse_csv,
     parse_units,
     port_lock,
-    quiet_pymodbus,
     read_words,
     where,
 )
 from gateway.i18n import exception_name, tr
+from gateway.modbus.client import make_client
 
 __all__ = ["add_scan", "cmd_device_scan"]
 
@@ -45,14 +44,14 @@ async def _scan(args: argparse.Namespace, settings: list, units: list[int]) -> d
                 heard[0] += len(data)
             return data
 
-        client = modbus_client(bus, trace)
+        client = make_client(bus, trace)
         entry = {"line": line_settings(bus), "baudrate": bus.baudrate if bus.transport == "rtu" else None,
                  "parity": bus.parity if bus.transport == "rtu" else None, "error": None,
                  "noise": False, "answered": 0}
         tried.append(entry)
         try:
             try:
-                await connect(client, bus, args.lang)
+                await open_line(client, bus, args.lang)
             except DeviceError as exc:
                 entry["error"] = str(exc)
                 continue
@@ -73,7 +72,7 @@ async def _scan(args: argparse.Namespace, settings: list, units: list[int]) -> d
                         if not client.connected:
                             # pymodbus drops a socket after a few silent requests
                             try:
-                                await connect(client, bus, args.lang)
+                                await open_line(client, bus, args.lang)
                             except DeviceError as lost:
                                 entry["error"] = str(lost)
                                 break
@@ -95,7 +94,6 @@ async def _scan(args: argparse.Namespace, settings: list, units: list[int]) -> d
 
 
 def cmd_device_scan(args: argparse.Namespace) -> int:
-    quiet_pymodbus()
     lang = args.lang
     units = parse_units(args.units)
     base = bus_from_args(args)

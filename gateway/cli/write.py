@@ -13,15 +13,15 @@ from gateway.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, command_parser
 from gateway.cli.field import (
     DeviceError,
     bus_from_args,
-    connect,
     field_args,
-    modbus_client,
+    open_line,
     port_lock,
-    quiet_pymodbus,
     read_words,
     where,
+    write_words,
 )
-from gateway.i18n import exception_name, tr
+from gateway.i18n import tr
+from gateway.modbus.client import make_client
 
 __all__ = ["add_write", "cmd_device_write", "encode_value"]
 
@@ -59,7 +59,6 @@ def _hex(words: list[int]) -> str:
 
 def cmd_device_write(args: argparse.Namespace) -> int:
     """A commissioning write: shown, confirmed, written, read back. The daemon never writes."""
-    quiet_pymodbus()
     lang = args.lang
     bus = bus_from_args(args)
     try:
@@ -99,10 +98,10 @@ async def _write_session(args: argparse.Namespace, bus, words: list[int], wire: 
                          value: float, plan: str, report: dict) -> tuple[int, str]:
     """Read the current value, ask (unless --yes), write, read back: (exit code, message)."""
     lang = args.lang
-    client = modbus_client(bus)
+    client = make_client(bus)
     try:
         try:
-            await connect(client, bus, lang)
+            await open_line(client, bus, lang)
             if not args.no_verify:
                 report["before"] = await read_words(client, args.unit, "holding", wire,
                                                     len(words), lang)
@@ -141,29 +140,6 @@ async def _write_session(args: argparse.Namespace, bus, words: list[int], wire: 
                            words=_hex(back), value=f"{value:g}")
     finally:
         client.close()
-
-
-async def write_words(client, unit: int, address: int, words: list[int], fc16: bool,
-                      lang: str) -> None:
-    """FC06 for one register (what most sensor manuals list), FC16 for more or when asked."""
-    from pymodbus.exceptions import ModbusException
-
-    try:
-        if len(words) == 1 and not fc16:
-            rr = await client.write_register(address, words[0], device_id=unit)
-        else:
-            rr = await client.write_registers(address, words, device_id=unit)
-    except ModbusException as exc:
-        raise DeviceError(tr(lang, "no_answer", unit=unit, detail=str(exc).strip())) from None
-    from gateway.modbus.replies import MalformedReply
-
-    if isinstance(rr, MalformedReply):
-        raise DeviceError(tr(lang, "malformed_reply", unit=unit, detail=rr.detail))
-    if rr.isError():
-        code = int(getattr(rr, "exception_code", 0) or 0)
-        raise DeviceError(tr(lang, "exc_reply", unit=unit, code=code,
-                             name=exception_name(code, lang),
-                             what=f"write of holding register {address}"), code)
 
 
 def add_write(dsub) -> None:
