@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import struct
 import sys
 
 from gateway.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, command_parser, err, nothing
@@ -22,29 +21,9 @@ from gateway.cli.field import (
 )
 from gateway.i18n import tr
 from gateway.modbus.client import make_client
+from gateway.modbus.encode import ENCODABLE_TYPES, encode_value
 
-__all__ = ["add_write", "cmd_device_write", "encode_value"]
-
-
-_PACK = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f",
-         "int64": ">q", "uint64": ">Q", "float64": ">d"}
-
-
-def encode_value(value: str, dtype: str, order: str = "ABCD") -> list[int]:
-    """The register words of `value` as `dtype` in word order `order` (the inverse of
-    gateway.modbus.decode.decode_words); raises ValueError when it does not fit."""
-    fmt = _PACK[dtype]
-    number: int | float = float(value) if dtype.startswith("float") else int(value, 0)
-    try:
-        data = struct.pack(fmt, number)
-    except struct.error as exc:
-        raise ValueError(str(exc)) from None
-    words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
-    if order in ("CDAB", "DCBA") and len(words) > 1:
-        words.reverse()
-    if order in ("BADC", "DCBA"):
-        words = [((w >> 8) | (w << 8)) & 0xFFFF for w in words]
-    return words
+__all__ = ["add_write", "cmd_device_write"]
 
 
 def _decoded(words: list[int], dtype: str, order: str) -> float:
@@ -155,7 +134,7 @@ def add_write(dsub) -> None:
     write.add_argument("--address", type=int, required=True,
                        help="holding register as the manual prints it (see --address-base)")
     write.add_argument("--value", required=True, help="the value (0x... for hex integers)")
-    write.add_argument("--type", default="uint16", choices=sorted(_PACK))
+    write.add_argument("--type", default="uint16", choices=sorted(ENCODABLE_TYPES))
     write.add_argument("--order", default="ABCD", choices=["ABCD", "CDAB", "BADC", "DCBA"])
     write.add_argument("--fc16", action="store_true", help="write one register with FC16 "
                        "(default FC06) for devices that only take FC16")
