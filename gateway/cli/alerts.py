@@ -74,10 +74,8 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
     import threading
     import uuid
 
-    from paho.mqtt.client import CallbackAPIVersion, Client
-    from paho.mqtt.enums import MQTTProtocolVersion
-
     from gateway.alerts.encoder import EVENT_SCHEMA, time_fields, topic
+    from gateway.uplink.client import make_client
 
     m = cfg.mqtt
     now = time.time()
@@ -90,16 +88,9 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
              "message": {"zh": "测试预警，请忽略", "en": "test alert, please ignore"},
              "since": int(now * 1000), **time_fields("observed_at", now),
              **time_fields("sent_at", now), "test": True}
-    v5 = m.protocol == "5"
-    client = Client(CallbackAPIVersion.VERSION2, client_id=f"{m.client_id}-test-{os.getpid()}",
-                    protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311)
-    if m.username:
-        pw = m.password_file.read_text(encoding="utf-8").strip() if m.password_file else None
-        client.username_pw_set(m.username, pw)
-    if m.tls_ca or m.tls_cert:
-        client.tls_set(ca_certs=str(m.tls_ca) if m.tls_ca else None,
-                       certfile=str(m.tls_cert) if m.tls_cert else None,
-                       keyfile=str(m.tls_key) if m.tls_key else None)
+    # the uplink's own broker settings (TLS, credentials, protocol), never its session: its own
+    # client id, a clean session and no will
+    client = make_client(m, f"{m.client_id}-test-{os.getpid()}")
     result: dict = {}
     done = threading.Event()
 
