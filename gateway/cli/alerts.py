@@ -61,7 +61,6 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-
 def cmd_alerts_test(args: argparse.Namespace) -> int:
     """Publish one test alert with its own client id and no will: never the daemon's session."""
     cfg = load_config(args.config)
@@ -71,53 +70,21 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
     if cfg.mqtt is None:
         err(tr(lang, "no_mqtt", file=cfg.path))
         return EXIT_CONFIG
-    import threading
-    import uuid
-
-    from gateway.alerts.encoder import EVENT_SCHEMA, time_fields, topic
-    from gateway.uplink.client import make_client
+    from gateway.alerts.encoder import commissioning_event, topic
+    from gateway.uplink.client import publish_once
 
     m = cfg.mqtt
-    now = time.time()
-    event = {"schema": EVENT_SCHEMA, "event_id": str(uuid.uuid4()), "alert_id": str(uuid.uuid4()),
-             "seq": 0, "kind": "safety", "state": "raised", "level": "blue",
-             "grade_roman": "IV", "prev_level": "none", "site": cfg.site.code,
-             "gateway": cfg.gateway.id, "device": "", "point": "TEST", "quantity": "generic",
-             "unit": "", "detector": "test", "value": None, "threshold": None,
-             "criterion": "commissioning test", "evidence": {},
-             "message": {"zh": "测试预警，请忽略", "en": "test alert, please ignore"},
-             "since": int(now * 1000), **time_fields("observed_at", now),
-             **time_fields("sent_at", now), "test": True}
-    # the uplink's own broker settings (TLS, credentials, protocol), never its session: its own
-    # client id, a clean session and no will
-    client = make_client(m, f"{m.client_id}-test-{os.getpid()}")
-    result: dict = {}
-    done = threading.Event()
-
-    def on_connect(c, u, flags, rc, props) -> None:
-        result["connect"] = str(rc)
-        if rc.is_failure:
-            done.set()
-            return
-        c.publish(topic(m.prefix, cfg.site.code, cfg.gateway.id, "alert"),
-                  json.dumps(event, ensure_ascii=False).encode(), qos=1)
-
-    def on_publish(c, u, mid, rc, props) -> None:
-        result["puback"] = str(rc)
-        result["reason_code"] = getattr(rc, "value", 0)
-        done.set()
-
-    client.on_connect, client.on_publish = on_connect, on_publish
+    event = commissioning_event(cfg.site.code, cfg.gateway.id, time.time())
     broker = f"{m.host}:{m.port}"
     try:
-        client.connect(m.host, m.port, keepalive=10)
+        # the uplink's own broker settings (TLS, credentials, protocol), never its session: its
+        # own client id, a clean session and no will
+        result = publish_once(m, f"{m.client_id}-test-{os.getpid()}",
+                              topic(m.prefix, cfg.site.code, cfg.gateway.id, "alert"),
+                              json.dumps(event, ensure_ascii=False).encode())
     except OSError as exc:
         err(tr(lang, "broker_unreachable", broker=broker, error=exc))
         return EXIT_FAILED
-    client.loop_start()
-    done.wait(10)
-    client.disconnect()
-    client.loop_stop()
     ok = result.get("reason_code", 0x80) < 0x80 and "puback" in result
     report = {"broker": broker, "event_id": event["event_id"], **result, "ok": ok}
     print(json.dumps(report, ensure_ascii=False) if args.json else

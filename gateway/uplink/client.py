@@ -4,6 +4,7 @@ file, TLS with the CA, the client certificate and a verified broker certificate,
 The uplink (`gateway/uplink/mqtt.py`) and `minewatch alerts test` both take their client from
 here, so a test alert reaches the broker exactly as the daemon's alerts do.
 
+`publish_once` sends one message and waits for its PUBACK (`minewatch alerts test`);
 `diagnose` says why a connection failed, which paho does not: one plain attempt with the same
 TLS settings.
 """
@@ -14,7 +15,7 @@ import ssl
 
 from gateway.config.model import MqttUplink
 
-__all__ = ["diagnose", "make_client"]
+__all__ = ["diagnose", "make_client", "publish_once"]
 
 
 def make_client(m: MqttUplink, client_id: str, *, persistent: bool = False,
@@ -65,3 +66,36 @@ def diagnose(m: MqttUplink) -> str:
         return f"TLS handshake failed: {exc.reason or exc}"
     except OSError as exc:
         return f"cannot reach the broker: {exc.strerror or exc}"
+
+
+def publish_once(m: MqttUplink, client_id: str, topic: str, payload: bytes,
+                 timeout: float = 10.0) -> dict:
+    """Connect, publish `payload` at QoS 1, wait up to `timeout` s for its PUBACK, disconnect.
+    What came back, as far as it got: `connect` (the CONNACK reason), `puback` and
+    `reason_code` (the PUBACK's; 0x80 or above is a rejection). OSError when the broker cannot
+    be reached (refused, no route, a TLS handshake that fails)."""
+    import threading
+
+    client = make_client(m, client_id)
+    result: dict = {}
+    done = threading.Event()
+
+    def on_connect(c, u, flags, rc, props) -> None:
+        result["connect"] = str(rc)
+        if rc.is_failure:
+            done.set()
+            return
+        c.publish(topic, payload, qos=1)
+
+    def on_publish(c, u, mid, rc, props) -> None:
+        result["puback"] = str(rc)
+        result["reason_code"] = getattr(rc, "value", 0)
+        done.set()
+
+    client.on_connect, client.on_publish = on_connect, on_publish
+    client.connect(m.host, m.port, keepalive=10)
+    client.loop_start()
+    done.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    return result
