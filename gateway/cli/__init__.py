@@ -35,7 +35,7 @@ Exit codes:
 """
 
 from gateway.cli.common import EXIT_BUSY, EXIT_CONFIG, EXIT_DAEMON, EXIT_FAILED, EXIT_OK
-from gateway.cli.main import build_parser, main
+from gateway.cli.entry import build_parser, main
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "EXIT_DAEMON",
            "EXIT_BUSY"]
