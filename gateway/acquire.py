@@ -8,7 +8,8 @@ scheduling is judged. A device that fails `degrade_after` polls in a row is degr
 `degrade_time`, then probed with a single attempt, so its timeouts stop costing the bus the
 other devices' periods; the first good probe restores its schedule.
 
-Every reply is checked against its request (`gateway.modbus.replies`) before it is decoded. A
+Every request goes through the one Modbus client (`gateway.modbus.client`), and every reply is
+checked against its request (`gateway.modbus.replies`) before it is decoded. A
 failed read marks the device's points `comm_fail` or `device_fault`, never a value; the values go
 on as NaN so gaps are explained, not silent. Each failed request is counted by its kind:
 `timeout` (no reply), `truncated` (part of a reply by the timeout: cut off, or dripping too
@@ -37,11 +38,11 @@ from gateway.batch import Batch
 from gateway.clock import Clock
 from gateway.config.model import Bus, Device, SiteConfig
 from gateway.convert import DeviceConverter
+from gateway.modbus.client import ModbusFailure, make_client, quiet_line, read_table, set_timeout
 from gateway.modbus.decode import DeviceDecoder
 from gateway.modbus.planner import ReadRequest, plan_reads
-from gateway.modbus.replies import MalformedReply, settle, strict_framer
 
-__all__ = ["DevicePoller", "BusWorker", "DeviceStats", "make_client"]
+__all__ = ["DevicePoller", "BusWorker", "DeviceStats"]
 
 log = logging.getLogger("minewatch.acquire")
 
@@ -73,31 +74,13 @@ class DeviceStats:
 class ReadFailure(Exception):
     """A request that gave no data: its quality, error kind, a stable reason and the detail."""
 
-    def __init__(self, quality: int, kind: str, detail: str, reason: str = ""):
+    def __init__(self, quality: int, kind: str, detail: str, reason: str = "",
+                 line_dirty: bool = False):
         super().__init__(detail)
         self.quality = quality
         self.kind = kind
         self.reason = reason or kind
-
-
-def make_client(bus: Bus):
-    """A pymodbus 3.x async client for the bus; reconnecting is ours to schedule, not pymodbus's."""
-    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-    from pymodbus.framer import FramerType
-
-    common = {"timeout": bus.timeout, "retries": 0}
-    if bus.transport == "tcp":
-        client = AsyncModbusTcpClient(bus.host, port=bus.port, reconnect_delay=0, **common)
-    elif bus.transport == "rtu_over_tcp":
-        client = AsyncModbusTcpClient(bus.host, port=bus.port, framer=FramerType.RTU,
-                                      reconnect_delay=0, **common)
-    else:
-        client = AsyncModbusSerialClient(bus.serial_port, framer=FramerType.RTU,
-                                         baudrate=bus.baudrate, parity=bus.parity,
-                                         stopbits=bus.stopbits, bytesize=bus.bytesize,
-                                         reconnect_delay=0, **common)
-    strict_framer(client)  # every reply is checked against its request before it is decoded
-    return client
+        self.line_dirty = line_dirty  # an RTU line must go quiet before a different request
 
 
 class DevicePoller:
@@ -139,7 +122,7 @@ class DevicePoller:
         """One poll; a probe of a degraded device reads once, with no retries."""
         t = clock.now()
         self.stats.probes += probe
-        _set_timeout(client, self.device.timeout)
+        set_timeout(client, self.device.timeout)
         retries = 0 if probe else self.device.retries
         replies: list[np.ndarray] = []
         try:
@@ -181,7 +164,6 @@ class DevicePoller:
                                "kind": exc.kind, "reason": exc.reason})
 
     async def _read(self, client, req: ReadRequest, retries: int) -> np.ndarray:
-        framer = strict_framer(client)
         failure = ReadFailure(Quality.COMM_FAIL, "timeout", "no reply")
         line_dirty = False  # RTU: a late reply to a failed attempt may still be on its way
         for attempt in range(retries + 1):
@@ -189,30 +171,26 @@ class DevicePoller:
                 # exponential backoff with jitter, short: the bus is held meanwhile
                 await asyncio.sleep(min(0.5, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
             try:
-                values = await self._exchange(client, framer, req)
+                values = await self._exchange(client, req)
             except ReadFailure as exc:
                 self.stats.errors[exc.kind] += 1
                 failure = exc
                 # a retry repeats the identical request, so a late answer to an earlier attempt
                 # is a right answer to it; what must never happen is a late reply answering the
                 # next, different request: the line goes quiet once, after the last attempt
-                line_dirty |= settle(client, framer, self.transport, exc.kind)
+                line_dirty |= exc.line_dirty
                 if exc.quality == Quality.DEVICE_FAULT or exc.kind == "connect":
                     break  # the device answered (or nothing is there): asking again is the same
                 continue
             if line_dirty:
-                await framer.quiet(self.device.timeout)
+                await quiet_line(client, self.device.timeout)
             return values
         if line_dirty:
-            await framer.quiet(self.device.timeout)
+            await quiet_line(client, self.device.timeout)
         raise failure
 
-    async def _exchange(self, client, framer, req: ReadRequest) -> np.ndarray:
-        """One request and its reply, checked against the request."""
-        from pymodbus.exceptions import ConnectionException, ModbusException
-
-        unit = self.device.unit
-        where = f"FC{req.function_code} @{req.address}x{req.count}"
+    async def _exchange(self, client, req: ReadRequest) -> np.ndarray:
+        """One request and its reply, checked against the request (gateway.modbus.client)."""
         if not client.connected:
             started = time.monotonic()
             if not await client.connect():
@@ -223,61 +201,20 @@ class DevicePoller:
         started = time.monotonic()
         self.stats.requests += 1
         try:
-            if req.table == "holding":
-                rr = await client.read_holding_registers(req.address, count=req.count,
-                                                         device_id=unit)
-            elif req.table == "input":
-                rr = await client.read_input_registers(req.address, count=req.count,
-                                                       device_id=unit)
-            elif req.table == "coil":
-                rr = await client.read_coils(req.address, count=req.count, device_id=unit)
-            else:
-                rr = await client.read_discrete_inputs(req.address, count=req.count,
-                                                       device_id=unit)
-        except ConnectionException:
-            raise ReadFailure(Quality.COMM_FAIL, "connection_lost",
-                              f"the device closed the connection during {where}") from None
-        except ModbusException:
-            cut = framer.pending_bytes
-            kind = "truncated" if cut else "timeout"
-            raise ReadFailure(Quality.COMM_FAIL, kind,
-                              f"{cut} bytes of the reply to {where} by the timeout "
-                              f"({self.device.timeout:g} s)" if cut else
-                              f"no reply to {where} within {self.device.timeout:g} s",
-                              "reply cut short" if cut else "no reply") from None
-        if isinstance(rr, MalformedReply):
-            raise ReadFailure(Quality.COMM_FAIL, "malformed",
-                              f"malformed reply ({where}): {rr.detail}", rr.reason)
-        latency = time.monotonic() - started
-        self.stats.latency_sum += latency
-        self.stats.latency_max = max(self.stats.latency_max, latency)
-        if rr.isError():
-            code = getattr(rr, "exception_code", 0)
-            raise ReadFailure(Quality.DEVICE_FAULT, f"exception_{code}",
-                              f"exception {code} to FC{req.function_code} register "
-                              f"{req.address} count {req.count}")
-        bits = req.table in ("coil", "discrete")
-        got = len(rr.bits) if bits else len(rr.registers)
-        want = 8 * ((req.count + 7) // 8) if bits else req.count
-        if rr.function_code != req.function_code or rr.dev_id != unit or got != want:
-            # the framer checks this already; a reply object that still disagrees is no data
-            raise ReadFailure(Quality.COMM_FAIL, "malformed",
-                              f"malformed reply: FC{rr.function_code} from unit {rr.dev_id} with "
-                              f"{got} values to {where} for unit {unit}", "reply object mismatch")
-        if bits:
-            return np.asarray(rr.bits[: req.count], dtype=np.uint8)
-        return np.asarray(rr.registers, dtype=np.uint16)
+            values = await read_table(client, self.device.unit, req.table, req.address,
+                                      req.count)
+        except ModbusFailure as exc:
+            if exc.answered:
+                self._latency(time.monotonic() - started)
+            quality = Quality.DEVICE_FAULT if exc.exception_reply else Quality.COMM_FAIL
+            raise ReadFailure(quality, exc.kind, str(exc), exc.reason, exc.line_dirty) from None
+        self._latency(time.monotonic() - started)
+        return np.asarray(values, dtype=np.uint8 if req.table in ("coil", "discrete")
+                          else np.uint16)
 
-
-def _set_timeout(client, seconds: float) -> None:
-    """Per-device request timeout on a shared bus client. pymodbus 3.x reads the timeout from the
-    transaction manager's own copy of the comm params at every request (`ctx` on the async
-    clients, `transaction` on the sync ones), so every copy is set."""
-    client.comm_params.timeout_connect = seconds
-    for name in ("ctx", "transaction"):
-        manager = getattr(client, name, None)
-        if manager is not None and hasattr(manager, "comm_params"):
-            manager.comm_params.timeout_connect = seconds
+    def _latency(self, seconds: float) -> None:
+        self.stats.latency_sum += seconds
+        self.stats.latency_max = max(self.stats.latency_max, seconds)
 
 
 class BusWorker:

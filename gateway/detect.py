@@ -93,7 +93,7 @@ def _params(name: str, cfg: SiteConfig):
     if name in ("rate", "tangent_angle", "inverse_velocity", "step"):
         for p in cfg.points:
             params.direction[p.index] = rate_direction(p.quantity)
-    from gateway.config.load import apply_detector_params
+    from gateway.config.detector_params import apply_detector_params
 
     for p in cfg.points:
         # the config's `[points.detector.<name>]` (over its quantity's defaults), checked by

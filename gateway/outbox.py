@@ -14,6 +14,7 @@ A full or read-only disk stops nothing: what cannot be committed is held in memo
 alert commit that finds the disk full first takes the room of the reserve (`state_dir.py`). The
 WAL is checkpointed every 100 pages (400 KiB) instead of SQLite's 1000, so a fresh WAL stops
 growing early: an event costs about 2.3 KB of disk instead of 32 KB (README, "A full disk").
+The tables and their migration are `outbox_schema.py`'s.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from pathlib import Path
 
 from gateway.outbox_hold import HeldEvent, Hold
 from gateway.outbox_receipts import Receipts
+from gateway.outbox_schema import prepare
 from gateway.outbox_views import OutboxViews
-from gateway.state_dir import StorageError, StorageGuard, open_db
+from gateway.state_dir import StorageGuard, open_db
 
 __all__ = ["Outbox", "OutboxRow", "AlertState", "PRIORITY_EVENT", "PRIORITY_TELEMETRY"]
 
@@ -40,56 +42,6 @@ log = logging.getLogger("minewatch.outbox")
 PRIORITY_EVENT = 0
 PRIORITY_TELEMETRY = 1
 WAL_CHECKPOINT_PAGES = 100
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    priority INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    qos INTEGER NOT NULL DEFAULT 1,
-    seq INTEGER,
-    event_id TEXT,
-    created REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    sent REAL                      -- PUBACKed, waiting for the platform's receipt
-);
-CREATE INDEX IF NOT EXISTS outbox_drain ON outbox (priority, id);
-CREATE TABLE IF NOT EXISTS alert_state (
-    key TEXT PRIMARY KEY,          -- kind/point
-    level INTEGER NOT NULL,
-    alert_id TEXT,
-    since REAL,
-    detail TEXT
-);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    before TEXT,
-    after TEXT
-);
-CREATE TABLE IF NOT EXISTS alert_log (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    alert_id TEXT,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    level TEXT NOT NULL,
-    point TEXT,
-    observed_at REAL NOT NULL,
-    payload TEXT NOT NULL,
-    delivered_at REAL,
-    confirmed_at REAL              -- the platform's receipt covered it
-);
-"""
-# columns added after the first release: (table, column, type)
-_ADDED = (("outbox", "sent", "REAL"), ("alert_log", "confirmed_at", "REAL"))
-
 
 @dataclass(frozen=True)
 class OutboxRow:
@@ -126,13 +78,7 @@ class Outbox(Receipts, OutboxViews):
         # counter, the state and the rows commit as one unit
         self.db, self.exclusive = open_db(self.path, "FULL", self.guard)
         self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        try:
-            self.db.executescript(_SCHEMA)
-            for table, column, kind in _ADDED:
-                if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        except sqlite3.OperationalError as exc:
-            raise StorageError(f"cannot prepare the outbox {self.path}: {exc}") from None
+        prepare(self.db, self.path)
         self.hold = Hold(hold_max_bytes)
         self._seq = self._read_seq()
         self._bytes = self._payload_bytes()

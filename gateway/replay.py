@@ -305,7 +305,7 @@ def _separator(text: str) -> str:
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `minewatch replay` options (gateway/cli.py builds the subparser and calls this)."""
+    """The `minewatch replay` options (gateway/cli/replay.py builds the subparser and calls this)."""
     parser.add_argument("input", type=Path)
     parser.add_argument("--quantity", default="generic",
                         help="the columns' quantity when there is no --config (default: generic)")

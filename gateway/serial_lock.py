@@ -120,7 +120,7 @@ def _default_command() -> str:
     shows as `minewatch run`)."""
     argv = sys.argv or ["python"]
     name = Path(argv[0]).name
-    if name == "cli.py" and Path(argv[0]).parent.name == "gateway":
+    if name == "__main__.py" and Path(argv[0]).parent.parts[-2:] == ("gateway", "cli"):
         name = "minewatch"
     return " ".join([name, *argv[1:]])
 

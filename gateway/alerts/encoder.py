@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from gateway.config.quantities import QUANTITIES
 
 __all__ = ["LEVEL_NAMES", "ROMAN", "EVENT_SCHEMA", "RECEIPT_SCHEMA", "topic", "time_fields",
-           "safety_message", "fault_message", "status_payload", "with_sent_at", "parse_receipt",
-           "Receipt"]
+           "safety_message", "fault_message", "status_payload", "commissioning_event",
+           "with_sent_at", "parse_receipt", "Receipt"]
 
 LEVEL_NAMES = ("none", "blue", "yellow", "orange", "red")
 ROMAN = (None, "IV", "III", "II", "I")  # blue = IV (一般) ... red = I (特别严重)
@@ -88,6 +88,22 @@ def fault_message(state: str, point: str, device: str, quality: int, duration_s:
         return {"zh": f"{point}（设备 {device}）故障恢复，持续 {duration_s / 3600:.1f} 小时",
                 "en": f"{point} (device {device}) fault cleared after {duration_s / 3600:.1f} h"}
     return {"zh": f"{point}（设备 {device}）{zh_name}", "en": f"{point} (device {device}): {name}"}
+
+
+def commissioning_event(site: str, gateway: str, now: float) -> dict:
+    """A commissioning test alert (`minewatch alerts test`): a blue safety event of point TEST
+    with `test: true`, which a platform shows and never acts on."""
+    import uuid
+
+    return {"schema": EVENT_SCHEMA, "event_id": str(uuid.uuid4()), "alert_id": str(uuid.uuid4()),
+            "seq": 0, "kind": "safety", "state": "raised", "level": "blue",
+            "grade_roman": "IV", "prev_level": "none", "site": site,
+            "gateway": gateway, "device": "", "point": "TEST", "quantity": "generic",
+            "unit": "", "detector": "test", "value": None, "threshold": None,
+            "criterion": "commissioning test", "evidence": {},
+            "message": {"zh": "测试预警，请忽略", "en": "test alert, please ignore"},
+            "since": int(now * 1000), **time_fields("observed_at", now),
+            **time_fields("sent_at", now), "test": True}
 
 
 def status_payload(state: str, site: str, gateway: str, ts: float, version: str) -> bytes:

@@ -1,6 +1,7 @@
 """Site configuration: the typed model and its loader."""
 
-from gateway.config.load import ConfigError, Problem, load_site, parse_duration
+from gateway.config.load import load_site
 from gateway.config.model import SiteConfig
+from gateway.config.reader import ConfigError, Problem, parse_duration
 
 __all__ = ["ConfigError", "Problem", "SiteConfig", "load_site", "parse_duration"]

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from gateway.alerts.encoder import parse_receipt, status_payload, topic, with_sent_at
 from gateway.config.model import MqttUplink, SiteConfig
 from gateway.outbox import PRIORITY_EVENT, Outbox, OutboxRow
+from gateway.uplink.client import diagnose, make_client
 
 __all__ = ["MqttPublisher"]
 
@@ -124,7 +124,7 @@ class MqttPublisher:
     def _on_connect_fail(self, client, userdata) -> None:
         # paho does not say why; find out with one plain attempt (this is paho's network thread,
         # which is waiting to retry anyway)
-        self._log_failure(self._diagnose(), "mqtt_connect_failed")
+        self._log_failure(diagnose(self.m), "mqtt_connect_failed")
 
     def _log_failure(self, reason: str, event: str) -> None:
         """One clear line per new reason, then every 20th repeat, never a secret."""
@@ -137,57 +137,21 @@ class MqttPublisher:
                       self.m.host, self.m.port, reason, self._failures, self.m.reconnect_max,
                       extra={"event": event, "reason": reason, "attempt": self._failures})
 
-    def _diagnose(self) -> str:
-        import socket
-
-        try:
-            with socket.create_connection((self.m.host, self.m.port), timeout=3) as sock:
-                if not (self.m.tls_ca or self.m.tls_cert):
-                    return "connection failed"
-                ctx = ssl.create_default_context(cafile=str(self.m.tls_ca) if self.m.tls_ca
-                                                 else None)
-                if self.m.tls_cert:
-                    ctx.load_cert_chain(str(self.m.tls_cert),
-                                        str(self.m.tls_key) if self.m.tls_key else None)
-                with ctx.wrap_socket(sock, server_hostname=self.m.host):
-                    return "connection failed after a good TLS handshake"
-        except ssl.SSLCertVerificationError as exc:
-            return f"TLS: the broker's certificate is not trusted ({exc.verify_message})"
-        except ssl.SSLError as exc:
-            return f"TLS handshake failed: {exc.reason or exc}"
-        except OSError as exc:
-            return f"cannot reach the broker: {exc.strerror or exc}"
-
     def _call(self, fn, *args) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _make_client(self):
-        from paho.mqtt.client import CallbackAPIVersion, Client
-        from paho.mqtt.enums import MQTTProtocolVersion
-
-        proto = MQTTProtocolVersion.MQTTv5 if self.m.protocol == "5" else MQTTProtocolVersion.MQTTv311
-        client = Client(CallbackAPIVersion.VERSION2, client_id=self.m.client_id, protocol=proto,
-                        clean_session=None if proto == MQTTProtocolVersion.MQTTv5 else False)
+        client = make_client(self.m, self.m.client_id, persistent=True, will=(
+            self.status_topic, status_payload("offline", self.cfg.site.code, self.cfg.gateway.id,
+                                              self.now(), self.version)))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.on_connect_fail = self._on_connect_fail
-        client.will_set(self.status_topic, status_payload("offline", self.cfg.site.code,
-                        self.cfg.gateway.id, self.now(), self.version), qos=1, retain=True)
         client.reconnect_delay_set(max(1, int(self.m.reconnect_min)), int(self.m.reconnect_max))
-        if self.m.username:
-            password = None
-            if self.m.password_file:
-                password = self.m.password_file.read_text(encoding="utf-8").strip()
-            client.username_pw_set(self.m.username, password)
-        if self.m.tls_ca or self.m.tls_cert:
-            client.tls_set(ca_certs=str(self.m.tls_ca) if self.m.tls_ca else None,
-                           certfile=str(self.m.tls_cert) if self.m.tls_cert else None,
-                           keyfile=str(self.m.tls_key) if self.m.tls_key else None,
-                           cert_reqs=ssl.CERT_REQUIRED)
         return client
 
     async def start(self) -> None:

@@ -27,9 +27,10 @@ from firmware_sim.slave import (
     serve_rtu_serial,
     serve_tcp,
 )
-from gateway.acquire import DevicePoller, make_client
+from gateway.acquire import DevicePoller
 from gateway.clock import SimClock
 from gateway.config import load_site
+from gateway.modbus.client import make_client
 from tests.support.services import free_port
 from tests.support.slave import Slave
 

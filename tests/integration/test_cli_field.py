@@ -421,20 +421,6 @@ def test_the_cli_is_refused_while_the_daemon_polls_the_line(tmp_path: Path) -> N
 
 # --------------------------------------------------------------------------- pure parts
 
-@pytest.mark.parametrize("dtype,value", [("int16", "-1234"), ("uint16", "0xBEEF"),
-                                         ("int32", "-123456789"), ("uint32", "4000000000"),
-                                         ("float32", "1255.125"), ("float64", "-0.001"),
-                                         ("int64", "-9000000000"), ("uint64", "18000000000")])
-@pytest.mark.parametrize("order", ["ABCD", "CDAB", "BADC", "DCBA"])
-def test_write_encoding_is_the_decoders_inverse(dtype: str, value: str, order: str) -> None:
-    from gateway.cli import encode_value
-    from gateway.modbus.decode import decode_words
-
-    words = encode_value(value, dtype, order)
-    expected = float(value) if dtype.startswith("float") else int(value, 0)
-    assert decode_words([words], dtype, order)[0] == pytest.approx(expected)
-
-
 def test_locale_decides_the_default_language() -> None:
     from gateway.i18n import default_lang
 

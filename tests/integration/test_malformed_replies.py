@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.acquire import DevicePoller, make_client
+from gateway.acquire import DevicePoller
 from gateway.clock import SimClock
 from gateway.config import load_site
+from gateway.modbus.client import make_client
 from tests.support.fake_modbus import FakeDevice, value_at
 from tests.support.services import free_port
 from tests.support.slave import Slave
@@ -224,6 +225,25 @@ def test_a_retry_recovers_from_one_malformed_reply(tmp_path: Path, transport: st
         batch = asyncio.run(run())
     _good(poller, batch)
     assert poller.stats.errors == {"malformed": 1} and poller.stats.failed_polls == 0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_device_scan_skips_a_late_reply_as_the_daemon_does() -> None:
+    """`minewatch device scan` talks through the daemon's own client: unit 7 answers 0.6 s after
+    a 0.4 s timeout, while the probe of unit 8 waits for its reply. The late reply is known by
+    its transaction id and skipped, so unit 8 is found rather than lost to a 'malformed reply'
+    (what a scan that cleaned up after a timeout its own way used to report)."""
+    port = free_port()
+    fake = FakeDevice("127.0.0.1", port, mode="good")
+    fake.delay = 0.6
+    fake.script = ["late"]
+    command = [sys.executable, "-m", "gateway.cli", "device", "scan", "--bus",
+               f"tcp://127.0.0.1:{port}", "--units", "7-8", "--timeout", "0.4", "--json"]
+    with Slave(fake.start):
+        scan = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert scan.returncode == 0, scan.stderr
+    assert [row["unit"] for row in json.loads(scan.stdout)["found"]] == [8]
 
 
 @pytest.mark.integration

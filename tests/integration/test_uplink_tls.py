@@ -5,14 +5,17 @@ appears in its log."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.services import (
+    ROOT,
     Mosquitto,
     MqttRecorder,
     free_port,
@@ -146,3 +149,33 @@ def test_uplink_failures_are_clear_retried_and_secret_free(tmp_path: Path, tls_b
     assert "retrying" in line
     assert text.count(needle) < 5  # one clear line, not one per retry
     assert PASSWORD not in text and "not-the-password" not in text
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_alerts_test_crosses_tls_as_the_uplink_does(tmp_path: Path, tls_broker, pki: Path) -> None:
+    """`minewatch alerts test` takes its client from the uplink's factory: the same client
+    certificate, password file and verified broker certificate, so it is delivered through the
+    TLS listener, and refused by a broker whose certificate the site does not trust."""
+    recorder = MqttRecorder(tls_broker.port, "minewatch/v1/#")
+    cfg = _site(tmp_path, tls_broker, pki)
+    try:
+        good = subprocess.run([sys.executable, "-m", "gateway.cli", "alerts", "test", "--config",
+                               str(cfg), "--json"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=30)
+        assert good.returncode == 0, good.stderr
+        report = json.loads(good.stdout)
+        assert report["ok"] and report["reason_code"] == 0
+        deadline = time.monotonic() + 10
+        while not recorder.on("alert") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert recorder.on("alert")[0]["event_id"] == report["event_id"]
+    finally:
+        recorder.close()
+    (tmp_path / "rogue").mkdir()
+    rogue = _site(tmp_path / "rogue", tls_broker, pki, ca="rogue_ca.crt")
+    bad = subprocess.run([sys.executable, "-m", "gateway.cli", "alerts", "test", "--config",
+                          str(rogue), "--lang", "en"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 1 and "certificate verify failed" in bad.stderr, bad.stderr
+    assert PASSWORD not in good.stdout + good.stderr + bad.stdout + bad.stderr

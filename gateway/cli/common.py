@@ -1,0 +1,94 @@
+"""What every `minewatch` command shares: exit codes, error lines, column padding, loading the
+site config, the numba cache, and a leaf command's parser (help with examples, --lang, --json)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from gateway.i18n import default_lang
+
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "EXIT_DAEMON", "EXIT_BUSY", "ROOT",
+           "UsageError", "command_parser", "err", "invocation", "load_config", "nothing",
+           "numba_cache", "pad", "group_parser"]
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DAEMON, EXIT_BUSY = 0, 1, 2, 3, 4
+ROOT = Path(__file__).resolve().parent.parent.parent
+invocation = "minewatch"  # this invocation, written into serial port locks (set by `main`)
+
+
+class UsageError(ValueError):
+    """A bad option value: exit 2 with the message."""
+
+
+def err(text: str) -> None:
+    print(f"minewatch: {text}", file=sys.stderr)
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """Pad to `width` terminal columns: a Chinese character takes two."""
+    import unicodedata
+
+    cols = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    fill = " " * max(0, width - cols)
+    return fill + text if right else text + fill
+
+
+def load_config(path: str | Path):
+    """The site config, or None after printing every problem."""
+    from gateway.config import ConfigError, load_site
+
+    try:
+        return load_site(path)
+    except ConfigError as exc:
+        err(str(exc))
+        return None
+
+
+def numba_cache(cfg) -> str | None:
+    """Point numba at its cache; a message when it had to move (None when it did not)."""
+    # compile once, cache on disk: a warm start must not be a JIT storm. The install's cache,
+    # else the state folder's, seeded from it (gateway/numba_cache.py); on a full or read-only
+    # disk, in memory instead, since numba dies when it cannot write its cache
+    from gateway.numba_cache import configure, seed
+    from gateway.state_dir import numba_cache_dir
+
+    folder, moved = numba_cache_dir(configure(cfg.gateway.state_dir / "numba-cache"))
+    if moved:
+        seed(folder)  # in memory, but warm: the install's compiled kernels copied in
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    return moved
+
+
+class nothing:  # noqa: N801 (used like a context manager function)
+    """`with lock or nothing():` on a socket bus, where there is no port to lock."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def command_parser(sub, name: str, help_text: str, examples: str, func,
+                   json_flag: bool = True) -> argparse.ArgumentParser:
+    """A leaf command: help with examples, --lang, and usually --json."""
+    p = sub.add_parser(name, help=help_text, description=help_text,
+                       epilog="examples:\n" + examples.strip("\n"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lang", choices=["zh", "en"], default=default_lang(),
+                   help="language of tables and messages (default: from the locale; JSON keys "
+                        "stay English)")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=func)
+    return p
+
+
+def group_parser(sub, name: str, help_text: str, examples: list[str]):
+    """A command group (config, alerts, device): its sub-commands' parser."""
+    p = sub.add_parser(name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
+    return p.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")

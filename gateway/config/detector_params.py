@@ -1,0 +1,68 @@
+"""The detector-parameter schema: which parameters each detector takes in a site config, of what
+kind and shape, and how configured values are checked and written into a detector's parameter
+arrays. The loader checks `[points.detector.<name>]` and `[detector_defaults.<quantity>.<name>]`
+against it; the detect stage (`gateway/detect.py`) writes the values with it at run time.
+
+The keys are the kernels' own parameter names (detectors/<name>.py documents them); the state
+layout (window bucket counts, history lengths) is fixed per detector and not a per-point key.
+Fields set elsewhere in the config (direction from the quantity, plausible range, the device
+period) are not keys here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.registry import DETECTORS
+
+__all__ = ["LIVE_DETECTORS", "apply_detector_params", "detector_param_spec",
+           "detector_params_problem"]
+
+# per-point detectors of the live path (river's model spans a whole site, not a point)
+LIVE_DETECTORS = frozenset(DETECTORS) - {"river_hst"}
+_FROM_ELSEWHERE = {"direction", "plausible_min", "plausible_max", "period_s"}
+
+
+def detector_param_spec(detector: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Field → (kind, per-channel shape) of a detector's parameters: kind 'bool', 'int',
+    'duration' (seconds or '6h'; fields ending in _s or _hold) or 'float'."""
+    import importlib
+
+    from detectors.registry import detector_class
+
+    if detector == "threshold":
+        return {}  # the point's `thresholds` table configures it
+    cls = detector_class(detector)
+    params_cls = getattr(importlib.import_module(cls.__module__),
+                         cls.__name__.removesuffix("Detector") + "Params")
+    spec = {}
+    for name, arr in vars(params_cls.defaults(1)).items():
+        if name in _FROM_ELSEWHERE:
+            continue
+        kind = ("bool" if arr.dtype == bool else "int" if arr.dtype.kind in "iu" else
+                "duration" if name.endswith(("_s", "_hold")) else "float")
+        spec[name] = (kind, arr.shape[1:])
+    return spec
+
+
+def detector_params_problem(detector: str, values: dict[str, Any]) -> str:
+    """The detector's own validation of one channel with these values ('' when valid)."""
+    import importlib
+
+    from detectors.registry import detector_class
+
+    cls = detector_class(detector)
+    params = getattr(importlib.import_module(cls.__module__),
+                     cls.__name__.removesuffix("Detector") + "Params").defaults(1)
+    apply_detector_params(params, 0, values)
+    try:
+        params.validate()
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def apply_detector_params(params: Any, channel: int, values: dict[str, Any]) -> None:
+    """Write configured values into one channel of a detector's parameter arrays."""
+    for key, value in values.items():
+        getattr(params, key)[channel] = value
