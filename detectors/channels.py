@@ -109,13 +109,13 @@ def kernel_arrays(p: Any) -> tuple[np.ndarray, ...]:
 class ChannelDetector:
     """Base of the kernel detectors: owns state arrays, checks inputs, calls the two kernels.
 
-    Subclasses set `name`, `evidence_names`, `params_type` and implement `_state_spec()` and
-    `_kernels()`; state arrays are attributes named as in the spec.
+    Subclasses set `name`, `evidence_names` and implement `_state_spec()` and `_kernels()`;
+    state arrays are attributes named as in the spec. `detectors.registry` pairs each detector
+    with its parameter class.
     """
 
     name: ClassVar[str]
     evidence_names: ClassVar[tuple[str, ...]]
-    params_type: ClassVar[type]
 
     def __init__(self, params: Any):
         params.validate()

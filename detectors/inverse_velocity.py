@@ -291,7 +291,6 @@ class InverseVelocityDetector(ChannelDetector):
 
     name = "inverse_velocity"
     evidence_names = ("lead_s", "r2", "points", "v_now", "lead_sd_s", "level_lead_s")
-    params_type = InverseVelocityParams
 
     def __init__(self, params: InverseVelocityParams, n_buckets: int = 28):
         self.n_buckets = int(n_buckets)

@@ -297,7 +297,6 @@ class RateDetector(ChannelDetector):
 
     name = "rate"
     evidence_names = ("rate", "buckets", "span_s", "envelope", "limit", "per_s")
-    params_type = RateParams
 
     def __init__(self, params: RateParams, n_buckets: int = 12):
         if int(n_buckets) < 2:

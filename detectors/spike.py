@@ -192,7 +192,6 @@ class SpikeDetector(ChannelDetector):
 
     name = "spike"
     evidence_names = ("median", "scale", "z")
-    params_type = SpikeParams
 
     def __init__(self, params: SpikeParams, window: int = 15):
         if not 3 <= int(window) <= 63:

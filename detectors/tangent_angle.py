@@ -327,7 +327,6 @@ class TangentAngleDetector(ChannelDetector):
 
     name = "tangent_angle"
     evidence_names = ("angle_deg", "v_ref", "v_now", "level_deg")
-    params_type = TangentAngleParams
 
     def __init__(self, params: TangentAngleParams, n_buckets: int = 8):
         if int(n_buckets) < 2:

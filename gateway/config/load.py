@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from detectors.registry import DETECTORS, detectors_for
+from detectors.registry import PER_POINT, detectors_for, params_class
 from gateway.config.model import (
     LEVELS,
     AlertPolicy,
@@ -62,8 +62,6 @@ CONVERSIONS = {
 }
 _CHANNEL_PARAMS = {"temperature_channel", "y_channel"}
 _POINT_PARAMS = {"barometer"}  # the name of another point (on any device)
-# per-point detectors of the live path (river's model spans a whole site, not a point)
-LIVE_DETECTORS = frozenset(DETECTORS) - {"river_hst"}
 _DURATION_PARAMS = {"window", "barometer_max_age"}
 # GB 51108-2015 §4.5.4: tailings items are measured at least once a day.
 TAILINGS_MAX_PERIOD = 86400.0
@@ -576,10 +574,10 @@ def _points(doc: dict, r: _Reader, devices: dict[str, Device]) -> list[Point]:
         if not all(isinstance(x, str) for x in detectors):
             r.problem(f"{p}.detectors", "expected a list of detector names")
             detectors = default
-        unknown_det = [x for x in detectors if x not in LIVE_DETECTORS]
+        unknown_det = [x for x in detectors if x not in PER_POINT]
         if unknown_det:
             r.problem(f"{p}.detectors", f"unknown detector(s) {unknown_det}",
-                      f"one of {', '.join(sorted(LIVE_DETECTORS))}")
+                      f"one of {', '.join(sorted(PER_POINT))}")
         own = _detector_tables(r.table(pt, "detector", f"{p}.detector"), f"{p}.detector", r)
         unused = sorted(set(own) - set(detectors))
         if unused:
@@ -896,17 +894,10 @@ _FROM_ELSEWHERE = {"direction", "plausible_min", "plausible_max", "period_s"}
 def detector_param_spec(detector: str) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Field → (kind, per-channel shape) of a detector's parameters: kind 'bool', 'int',
     'duration' (seconds or '6h'; fields ending in _s or _hold) or 'float'."""
-    import importlib
-
-    from detectors.registry import detector_class
-
     if detector == "threshold":
         return {}  # the point's `thresholds` table configures it
-    cls = detector_class(detector)
-    params_cls = getattr(importlib.import_module(cls.__module__),
-                         cls.__name__.removesuffix("Detector") + "Params")
     spec = {}
-    for name, arr in vars(params_cls.defaults(1)).items():
+    for name, arr in vars(params_class(detector).defaults(1)).items():
         if name in _FROM_ELSEWHERE:
             continue
         kind = ("bool" if arr.dtype == bool else "int" if arr.dtype.kind in "iu" else
@@ -952,9 +943,9 @@ def _detector_tables(doc: dict, path: str, r: _Reader) -> dict[str, dict[str, An
     out: dict[str, dict[str, Any]] = {}
     for detector, table in doc.items():
         p = f"{path}.{detector}"
-        if detector not in LIVE_DETECTORS:
+        if detector not in PER_POINT:
             r.problem(p, f"unknown detector {detector!r}",
-                      f"one of {', '.join(sorted(LIVE_DETECTORS))}")
+                      f"one of {', '.join(sorted(PER_POINT))}")
             continue
         if not isinstance(table, dict):
             r.problem(p, "expected a table of parameters")
@@ -980,13 +971,7 @@ def _detector_tables(doc: dict, path: str, r: _Reader) -> dict[str, dict[str, An
 
 def detector_params_problem(detector: str, values: dict[str, Any]) -> str:
     """The detector's own validation of one channel with these values ('' when valid)."""
-    import importlib
-
-    from detectors.registry import detector_class
-
-    cls = detector_class(detector)
-    params = getattr(importlib.import_module(cls.__module__),
-                     cls.__name__.removesuffix("Detector") + "Params").defaults(1)
+    params = params_class(detector).defaults(1)
     apply_detector_params(params, 0, values)
     try:
         params.validate()
