@@ -3,13 +3,14 @@ a checkpoint continues exactly, checkpoints are checked, and inputs are checked.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from detectors.base import Detector
-from detectors.channels import ChannelDetector
+from detectors.channels import ChannelDetector, Debounce
 from detectors.cusum import CusumDetector, CusumParams
 from detectors.generic import GenericDetector, GenericParams
 from detectors.inverse_velocity import InverseVelocityDetector, InverseVelocityParams
@@ -215,3 +216,23 @@ def test_update_rejects_bad_input(make) -> None:
         det.run(np.zeros(2), np.zeros((2, 3)))
     empty = det.update(np.zeros(0, np.int64), 0.0, np.zeros(0), np.zeros(0, bool))
     assert empty.grade.shape == (0,) and empty.evidence.shape == (0, det.n_evidence)
+
+
+GRADED = (RateParams, TangentAngleParams, InverseVelocityParams, SpikeParams)
+
+
+@pytest.mark.parametrize("params", GRADED, ids=lambda c: c.__name__)
+def test_graded_detectors_share_one_debounce_block(params) -> None:
+    # one definition: the same field names (the config keys), defaults and checks everywhere
+    assert issubclass(params, Debounce)
+    names = [f.name for f in dataclasses.fields(params)]
+    assert names[:5] == [f.name for f in dataclasses.fields(Debounce)]
+    p = params.defaults(3)
+    p.validate()
+    p.clear_samples[1] = 0
+    with pytest.raises(ValueError, match="channel 1: clear_samples 0 must be >= 1"):
+        p.validate()
+    p.clear_samples[1] = 3
+    p.raise_hold[2] = np.nan
+    with pytest.raises(ValueError, match="channel 2: raise_hold nan must be a finite number"):
+        p.validate()
