@@ -11,25 +11,25 @@ the threshold keeps its alarm.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from detectors.base import BlockOutput, DetectorOutput, Quality
-from detectors.grading import score_at
+from detectors.base import Quality
+from detectors.channels import ChannelDetector, Debounce, StateSpec, check_shapes
+from detectors.grading import COUNT_CAP, level_score
 
 __all__ = ["UPPER", "LOWER", "BOTH", "LEVEL_NAMES", "ThresholdParams", "ThresholdDetector"]
 
 UPPER, LOWER, BOTH = 1, -1, 2
 LEVEL_NAMES = ("blue", "yellow", "orange", "red")
-_SIDES = ("upper", "lower")
-_COUNT_CAP = 1 << 30  # counters saturate here instead of wrapping after years in one state
 _OUT_OF_RANGE = int(Quality.OUT_OF_RANGE)
+_PER_LEVEL = (2, 4)  # per-level state: side 0 upper / 1 lower, level blue .. red
 
 
 @dataclass
-class ThresholdParams:
+class ThresholdParams(Debounce):
     """Per-channel parameters (n channels). Levels are blue, yellow, orange, red; NaN = unused.
 
     `direction`: +1 upper (higher is worse), -1 lower (lower is worse), 2 both (a lower and an
@@ -50,11 +50,6 @@ class ThresholdParams:
     lower: np.ndarray  # float64[n, 4]
     upper_restore: np.ndarray  # float64[n, 4]
     lower_restore: np.ndarray  # float64[n, 4]
-    raise_samples: np.ndarray  # int32[n]
-    raise_hold: np.ndarray  # float64[n]
-    clear_samples: np.ndarray  # int32[n]
-    clear_hold: np.ndarray  # float64[n]
-    red_immediate: np.ndarray  # bool[n]
     plausible_min: np.ndarray  # float64[n]
     plausible_max: np.ndarray  # float64[n]
 
@@ -66,10 +61,8 @@ class ThresholdParams:
         return cls(
             direction=np.ones(n, np.int8), upper=nan4.copy(), lower=nan4.copy(),
             upper_restore=nan4.copy(), lower_restore=nan4.copy(),
-            raise_samples=np.full(n, 3, np.int32), raise_hold=np.zeros(n),
-            clear_samples=np.full(n, 3, np.int32), clear_hold=np.zeros(n),
-            red_immediate=np.ones(n, np.bool_), plausible_min=np.full(n, np.nan),
-            plausible_max=np.full(n, np.nan),
+            plausible_min=np.full(n, np.nan), plausible_max=np.full(n, np.nan),
+            **cls.debounce_defaults(n),
         )
 
     @property
@@ -79,7 +72,7 @@ class ThresholdParams:
     def levels_used(self) -> np.ndarray:
         """bool[n, 2, 4]: the levels that grade (side 0 upper, 1 lower; set and on a used side)."""
         d = np.asarray(self.direction)
-        used = np.empty((self.n, 2, 4), np.bool_)
+        used = np.empty((self.n, *_PER_LEVEL), np.bool_)
         used[:, 0] = (d != LOWER)[:, None] & ~np.isnan(self.upper)
         used[:, 1] = (d != UPPER)[:, None] & ~np.isnan(self.lower)
         return used
@@ -88,17 +81,9 @@ class ThresholdParams:
         """Shapes, directions, debounce settings, monotone levels, restore levels on the safe
         side. Raises ValueError naming the first bad channel (and level); vectorised, so a site of
         100 000 channels validates in milliseconds."""
-        n = self.n
-        for f in fields(self):
-            a = np.asarray(getattr(self, f.name))
-            want = (n, 4) if f.name in ("upper", "lower", "upper_restore", "lower_restore") else (n,)
-            if a.shape != want:
-                raise ValueError(f"ThresholdParams.{f.name}: shape {a.shape}, expected {want}")
+        check_shapes(self, ("upper", "lower", "upper_restore", "lower_restore"))
         bad = ~np.isin(self.direction, (UPPER, LOWER, BOTH))
-        bad |= np.asarray(self.raise_samples) < 1
-        bad |= np.asarray(self.clear_samples) < 1
-        for hold in (self.raise_hold, self.clear_hold):
-            bad |= ~(np.isfinite(hold) & (np.asarray(hold) >= 0))
+        bad |= self.debounce_problems()
         bad |= np.asarray(self.plausible_min) > np.asarray(self.plausible_max)
         bad |= np.isinf(self.plausible_min) | np.isinf(self.plausible_max)
         for side, thr, rest, sign in (("upper", self.upper, self.upper_restore, 1.0),
@@ -125,13 +110,7 @@ class ThresholdParams:
         d = int(self.direction[i])
         if d not in (UPPER, LOWER, BOTH):
             raise ValueError(f"channel {i}: direction {d} is not 1 (upper), -1 (lower) or 2 (both)")
-        for name in ("raise_samples", "clear_samples"):
-            if getattr(self, name)[i] < 1:
-                raise ValueError(f"channel {i}: {name} {getattr(self, name)[i]} must be >= 1")
-        for name in ("raise_hold", "clear_hold"):
-            v = float(getattr(self, name)[i])
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"channel {i}: {name} {v:g} must be a finite number of seconds >= 0")
+        self.explain_debounce(i)
         lo, hi = float(self.plausible_min[i]), float(self.plausible_max[i])
         if math.isinf(lo) or math.isinf(hi) or lo > hi:
             raise ValueError(f"channel {i}: plausible range [{lo:g}, {hi:g}] is not a finite "
@@ -162,71 +141,16 @@ class ThresholdParams:
                     prev_level, prev = k, v
 
 
-_STATE = {
-    # name: (dtype, per-level?)  per-level arrays are [n, 2, 4]: side 0 upper / 1 lower, level
-    "grade": (np.int8, False),
-    "active": (np.bool_, True),  # level held
-    "past_n": (np.int32, True),  # samples in the current run past the threshold
-    "past_t0": (np.float64, True),  # time of the first of them
-    "back_n": (np.int32, True),  # consecutive samples back past the restore level
-    "back_t0": (np.float64, True),  # time of the first of them
-    "score": (np.float32, False),  # last score (repeated for invalid samples)
-}
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _side_score(v, thr, i, s, sign):
-    """Score of value v against the thresholds thr[i, s, :] (sign +1 upper, -1 lower).
-
-    Piecewise linear in y = sign * v through (threshold of level k, `score_at(k)`: 0.5 at blue
-    ... 1 at red) for the set levels,
-    from 0 at half a level-gap on the safe side of the first set threshold; flat beyond the last
-    set level. No allocation: it runs once per channel, side and sample.
-    """
-    first_k = -1
-    first = 0.0
-    second = np.nan
-    for k in range(4):
-        if not np.isnan(thr[i, s, k]):
-            y_k = sign * thr[i, s, k]
-            if first_k < 0:
-                first_k = k
-                first = y_k
-            elif np.isnan(second) and y_k != first:
-                second = y_k
-    if first_k < 0:
-        return 0.0
-    y = sign * v
-    s_first = score_at(first_k)
-    if y < first:
-        span = second - first
-        if np.isnan(span):
-            span = 0.1 * abs(first)
-        if span <= 0.0:
-            span = 1.0
-        lo = first - 0.5 * span
-        if y <= lo:
-            return 0.0
-        return s_first * (y - lo) / (first - lo)
-    prev_y = first
-    prev_s = s_first
-    for k in range(first_k + 1, 4):
-        if np.isnan(thr[i, s, k]):
-            continue
-        b = sign * thr[i, s, k]
-        s_b = score_at(k)
-        if y < b:
-            return prev_s + (s_b - prev_s) * (y - prev_y) / (b - prev_y)
-        prev_y = b
-        prev_s = s_b
-    return prev_s
-
 
 @numba.njit(cache=True, nogil=True)
-def _step(i, j, t, v, ok, direction, thr, rest, raise_n, raise_hold, clear_n, clear_hold,
-          red_now, pmin, pmax, grade, active, past_n, past_t0, back_n, back_t0, score_state,
-          out_score, out_grade, out_fault, out_ev):
-    """One sample of channel i at time t, outputs into row j. Shared by both kernels."""
+def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
+    """One sample of channel i at time t, outputs into row j. Shared by both kernels.
+
+    Each side is graded in y, where higher is worse: the value upward, minus the value downward
+    (the kernels take the lower levels negated), so both sides use `grading.level_score`."""
+    raise_n, raise_hold, clear_n, clear_hold, red_now, direction, up, lo, up_rest, lo_rest, \
+        pmin, pmax = P
+    grade, active, past_n, past_t0, back_n, back_t0, score_state = S
     out_fault[j] = 0
     raw = -1
     if ok and not np.isnan(v):
@@ -241,22 +165,24 @@ def _step(i, j, t, v, ok, direction, thr, rest, raise_n, raise_hold, clear_n, cl
             for s in range(2):  # 0 upper side, 1 lower side
                 if (s == 0 and d == LOWER) or (s == 1 and d == UPPER):
                     continue
-                sign = 1.0 if s == 0 else -1.0
-                sc = _side_score(v, thr, i, s, sign)
+                thr = up if s == 0 else lo
+                rest = up_rest if s == 0 else lo_rest
+                y = v if s == 0 else -v
+                sc = level_score(y, thr, i)
                 if sc > score:
                     score = sc
                 for k in range(4):
-                    th = thr[i, s, k]
+                    th = thr[i, k]
                     if np.isnan(th):
                         continue
-                    past = sign * (v - th) >= 0.0
-                    back = sign * (v - rest[i, s, k]) < 0.0
+                    past = y >= th
+                    back = y < rest[i, k]
                     if past:
                         if k + 1 > raw:
                             raw = k + 1
                         if past_n[i, s, k] == 0:
                             past_t0[i, s, k] = t
-                        if past_n[i, s, k] < _COUNT_CAP:
+                        if past_n[i, s, k] < COUNT_CAP:
                             past_n[i, s, k] += 1
                     elif back:
                         # only a sample back past the restore level ends a raise run; one in the
@@ -266,7 +192,7 @@ def _step(i, j, t, v, ok, direction, thr, rest, raise_n, raise_hold, clear_n, cl
                     if back:
                         if back_n[i, s, k] == 0:
                             back_t0[i, s, k] = t
-                        if back_n[i, s, k] < _COUNT_CAP:
+                        if back_n[i, s, k] < COUNT_CAP:
                             back_n[i, s, k] += 1
                     else:
                         back_n[i, s, k] = 0
@@ -292,37 +218,29 @@ def _step(i, j, t, v, ok, direction, thr, rest, raise_n, raise_hold, clear_n, cl
     if g > 0:
         for s in range(2):
             if active[i, s, g - 1]:
-                out_ev[j, 0] = thr[i, s, g - 1]
-                out_ev[j, 1] = rest[i, s, g - 1]
+                out_ev[j, 0] = up[i, g - 1] if s == 0 else -lo[i, g - 1]
+                out_ev[j, 1] = up_rest[i, g - 1] if s == 0 else -lo_rest[i, g - 1]
                 break
     out_ev[j, 2] = np.nan if raw < 0 else raw
 
 
 @numba.njit(cache=True, nogil=True)
-def _update_kernel(idx, t, x, valid, direction, thr, rest, raise_n, raise_hold, clear_n,
-                   clear_hold, red_now, pmin, pmax, grade, active, past_n, past_t0, back_n,
-                   back_t0, score_state, out_score, out_grade, out_fault, out_ev):
+def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
     """The live path: one sample at time t for the channels idx (in order)."""
     for j in range(idx.shape[0]):
-        _step(idx[j], j, t, x[j], valid[j], direction, thr, rest, raise_n, raise_hold, clear_n,
-              clear_hold, red_now, pmin, pmax, grade, active, past_n, past_t0, back_n, back_t0,
-              score_state, out_score, out_grade, out_fault, out_ev)
+        _step(idx[j], j, t, x[j], valid[j], P, S, out_score, out_grade, out_fault, out_ev)
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_kernel(t, x, valid, direction, thr, rest, raise_n, raise_hold, clear_n, clear_hold,
-                  red_now, pmin, pmax, grade, active, past_n, past_t0, back_n, back_t0,
-                  score_state, out_score, out_grade, out_fault, out_ev):
+def _block_kernel(t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
     """Replay: row r is `_update_kernel` over every channel at t[r] (same `_step`, same order)."""
     for r in range(x.shape[0]):
         for c in range(x.shape[1]):
-            _step(c, c, t[r], x[r, c], valid[r, c], direction, thr, rest, raise_n, raise_hold,
-                  clear_n, clear_hold, red_now, pmin, pmax, grade, active, past_n, past_t0,
-                  back_n, back_t0, score_state, out_score[r], out_grade[r], out_fault[r],
-                  out_ev[r])
+            _step(c, c, t[r], x[r, c], valid[r, c], P, S, out_score[r], out_grade[r],
+                  out_fault[r], out_ev[r])
 
 
-class ThresholdDetector:
+class ThresholdDetector(ChannelDetector):
     """Four-colour thresholds with hysteresis over many channels at once.
 
     Each channel is graded 0 (none), 1 blue, 2 yellow, 3 orange, 4 red against up to four
@@ -387,42 +305,27 @@ class ThresholdDetector:
     """
 
     name = "threshold"
-    n_evidence = 3
     evidence_names = ("threshold", "restore", "raw_level")
+    negated = ("lower", "lower_restore")  # graded as minus the value: higher is worse
 
-    def __init__(self, params: ThresholdParams):
-        params.validate()
-        self.n = params.n
-        n = self.n
-        self.grade = np.zeros(n, np.int8)
-        self.active = np.zeros((n, 2, 4), np.bool_)
-        self.past_n = np.zeros((n, 2, 4), np.int32)
-        self.past_t0 = np.zeros((n, 2, 4), np.float64)
-        self.back_n = np.zeros((n, 2, 4), np.int32)
-        self.back_t0 = np.zeros((n, 2, 4), np.float64)
-        self.score = np.zeros(n, np.float32)
-        self._set(params)
+    def _state_spec(self) -> StateSpec:
+        return {
+            "grade": (np.int8, (), 0),
+            "active": (np.bool_, _PER_LEVEL, False),  # level held
+            "past_n": (np.int32, _PER_LEVEL, 0),  # samples in the current run past the threshold
+            "past_t0": (np.float64, _PER_LEVEL, 0.0),  # time of the first of them
+            "back_n": (np.int32, _PER_LEVEL, 0),  # consecutive samples back past the restore level
+            "back_t0": (np.float64, _PER_LEVEL, 0.0),  # time of the first of them
+            "score": (np.float32, (), 0.0),  # last score (repeated for invalid samples)
+        }
 
-    def _set(self, p: ThresholdParams) -> None:
-        self.params = p
-        self._used = p.levels_used()
-        self._dir = np.ascontiguousarray(p.direction, dtype=np.int8)
-        self._thr = np.ascontiguousarray(np.stack([p.upper, p.lower], axis=1), dtype=np.float64)
-        self._rest = np.ascontiguousarray(np.stack([p.upper_restore, p.lower_restore], axis=1),
-                                          dtype=np.float64)
-        self._raise_n = np.ascontiguousarray(p.raise_samples, dtype=np.int32)
-        self._raise_hold = np.ascontiguousarray(p.raise_hold, dtype=np.float64)
-        self._clear_n = np.ascontiguousarray(p.clear_samples, dtype=np.int32)
-        self._clear_hold = np.ascontiguousarray(p.clear_hold, dtype=np.float64)
-        self._red_now = np.ascontiguousarray(p.red_immediate, dtype=np.bool_)
-        self._pmin = np.ascontiguousarray(p.plausible_min, dtype=np.float64)
-        self._pmax = np.ascontiguousarray(p.plausible_max, dtype=np.float64)
-        self._drop_unused_levels()
+    def _kernels(self):
+        return _update_kernel, _block_kernel
 
     def _drop_unused_levels(self) -> None:
         """Release levels the parameters no longer have (NaN or the other side): the kernel skips
         them, so an active flag left there could never be released. Then grade = highest active."""
-        unused = ~self._used
+        unused = ~self.params.levels_used()
         self.active[unused] = False
         self.past_n[unused] = 0
         self.back_n[unused] = 0
@@ -437,61 +340,17 @@ class ThresholdDetector:
         det.update(np.zeros(1, np.int64), 0.0, np.zeros(1), np.ones(1, np.bool_))
         det.run(np.zeros(1), np.zeros((1, 1)))
 
-    def _params(self) -> tuple:
-        return (self._dir, self._thr, self._rest, self._raise_n, self._raise_hold, self._clear_n,
-                self._clear_hold, self._red_now, self._pmin, self._pmax, self.grade, self.active,
-                self.past_n, self.past_t0, self.back_n, self.back_t0, self.score)
-
-    def update(self, idx: np.ndarray, t: float, x: np.ndarray, valid: np.ndarray) -> DetectorOutput:
-        """One sample at time t (s) for the channels idx (int[k], in that order; a repeated
-        channel takes its samples in turn). x float64[k], valid bool[k]."""
-        idx = np.asarray(idx)
-        if idx.size and idx.dtype.kind not in "iu":
-            raise TypeError(f"idx must be integer, got {idx.dtype}")
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        valid = np.ascontiguousarray(valid, dtype=np.bool_)
-        k = idx.shape[0] if idx.ndim == 1 else -1
-        if idx.ndim != 1 or x.shape != (k,) or valid.shape != (k,):
-            raise ValueError(f"idx, x, valid must be 1-D of one length: {idx.shape}, {x.shape}, "
-                             f"{valid.shape}")
-        if k and (idx.min() < 0 or idx.max() >= self.n):
-            raise IndexError(f"channel index out of range 0..{self.n - 1}")
-        t = float(t)
-        if not math.isfinite(t):
-            raise ValueError(f"t must be finite, got {t}")
-        out = DetectorOutput(np.empty(k, np.float32), np.empty(k, np.int8),
-                             np.empty(k, np.uint8), np.empty((k, 3), np.float32))
-        _update_kernel(idx, t, x, valid, *self._params(), *out)
-        return out
-
-    def run(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray | None = None) -> BlockOutput:
-        """Replay a block: t float64[m], x float64[m, n] (every channel), valid bool[m, n]
-        (default all True; NaN is invalid either way). Causal and stateful, exactly equal to
-        `update(arange(n), t[r], x[r], valid[r])` for r = 0..m-1."""
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.n:
-            raise ValueError(f"x must be [m, {self.n}], got {x.shape}")
-        m = x.shape[0]
-        t = np.ascontiguousarray(t, dtype=np.float64)
-        if t.shape != (m,) or not np.isfinite(t).all():
-            raise ValueError(f"t must be {m} finite times, got shape {t.shape}")
-        valid = (np.ones(x.shape, np.bool_) if valid is None
-                 else np.ascontiguousarray(valid, dtype=np.bool_))
-        if valid.shape != x.shape:
-            raise ValueError(f"valid must be {x.shape}, got {valid.shape}")
-        out = BlockOutput(np.empty((m, self.n), np.float32), np.empty((m, self.n), np.int8),
-                          np.empty((m, self.n), np.uint8), np.empty((m, self.n, 3), np.float32))
-        _block_kernel(t, x, valid, *self._params(), *out)
-        return out
-
     def set_params(self, params: ThresholdParams) -> None:
         """New thresholds on reload; the state is kept (same channel count). Levels the new
         parameters no longer have are released; the others keep their flags and counters."""
-        params.validate()
-        if params.n != self.n:
-            raise ValueError(f"new params have {params.n} channels, the detector has {self.n}")
-        self._set(params)
+        super().set_params(params)
+        self._drop_unused_levels()
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `state()` checkpoint (names, shapes and dtypes must match exactly; the
+        ValueError names the key). Levels the current parameters lack are released."""
+        super().load(state)
+        self._drop_unused_levels()
 
     def seed_grades(self, idx: np.ndarray, grades: np.ndarray) -> None:
         """Hold the given grades as active levels (channels without a checkpoint after a crash).
@@ -507,35 +366,14 @@ class ThresholdDetector:
             raise ValueError(f"idx and grades must be 1-D of one length: {idx.shape}, {g.shape}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
             raise IndexError(f"channel index out of range 0..{self.n - 1}")
-        want = self._used[idx] & (np.arange(1, 5)[None, None, :] <= g[:, None, None])
+        want = self.params.levels_used()[idx] & (np.arange(1, 5)[None, None, :]
+                                                 <= g[:, None, None])
         new = np.zeros_like(self.active)
         np.logical_or.at(new, idx, want)
         new &= ~self.active
         self.active |= new
         self.back_n[new] = 0
         self.grade[idx] = _highest(self.active[idx])
-
-    def state(self) -> dict[str, np.ndarray]:
-        """Copies of every state array: grade, active, past_n, past_t0, back_n, back_t0, score."""
-        return {name: getattr(self, name).copy() for name in _STATE}
-
-    def load(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a `state()` checkpoint (names, shapes and dtypes must match exactly; the
-        ValueError names the key). Levels the current parameters lack are released."""
-        unknown = sorted(set(state) - set(_STATE))
-        if unknown:
-            raise ValueError(f"threshold detector state: unknown key {unknown[0]!r}")
-        for name, (dtype, per_level) in _STATE.items():
-            if name not in state:
-                raise ValueError(f"threshold detector state: missing {name!r}")
-            a = np.asarray(state[name])
-            want = (self.n, 2, 4) if per_level else (self.n,)
-            if a.shape != want or a.dtype != dtype:
-                raise ValueError(f"threshold detector state {name!r}: {a.dtype}{a.shape}, "
-                                 f"expected {np.dtype(dtype)}{want}")
-        for name in _STATE:
-            setattr(self, name, np.array(state[name], copy=True))
-        self._drop_unused_levels()
 
 
 def _highest(active: np.ndarray) -> np.ndarray:

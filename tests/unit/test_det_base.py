@@ -18,6 +18,7 @@ from detectors.rate import RateDetector, RateParams
 from detectors.spike import SpikeDetector, SpikeParams
 from detectors.stuck import StuckDetector, StuckParams
 from detectors.tangent_angle import TangentAngleDetector, TangentAngleParams
+from detectors.threshold import ThresholdDetector, ThresholdParams
 
 HOUR = 3600.0
 
@@ -103,6 +104,19 @@ def make_generic(n: int) -> GenericDetector:
     return GenericDetector(p)
 
 
+def make_threshold(n: int) -> ThresholdDetector:
+    p = ThresholdParams.defaults(n)
+    p.direction[:] = np.resize([1, -1, 2], n)
+    up = p.direction != -1
+    p.upper[up], p.upper_restore[up] = [2.0, 4.0, 6.0, 8.0], [1.5, 3.5, 5.5, 7.5]
+    down = p.direction != 1
+    p.lower[down], p.lower_restore[down] = [-2.0, -4.0, np.nan, -8.0], [-1.5, -3.5, np.nan, -7.5]
+    p.raise_hold[::2] = 120.0
+    p.red_immediate[::3] = False
+    p.plausible_max[::4] = 30.0
+    return ThresholdDetector(p)
+
+
 FACTORIES: dict[str, Callable[[int], ChannelDetector]] = {
     "cusum": make_cusum,
     "generic": make_generic,
@@ -111,6 +125,7 @@ FACTORIES: dict[str, Callable[[int], ChannelDetector]] = {
     "spike": make_spike,
     "stuck": make_stuck,
     "tangent_angle": make_tangent_angle,
+    "threshold": make_threshold,
 }
 
 
@@ -218,7 +233,7 @@ def test_update_rejects_bad_input(make) -> None:
     assert empty.grade.shape == (0,) and empty.evidence.shape == (0, det.n_evidence)
 
 
-GRADED = (RateParams, TangentAngleParams, InverseVelocityParams, SpikeParams)
+GRADED = (ThresholdParams, RateParams, TangentAngleParams, InverseVelocityParams, SpikeParams)
 
 
 @pytest.mark.parametrize("params", GRADED, ids=lambda c: c.__name__)
