@@ -169,7 +169,6 @@ class ChannelDetector:
 
     name: ClassVar[str]
     evidence_names: ClassVar[tuple[str, ...]]
-    negated: ClassVar[tuple[str, ...]] = ()  # parameters the kernels take negated (kernel_arrays)
 
     def __init__(self, params: Any):
         params.validate()
@@ -183,7 +182,7 @@ class ChannelDetector:
         # S in one C call: a generator of getattr cost a microsecond per update, as much as
         # the kernel itself for a small batch
         self._state_getter = attrgetter(*self._spec, "n")  # "n" keeps it a tuple for one key
-        self._p = kernel_arrays(params, self.negated)
+        self._p = self._kernel_params(params)
 
     @property
     def n_evidence(self) -> int:
@@ -195,6 +194,10 @@ class ChannelDetector:
 
     def _kernels(self) -> tuple[Any, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _kernel_params(self, params: Any) -> tuple[np.ndarray, ...]:
+        """The tuple P the kernels take: by default every parameter array in field order."""
+        return kernel_arrays(params)
 
     # -- the contract ------------------------------------------------------------------------
     def _s(self) -> tuple[np.ndarray, ...]:
@@ -255,7 +258,7 @@ class ChannelDetector:
             self.params = old
             raise ValueError(f"{self.name}: the new params change the state layout; "
                              "start a new detector instead")
-        self._p = kernel_arrays(params, self.negated)
+        self._p = self._kernel_params(params)
 
     def state(self) -> dict[str, np.ndarray]:
         """Copies of every state array (a checkpoint)."""

@@ -27,6 +27,7 @@ from detectors.channels import (
     check_shapes,
     hysteresis_spec,
     jump_spec,
+    kernel_arrays,
 )
 from detectors.grading import debounce, level_held, level_past, level_score
 from detectors.jumps import RAMP, STEP, WARM, jump_scale, jump_step
@@ -284,13 +285,15 @@ class InverseVelocityDetector(ChannelDetector):
 
     name = "inverse_velocity"
     evidence_names = ("lead_s", "r2", "points", "v_now", "lead_sd_s", "level_lead_s")
-    negated = ("lead", "lead_restore")  # graded as minus the lead: higher is worse
 
     def __init__(self, params: InverseVelocityParams, n_buckets: int = 28):
         self.n_buckets = int(n_buckets)
         if self.n_buckets < int(np.max(params.vel_span, initial=1)) + 6:
             raise ValueError(f"n_buckets {n_buckets} leaves fewer than 5 velocities for a fit")
         super().__init__(params)
+
+    def _kernel_params(self, params: InverseVelocityParams) -> tuple[np.ndarray, ...]:
+        return kernel_arrays(params, negated=("lead", "lead_restore"))  # graded as minus the lead
 
     def _state_spec(self) -> StateSpec:
         spec = hysteresis_spec()
