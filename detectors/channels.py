@@ -6,10 +6,11 @@ and `validate()`), its state layout and two numba kernels with one calling conve
     update_kernel(idx, t, x, valid, P, S, score, grade, fault, evidence)
     block_kernel(t, x, valid, P, S, score, grade, fault, evidence)
 
-where P is the tuple of parameter arrays (in dataclass field order: a graded detector's
-parameters inherit the `Debounce` block, so its five arrays come first) and S the tuple of state
-arrays (in layout order). `ChannelDetector` does the rest, so every detector checks its inputs,
-replays blocks and takes checkpoints the same way.
+where P is the tuple of parameter arrays (in dataclass field order, unless the detector's
+`_kernel_params` arranges them otherwise; a graded detector's parameters inherit the `Debounce`
+block, so its five arrays come first) and S the tuple of state arrays (in layout order).
+`ChannelDetector` does the rest, so every detector checks its inputs, replays blocks and takes
+checkpoints the same way.
 """
 
 from __future__ import annotations
