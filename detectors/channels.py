@@ -6,15 +6,18 @@ and `validate()`), its state layout and two numba kernels with one calling conve
     update_kernel(idx, t, x, valid, P, S, score, grade, fault, evidence)
     block_kernel(t, x, valid, P, S, score, grade, fault, evidence)
 
-where P is the tuple of parameter arrays (in dataclass field order) and S the tuple of state arrays
-(in layout order). `ChannelDetector` does the rest, so every detector checks its inputs, replays
-blocks and takes checkpoints the same way (the threshold detector predates it and keeps its own).
+where P is the tuple of parameter arrays (in dataclass field order, unless the detector's
+`_kernel_params` arranges them otherwise; a graded detector's parameters inherit the `Debounce`
+block, so its five arrays come first) and S the tuple of state arrays (in layout order).
+`ChannelDetector` does the rest, so every detector checks its inputs, replays blocks and takes
+checkpoints the same way.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,9 +27,9 @@ from detectors.cadence import CADENCE_STATE
 from detectors.grading import HYSTERESIS_STATE
 from detectors.jumps import JUMP_STATE
 
-__all__ = ["ChannelDetector", "StateSpec", "check", "check_shapes", "check_finite",
-           "check_levels", "check_factors", "check_jump_z", "check_debounce", "kernel_arrays",
-           "hysteresis_spec", "cadence_spec", "jump_spec", "debounce_defaults"]
+__all__ = ["ChannelDetector", "Debounce", "StateSpec", "check", "check_shapes", "check_finite",
+           "check_levels", "check_factors", "check_jump_z", "kernel_arrays", "hysteresis_spec",
+           "cadence_spec", "jump_spec"]
 
 # name -> (dtype, shape after the channel axis, initial value)
 StateSpec = dict[str, tuple[Any, tuple[int, ...], float]]
@@ -92,30 +95,81 @@ def check_factors(f: np.ndarray, name: str) -> None:
         check((is_set & (f <= prev)).any(axis=1), f"{name}: factors must ascend")
 
 
-def check_debounce(p: Any) -> None:
-    """raise_samples / clear_samples >= 1, raise_hold / clear_hold finite seconds >= 0."""
-    check(np.asarray(p.raise_samples) < 1, "raise_samples must be >= 1")
-    check(np.asarray(p.clear_samples) < 1, "clear_samples must be >= 1")
-    check_finite(p, ("raise_hold", "clear_hold"))
+@dataclass
+class Debounce:
+    """The debounce block of a graded detector's parameters, per channel (docs/requirements.md
+    R4; the rule of `grading.debounce` and of the threshold detector's levels).
+
+    `raise_samples` (>= 1) / `raise_hold` (s, >= 0): valid samples past a level, and seconds
+    since the first of them, needed to raise it; `red_immediate`: red raises on its first
+    sample. `clear_samples` (>= 1) / `clear_hold` (s, >= 0): samples back past the level's
+    restore level, and seconds since the first of them, needed to release it.
+
+    A parameter dataclass inherits it: these are its first fields (the first five arrays of its
+    kernels' P), and a point's config sets them by these names like any other parameter.
+    """
+
+    raise_samples: np.ndarray  # int32[n]
+    raise_hold: np.ndarray  # float64[n]
+    clear_samples: np.ndarray  # int32[n]
+    clear_hold: np.ndarray  # float64[n]
+    red_immediate: np.ndarray  # bool[n]
+
+    @staticmethod
+    def debounce_defaults(n: int) -> dict[str, np.ndarray]:
+        """3 samples to raise and to release, no hold times, red at once."""
+        return {"raise_samples": np.full(n, 3, np.int32), "raise_hold": np.zeros(n),
+                "clear_samples": np.full(n, 3, np.int32), "clear_hold": np.zeros(n),
+                "red_immediate": np.ones(n, np.bool_)}
+
+    def debounce_problems(self) -> np.ndarray:
+        """bool[n]: the channels whose debounce settings are invalid (vectorised)."""
+        bad = (np.asarray(self.raise_samples) < 1) | (np.asarray(self.clear_samples) < 1)
+        for hold in (self.raise_hold, self.clear_hold):
+            hold = np.asarray(hold, np.float64)
+            bad |= ~(np.isfinite(hold) & (hold >= 0))
+        return bad
+
+    def explain_debounce(self, i: int) -> None:
+        """Raise the ValueError naming channel i's invalid debounce setting and its value."""
+        for name in ("raise_samples", "clear_samples"):
+            if getattr(self, name)[i] < 1:
+                raise ValueError(f"channel {i}: {name} {getattr(self, name)[i]} must be >= 1")
+        for name in ("raise_hold", "clear_hold"):
+            v = float(getattr(self, name)[i])
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"channel {i}: {name} {v:g} must be a finite number of "
+                                 "seconds >= 0")
+
+    def check_debounce(self) -> None:
+        """ValueError naming the first channel with an invalid debounce setting."""
+        bad = np.flatnonzero(self.debounce_problems())
+        if bad.size:
+            self.explain_debounce(int(bad[0]))
 
 
-def kernel_arrays(p: Any) -> tuple[np.ndarray, ...]:
-    """The parameter tuple P for the kernels: contiguous arrays with the dtypes of `defaults`."""
+def kernel_arrays(p: Any, negated: tuple[str, ...] = ()) -> tuple[np.ndarray, ...]:
+    """The parameter tuple P for the kernels: contiguous arrays with the dtypes of `defaults`,
+    the `negated` ones with their sign flipped (levels where lower is worse, graded as minus
+    the value: `grading` wants higher worse)."""
     ref = type(p).defaults(1)
-    return tuple(np.ascontiguousarray(getattr(p, f.name), dtype=getattr(ref, f.name).dtype)
-                 for f in fields(p))
+    arrays = []
+    for f in fields(p):
+        a = np.ascontiguousarray(getattr(p, f.name), dtype=getattr(ref, f.name).dtype)
+        arrays.append(np.ascontiguousarray(-a) if f.name in negated else a)
+    return tuple(arrays)
 
 
 class ChannelDetector:
     """Base of the kernel detectors: owns state arrays, checks inputs, calls the two kernels.
 
-    Subclasses set `name`, `evidence_names`, `params_type` and implement `_state_spec()` and
-    `_kernels()`; state arrays are attributes named as in the spec.
+    Subclasses set `name`, `evidence_names` and implement `_state_spec()` and `_kernels()`;
+    state arrays are attributes named as in the spec. `detectors.registry` pairs each detector
+    with its parameter class.
     """
 
     name: ClassVar[str]
     evidence_names: ClassVar[tuple[str, ...]]
-    params_type: ClassVar[type]
 
     def __init__(self, params: Any):
         params.validate()
@@ -126,7 +180,10 @@ class ChannelDetector:
             if hasattr(self, key):  # a state array must not shadow n, params, name ...
                 raise TypeError(f"{type(self).__name__}: state key {key!r} is taken")
             setattr(self, key, np.full((self.n, *shape), init, dtype=dtype))
-        self._p = kernel_arrays(params)
+        # S in one C call: a generator of getattr cost a microsecond per update, as much as
+        # the kernel itself for a small batch
+        self._state_getter = attrgetter(*self._spec, "n")  # "n" keeps it a tuple for one key
+        self._p = self._kernel_params(params)
 
     @property
     def n_evidence(self) -> int:
@@ -139,9 +196,13 @@ class ChannelDetector:
     def _kernels(self) -> tuple[Any, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _kernel_params(self, params: Any) -> tuple[np.ndarray, ...]:
+        """The tuple P the kernels take: by default every parameter array in field order."""
+        return kernel_arrays(params)
+
     # -- the contract ------------------------------------------------------------------------
     def _s(self) -> tuple[np.ndarray, ...]:
-        return tuple(getattr(self, key) for key in self._spec)
+        return self._state_getter(self)[:-1]
 
     def update(self, idx: np.ndarray, t: float, x: np.ndarray, valid: np.ndarray) -> DetectorOutput:
         """One sample at time t (s) for the channels idx (int[k], in that order; a repeated
@@ -198,7 +259,7 @@ class ChannelDetector:
             self.params = old
             raise ValueError(f"{self.name}: the new params change the state layout; "
                              "start a new detector instead")
-        self._p = kernel_arrays(params)
+        self._p = self._kernel_params(params)
 
     def state(self) -> dict[str, np.ndarray]:
         """Copies of every state array (a checkpoint)."""
@@ -239,10 +300,3 @@ def cadence_spec() -> StateSpec:
 def jump_spec() -> StateSpec:
     """State entries of `jumps.jump_step`."""
     return {key: (dtype, (), init) for key, (dtype, init) in JUMP_STATE.items()}
-
-
-def debounce_defaults(n: int) -> dict[str, np.ndarray]:
-    """3 samples to raise and to release, no hold times, red at once."""
-    return {"raise_samples": np.full(n, 3, np.int32), "raise_hold": np.zeros(n),
-            "clear_samples": np.full(n, 3, np.int32), "clear_hold": np.zeros(n),
-            "red_immediate": np.ones(n, np.bool_)}

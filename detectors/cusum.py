@@ -204,7 +204,6 @@ class CusumDetector(ChannelDetector):
 
     name = "cusum"
     evidence_names = ("s_pos", "s_neg", "shift", "baseline")
-    params_type = CusumParams
 
     def _state_spec(self) -> StateSpec:
         spec: StateSpec = {"warm_n": (np.int32, (), 0)}

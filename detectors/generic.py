@@ -241,7 +241,6 @@ class GenericDetector(ChannelDetector):
 
     name = "generic"
     evidence_names = ("z", "z_threshold", "expected", "events")
-    params_type = GenericParams
 
     def _state_spec(self) -> StateSpec:
         return {

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["COUNT_CAP", "HYSTERESIS_STATE", "DEBOUNCE_PARAMS", "level_past", "level_held",
-           "level_score", "score_at", "debounce"]
+__all__ = ["COUNT_CAP", "HYSTERESIS_STATE", "level_past", "level_held", "level_score", "score_at",
+           "debounce"]
 
 COUNT_CAP = 1 << 30  # run counters saturate here instead of wrapping after years in one state
 
@@ -31,7 +31,6 @@ HYSTERESIS_STATE = {
     "dn_t0": np.float64,
     "dn_lvl": np.int8,  # highest held level seen in the run: the level it releases to
 }
-DEBOUNCE_PARAMS = ("raise_samples", "raise_hold", "clear_samples", "clear_hold", "red_immediate")
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -17,15 +17,14 @@ from detectors.buckets import (
 from detectors.cadence import observe_period
 from detectors.channels import (
     ChannelDetector,
+    Debounce,
     StateSpec,
     cadence_spec,
     check,
-    check_debounce,
     check_finite,
     check_jump_z,
     check_levels,
     check_shapes,
-    debounce_defaults,
     hysteresis_spec,
     jump_spec,
     kernel_arrays,
@@ -37,7 +36,7 @@ __all__ = ["InverseVelocityParams", "InverseVelocityDetector"]
 
 
 @dataclass
-class InverseVelocityParams:
+class InverseVelocityParams(Debounce):
     """Per-channel parameters (n channels).
 
     `direction`: +1 the displacement grows (the usual cumulative series), -1 it falls, 2 either.
@@ -67,11 +66,6 @@ class InverseVelocityParams:
     lead: np.ndarray  # float64[n, 4]
     lead_restore: np.ndarray  # float64[n, 4]
     jump_z: np.ndarray  # float64[n]
-    raise_samples: np.ndarray  # int32[n]
-    raise_hold: np.ndarray  # float64[n]
-    clear_samples: np.ndarray  # int32[n]
-    clear_hold: np.ndarray  # float64[n]
-    red_immediate: np.ndarray  # bool[n]
 
     @classmethod
     def defaults(cls, n: int) -> InverseVelocityParams:
@@ -85,7 +79,7 @@ class InverseVelocityParams:
                    v_floor=np.full(n, 0.05), min_points=np.full(n, 5, np.int32),
                    min_r2=np.full(n, 0.8), accel_ratio=np.full(n, 2.0),
                    lead=np.tile(lead, (n, 1)), lead_restore=np.tile(1.1 * lead, (n, 1)),
-                   jump_z=np.full(n, 10.0), **debounce_defaults(n))
+                   jump_z=np.full(n, 10.0), **cls.debounce_defaults(n))
 
     @property
     def n(self) -> int:
@@ -105,13 +99,13 @@ class InverseVelocityParams:
         # lead times: less is worse, so the negated levels must ascend like any other level set
         check_levels(-np.asarray(self.lead, np.float64), -np.asarray(self.lead_restore, np.float64),
                      "lead")
-        check_debounce(self)
+        self.check_debounce()
 
 
 @numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fault, out_ev):
-    (direction, bucket_s, vel_span, per_s, v_floor, min_pts, min_r2, accel, neg_lead,
-     neg_rest, jump_z, rn, rh, cn, ch, red) = P
+    (rn, rh, cn, ch, red, direction, bucket_s, vel_span, per_s, v_floor, min_pts, min_r2, accel,
+     neg_lead, neg_rest, jump_z) = P
     (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
      c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset,
      t_f, r2_s, npts, v_now, score, t_f_sd, published) = S
@@ -291,24 +285,15 @@ class InverseVelocityDetector(ChannelDetector):
 
     name = "inverse_velocity"
     evidence_names = ("lead_s", "r2", "points", "v_now", "lead_sd_s", "level_lead_s")
-    params_type = InverseVelocityParams
 
     def __init__(self, params: InverseVelocityParams, n_buckets: int = 28):
         self.n_buckets = int(n_buckets)
         if self.n_buckets < int(np.max(params.vel_span, initial=1)) + 6:
             raise ValueError(f"n_buckets {n_buckets} leaves fewer than 5 velocities for a fit")
         super().__init__(params)
-        self._p = self._kernel_params(params)
 
-    @staticmethod
-    def _kernel_params(params: InverseVelocityParams) -> tuple[np.ndarray, ...]:
-        p = list(kernel_arrays(params))
-        p[8], p[9] = -p[8], -p[9]  # graded as minus the lead: higher is worse
-        return tuple(p)
-
-    def set_params(self, params: InverseVelocityParams) -> None:
-        super().set_params(params)
-        self._p = self._kernel_params(params)
+    def _kernel_params(self, params: InverseVelocityParams) -> tuple[np.ndarray, ...]:
+        return kernel_arrays(params, negated=("lead", "lead_restore"))  # graded as minus the lead
 
     def _state_spec(self) -> StateSpec:
         spec = hysteresis_spec()

@@ -18,16 +18,15 @@ from detectors.buckets import (
 from detectors.cadence import at_least, observe_period
 from detectors.channels import (
     ChannelDetector,
+    Debounce,
     StateSpec,
     cadence_spec,
     check,
-    check_debounce,
     check_factors,
     check_finite,
     check_jump_z,
     check_levels,
     check_shapes,
-    debounce_defaults,
     hysteresis_spec,
     jump_spec,
 )
@@ -40,7 +39,7 @@ RISE, FALL, EITHER = 1, -1, 2
 
 
 @dataclass
-class RateParams:
+class RateParams(Debounce):
     """Per-channel parameters (n channels).
 
     `direction`: which change is worse: +1 rise (water level), -1 fall (phreatic burial depth:
@@ -73,11 +72,6 @@ class RateParams:
     env_half_life_s: np.ndarray  # float64[n]
     noise_z: np.ndarray  # float64[n]
     jump_z: np.ndarray  # float64[n]
-    raise_samples: np.ndarray  # int32[n]
-    raise_hold: np.ndarray  # float64[n]
-    clear_samples: np.ndarray  # int32[n]
-    clear_hold: np.ndarray  # float64[n]
-    red_immediate: np.ndarray  # bool[n]
 
     @classmethod
     def defaults(cls, n: int) -> RateParams:
@@ -90,7 +84,7 @@ class RateParams:
                    learn_s=np.full(n, 14 * 86400.0),
                    learned=np.tile([3.0, 6.0, np.nan, np.nan], (n, 1)),
                    env_half_life_s=np.full(n, 365 * 86400.0), noise_z=np.full(n, 3.0),
-                   jump_z=np.full(n, 10.0), **debounce_defaults(n))
+                   jump_z=np.full(n, 10.0), **cls.debounce_defaults(n))
 
     @property
     def n(self) -> int:
@@ -106,13 +100,13 @@ class RateParams:
         check(np.asarray(self.min_buckets) < 2, "min_buckets must be >= 2")
         check_levels(self.limits, self.restore, "limits")
         check_factors(self.learned, "learned")
-        check_debounce(self)
+        self.check_debounce()
 
 
 @numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fault, out_ev):
-    (direction, bucket_s, per_s, min_b, limits, restore, learn_s, learned, half_life, noise_z,
-     jump_z, rn, rh, cn, ch, red) = P
+    (rn, rh, cn, ch, red, direction, bucket_s, per_s, min_b, limits, restore, learn_s, learned,
+     half_life, noise_z, jump_z) = P
     (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
      c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset, t0, env, env_t,
      se_typ, lv, lr, rate, score) = S
@@ -297,7 +291,6 @@ class RateDetector(ChannelDetector):
 
     name = "rate"
     evidence_names = ("rate", "buckets", "span_s", "envelope", "limit", "per_s")
-    params_type = RateParams
 
     def __init__(self, params: RateParams, n_buckets: int = 12):
         if int(n_buckets) < 2:

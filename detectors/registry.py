@@ -20,9 +20,11 @@ abrupt new level, the tangent angle and inverse velocity learn their reference v
 from __future__ import annotations
 
 import importlib
+from typing import NamedTuple
 
-__all__ = ["DEFAULTS", "ALWAYS", "DETECTORS", "TAILINGS_ITEMS", "detectors_for", "rate_direction",
-           "stuck_min_s", "jump_checks", "aggregation_enabled", "detector_class"]
+__all__ = ["DEFAULTS", "ALWAYS", "DETECTORS", "PER_POINT", "TAILINGS_ITEMS", "Kind", "detectors_for",
+           "rate_direction", "stuck_min_s", "jump_checks", "aggregation_enabled", "detector_class",
+           "params_class"]
 
 # a level that must not be crossed, must not rise too fast, and must not jump
 _LEVELS = ("threshold", "rate", "step")
@@ -90,18 +92,36 @@ TAILINGS_ITEMS = frozenset({"water_level", "freeboard", "dry_beach_length", "bea
                             "inclinometer_disp", "rainfall_1h", "rainfall_24h", "seepage_flow",
                             "turbidity"})
 
-DETECTORS: dict[str, str] = {
-    "threshold": "detectors.threshold:ThresholdDetector",
-    "rate": "detectors.rate:RateDetector",
-    "tangent_angle": "detectors.tangent_angle:TangentAngleDetector",
-    "inverse_velocity": "detectors.inverse_velocity:InverseVelocityDetector",
-    "spike": "detectors.spike:SpikeDetector",
-    "cusum": "detectors.cusum:CusumDetector",
-    "step": "detectors.step:StepDetector",
-    "stuck": "detectors.stuck:StuckDetector",
-    "generic": "detectors.generic:GenericDetector",
-    "river_hst": "detectors.river_adapter:RiverHalfSpaceTrees",
+
+class Kind(NamedTuple):
+    """Where a detector lives: its module, its class and the class of its per-channel parameters
+    (None: not a per-channel detector, so no point can run it in the live path)."""
+
+    module: str
+    detector: str
+    params: str | None
+
+
+# By name, imported on demand: `import detectors.registry` (the config loader's) stays free of
+# numba and of the kernel modules until a site's detectors are built, and river is imported only
+# by a site that asks for it.
+DETECTORS: dict[str, Kind] = {
+    "threshold": Kind("detectors.threshold", "ThresholdDetector", "ThresholdParams"),
+    "rate": Kind("detectors.rate", "RateDetector", "RateParams"),
+    "tangent_angle": Kind("detectors.tangent_angle", "TangentAngleDetector",
+                          "TangentAngleParams"),
+    "inverse_velocity": Kind("detectors.inverse_velocity", "InverseVelocityDetector",
+                             "InverseVelocityParams"),
+    "spike": Kind("detectors.spike", "SpikeDetector", "SpikeParams"),
+    "cusum": Kind("detectors.cusum", "CusumDetector", "CusumParams"),
+    "step": Kind("detectors.step", "StepDetector", "StepParams"),
+    "stuck": Kind("detectors.stuck", "StuckDetector", "StuckParams"),
+    "generic": Kind("detectors.generic", "GenericDetector", "GenericParams"),
+    # one model over the site's whole vector (RiverParams is not per channel)
+    "river_hst": Kind("detectors.river_adapter", "RiverHalfSpaceTrees", None),
 }
+# the detectors a point can run (its config's `detectors`, the live path, `minewatch compile`)
+PER_POINT = frozenset(name for name, kind in DETECTORS.items() if kind.params is not None)
 
 
 def _known(quantity: str) -> None:
@@ -147,9 +167,22 @@ def aggregation_enabled(quantity: str) -> bool:
     return quantity in TAILINGS_ITEMS
 
 
-def detector_class(name: str) -> type:
-    """The class of a detector name, imported on demand (river only when asked for)."""
+def _kind(name: str) -> Kind:
     if name not in DETECTORS:
         raise KeyError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
-    module, cls = DETECTORS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return DETECTORS[name]
+
+
+def detector_class(name: str) -> type:
+    """The class of a detector name, imported on demand (river only when asked for)."""
+    kind = _kind(name)
+    return getattr(importlib.import_module(kind.module), kind.detector)
+
+
+def params_class(name: str) -> type:
+    """The per-channel parameter class of a detector name (`defaults(n)`, `validate()`); a
+    ValueError for a detector that does not run per point (river's model)."""
+    kind = _kind(name)
+    if kind.params is None:
+        raise ValueError(f"detector {name!r} cannot run per point in the live path")
+    return getattr(importlib.import_module(kind.module), kind.params)

@@ -12,14 +12,13 @@ from detectors.buckets import sort_prefix
 from detectors.cadence import at_least, observe_period
 from detectors.channels import (
     ChannelDetector,
+    Debounce,
     StateSpec,
     cadence_spec,
     check,
-    check_debounce,
     check_finite,
     check_levels,
     check_shapes,
-    debounce_defaults,
     hysteresis_spec,
 )
 from detectors.grading import debounce, level_held, level_past, level_score
@@ -31,7 +30,7 @@ _MAD_TO_SD = 1.4826  # MAD of a normal distribution times this is its sd
 
 
 @dataclass
-class SpikeParams:
+class SpikeParams(Debounce):
     """Per-channel parameters (n channels).
 
     `z_fault`: robust z at or above which a sample is a spike (quality mode). `min_scale`: floor
@@ -51,18 +50,13 @@ class SpikeParams:
     safety: np.ndarray  # bool[n]
     z_levels: np.ndarray  # float64[n, 4]
     z_restore: np.ndarray  # float64[n, 4]
-    raise_samples: np.ndarray  # int32[n]
-    raise_hold: np.ndarray  # float64[n]
-    clear_samples: np.ndarray  # int32[n]
-    clear_hold: np.ndarray  # float64[n]
-    red_immediate: np.ndarray  # bool[n]
 
     @classmethod
     def defaults(cls, n: int) -> SpikeParams:
         """z 5 (rarer than Hampel's textbook 3: field noise has heavy tails), scale floor 1e-9,
         window age 1 h, 5 samples to start, quality mode; safety levels z 4 / 6 / 8 / 10 for
         channels switched to safety, one sample to raise (a spike is short)."""
-        deb = debounce_defaults(n)
+        deb = cls.debounce_defaults(n)
         deb["raise_samples"][:] = 1
         return cls(z_fault=np.full(n, 5.0), min_scale=np.full(n, 1e-9),
                    max_age_s=np.full(n, 3600.0), min_samples=np.full(n, 5, np.int32),
@@ -79,12 +73,12 @@ class SpikeParams:
         check_finite(self, ("z_fault", "min_scale", "max_age_s"), strict=True)
         check(np.asarray(self.min_samples) < 3, "min_samples must be >= 3")
         check_levels(self.z_levels, self.z_restore, "z_levels")
-        check_debounce(self)
+        self.check_debounce()
 
 
 @numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, scratch, out_score, out_grade, out_fault, out_ev):
-    z_fault, min_scale, max_age, min_n, safety, z_levels, z_restore, rn, rh, cn, ch, red = P
+    rn, rh, cn, ch, red, z_fault, min_scale, max_age, min_n, safety, z_levels, z_restore = P
     grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, buf, buf_t, pos, score, c_t, c_ldt, c_n = S
     out_fault[j] = 0
     out_ev[j, 0] = np.nan
@@ -192,7 +186,6 @@ class SpikeDetector(ChannelDetector):
 
     name = "spike"
     evidence_names = ("median", "scale", "z")
-    params_type = SpikeParams
 
     def __init__(self, params: SpikeParams, window: int = 15):
         if not 3 <= int(window) <= 63:

@@ -170,7 +170,6 @@ class StepDetector(ChannelDetector):
 
     name = "step"
     evidence_names = ("step", "z")
-    params_type = StepParams
 
     def _state_spec(self) -> StateSpec:
         spec: StateSpec = {

@@ -260,7 +260,6 @@ class StuckDetector(ChannelDetector):
 
     name = "stuck"
     evidence_names = ("unchanged_s", "same_samples", "stuck_after_s")
-    params_type = StuckParams
 
     def _state_spec(self) -> StateSpec:
         spec: StateSpec = {

@@ -19,15 +19,14 @@ from detectors.buckets import (
 from detectors.cadence import at_least, observe_period
 from detectors.channels import (
     ChannelDetector,
+    Debounce,
     StateSpec,
     cadence_spec,
     check,
-    check_debounce,
     check_finite,
     check_jump_z,
     check_levels,
     check_shapes,
-    debounce_defaults,
     hysteresis_spec,
     jump_spec,
 )
@@ -47,7 +46,7 @@ def tangent_angle(v: float, v_ref: float) -> float:
 
 
 @dataclass
-class TangentAngleParams:
+class TangentAngleParams(Debounce):
     """Per-channel parameters (n channels).
 
     `direction`: +1 the displacement grows when the slope moves (the usual cumulative series),
@@ -79,11 +78,6 @@ class TangentAngleParams:
     angles: np.ndarray  # float64[n, 4]
     angle_restore: np.ndarray  # float64[n, 4]
     jump_z: np.ndarray  # float64[n]
-    raise_samples: np.ndarray  # int32[n]
-    raise_hold: np.ndarray  # float64[n]
-    clear_samples: np.ndarray  # int32[n]
-    clear_hold: np.ndarray  # float64[n]
-    red_immediate: np.ndarray  # bool[n]
 
     @classmethod
     def defaults(cls, n: int) -> TangentAngleParams:
@@ -91,7 +85,7 @@ class TangentAngleParams:
         floors 0.02 mm/d and 5 mm, 3 standard errors; angles 50 (45 + a 5-degree margin) / 65 /
         80 / 85 with 2-degree restore bands; blue and yellow sustained for 12 h (and 3 samples),
         red at once; jumps at 10 increment scales."""
-        deb = debounce_defaults(n)
+        deb = cls.debounce_defaults(n)
         deb["raise_hold"][:] = 12 * 3600.0
         return cls(direction=np.ones(n, np.int8), bucket_s=np.full(n, 6 * 3600.0),
                    min_buckets=np.full(n, 4, np.int32), per_s=np.full(n, 86400.0),
@@ -121,7 +115,7 @@ class TangentAngleParams:
         a = np.asarray(self.angles, np.float64)
         check((~np.isnan(a) & ((a <= 45.0) | (a >= 90.0))).any(axis=1),
               "angles must lie between 45 (steady creep) and 90 degrees")
-        check_debounce(self)
+        self.check_debounce()
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -131,8 +125,8 @@ def _signed(d, vel):
 
 @numba.njit(cache=True, nogil=True)
 def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fault, out_ev):
-    (direction, bucket_s, min_b, per_s, v_ref, learn_s, v_floor, noise_z, disp_floor, angles,
-     angle_restore, jump_z, rn, rh, cn, ch, red) = P
+    (rn, rh, cn, ch, red, direction, bucket_s, min_b, per_s, v_ref, learn_s, v_floor, noise_z,
+     disp_floor, angles, angle_restore, jump_z) = P
     (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
      c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset,
      t0, x0, l_n, l_st, l_sx, l_stt, l_stx, l_sxx, vref_learned, vnow, angle, score, res_sd,
@@ -199,7 +193,7 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
 def _learn_and_add(i, t, v, w, period, P, S):
     """Learn v_ref from the de-stepped sample (during the learning period) and add it to its
     bucket; False when it is too old for the window."""
-    direction, _, _, per_s, _, learn_s, v_floor = P[:7]
+    direction, _, _, per_s, _, learn_s, v_floor = P[5:12]  # after the debounce block
     b_id, b_n, b_st, b_sx, last_id = S[7:12]
     t0, x0, l_n, l_st, l_sx, l_stt, l_stx, l_sxx, vref_learned = S[28:37]
     res_sd = S[40]
@@ -327,7 +321,6 @@ class TangentAngleDetector(ChannelDetector):
 
     name = "tangent_angle"
     evidence_names = ("angle_deg", "v_ref", "v_now", "level_deg")
-    params_type = TangentAngleParams
 
     def __init__(self, params: TangentAngleParams, n_buckets: int = 8):
         if int(n_buckets) < 2:

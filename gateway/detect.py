@@ -12,13 +12,18 @@ each detector's state over by point name.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from detectors.registry import detector_class, jump_checks, rate_direction, stuck_min_s
+from detectors.registry import (
+    detector_class,
+    jump_checks,
+    params_class,
+    rate_direction,
+    stuck_min_s,
+)
 from detectors.threshold import ThresholdDetector, ThresholdParams
 from gateway.batch import Batch
 from gateway.config.model import SiteConfig
@@ -66,13 +71,7 @@ def _params(name: str, cfg: SiteConfig):
     silent (a rate detector without configured limits measures the rate and grades nothing)."""
     if name == "threshold":
         return threshold_params(cfg)
-    cls = detector_class(name)
-    # each detector module pairs XDetector with XParams (river's model is not per channel)
-    params_cls = getattr(importlib.import_module(cls.__module__),
-                         cls.__name__.removesuffix("Detector") + "Params", None)
-    if params_cls is None:
-        raise ValueError(f"detector {name!r} cannot run per point in the live path")
-    params = params_cls.defaults(len(cfg.points))
+    params = params_class(name).defaults(len(cfg.points))
     if name == "stuck":
         for p in cfg.points:
             # what the quantity physically does: a pond level holds still for a day, rain comes
@@ -103,12 +102,11 @@ def _params(name: str, cfg: SiteConfig):
     return params
 
 
-def _warm_up(name: str, params_cls: type, form: str) -> None:
+def _warm_up(name: str, form: str) -> None:
     """Compile (or load from the numba cache) the kernel form in use now ("update": the live
     path, before the gateway says it is ready, since a first compile inside the poll loop would
     stall it for seconds; "block": replay), and only that form."""
-    cls = ThresholdDetector if name == "threshold" else detector_class(name)
-    det = cls(params_cls.defaults(1))
+    det = detector_class(name)(params_class(name).defaults(1))
     if form == "block":
         det.run(np.zeros(1), np.zeros((1, 1)))
     else:
@@ -125,10 +123,8 @@ class DetectStage:
         for name in sorted({d for s in sets for d in s}):
             mask = np.array([name in s for s in sets], dtype=bool)
             params = _params(name, cfg)
-            detector = ThresholdDetector(params) if name == "threshold" else \
-                detector_class(name)(params)
-            self.detectors[name] = (detector, mask)
-            _warm_up(name, type(params), form)
+            self.detectors[name] = (detector_class(name)(params), mask)
+            _warm_up(name, form)
         self.threshold = self.detectors["threshold"][0] if "threshold" in self.detectors else \
             ThresholdDetector(ThresholdParams.defaults(n))
         self.checkpoint = checkpoint

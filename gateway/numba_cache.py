@@ -70,11 +70,11 @@ def configure(fallback: Path | None = None) -> Path:
 
 def compile_all() -> dict[str, float]:
     """Compile (or load) both kernels of every detector the gateway runs; seconds per detector."""
-    from detectors.registry import DETECTORS, detector_class
+    from detectors.registry import DETECTORS, PER_POINT, detector_class
 
     took = {}
     for name in DETECTORS:
-        if name == "river_hst":  # river's model is Python, nothing to compile
+        if name not in PER_POINT:  # river's model is Python, nothing to compile
             continue
         started = time.perf_counter()
         detector_class(name).warm_up()

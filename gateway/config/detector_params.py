@@ -13,30 +13,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.registry import DETECTORS
+from detectors.registry import PER_POINT, params_class
 
 __all__ = ["LIVE_DETECTORS", "apply_detector_params", "detector_param_spec",
            "detector_params_problem"]
 
 # per-point detectors of the live path (river's model spans a whole site, not a point)
-LIVE_DETECTORS = frozenset(DETECTORS) - {"river_hst"}
+LIVE_DETECTORS = PER_POINT
 _FROM_ELSEWHERE = {"direction", "plausible_min", "plausible_max", "period_s"}
 
 
 def detector_param_spec(detector: str) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Field → (kind, per-channel shape) of a detector's parameters: kind 'bool', 'int',
     'duration' (seconds or '6h'; fields ending in _s or _hold) or 'float'."""
-    import importlib
-
-    from detectors.registry import detector_class
-
     if detector == "threshold":
         return {}  # the point's `thresholds` table configures it
-    cls = detector_class(detector)
-    params_cls = getattr(importlib.import_module(cls.__module__),
-                         cls.__name__.removesuffix("Detector") + "Params")
     spec = {}
-    for name, arr in vars(params_cls.defaults(1)).items():
+    for name, arr in vars(params_class(detector).defaults(1)).items():
         if name in _FROM_ELSEWHERE:
             continue
         kind = ("bool" if arr.dtype == bool else "int" if arr.dtype.kind in "iu" else
@@ -47,13 +40,7 @@ def detector_param_spec(detector: str) -> dict[str, tuple[str, tuple[int, ...]]]
 
 def detector_params_problem(detector: str, values: dict[str, Any]) -> str:
     """The detector's own validation of one channel with these values ('' when valid)."""
-    import importlib
-
-    from detectors.registry import detector_class
-
-    cls = detector_class(detector)
-    params = getattr(importlib.import_module(cls.__module__),
-                     cls.__name__.removesuffix("Detector") + "Params").defaults(1)
+    params = params_class(detector).defaults(1)
     apply_detector_params(params, 0, values)
     try:
         params.validate()

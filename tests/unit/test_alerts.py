@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -107,6 +108,31 @@ def test_restart_continues_the_open_episode(site) -> None:
     (cleared,) = again.events
     assert cleared["state"] == "cleared" and cleared["alert_id"] == raised["alert_id"]
     assert cleared["seq"] == raised["seq"] + 1
+
+
+def test_a_checkpoint_that_does_not_fit_starts_that_detector_fresh(site, caplog) -> None:
+    # a checkpoint of another version (here a counter saved as int64) is logged and that one
+    # detector starts fresh; the others continue from it
+    pipe = Pipeline(site)
+    for k in range(4):
+        pipe.feed(T0 + 600 * k, [1254.2, 13.0, 14.0])
+    assert pipe.detect.threshold.grade.any()
+    path = site.gateway.state_dir / "detectors.npz"
+    pipe.detect.checkpoint = path
+    pipe.detect.save()
+    with np.load(path) as data:
+        state = {k: data[k] for k in data.files}
+    state["threshold/past_n"] = state["threshold/past_n"].astype(np.int64)
+    np.savez(path, **state)
+    with caplog.at_level(logging.WARNING, logger="minewatch.detect"):
+        stage = DetectStage(site, path)
+    assert "threshold state not restored" in caplog.text and "'past_n'" in caplog.text
+    assert not stage.threshold.grade.any() and not stage.threshold.active.any()
+    assert len(stage.detectors) > 1
+    for name, (det, _) in stage.detectors.items():
+        if name != "threshold":
+            for key, arr in det.state().items():
+                assert np.array_equal(arr, state[f"{name}/{key}"], equal_nan=True), (name, key)
 
 
 def test_comm_failure_is_a_fault_event_never_a_colour(site) -> None:

@@ -3,13 +3,14 @@ a checkpoint continues exactly, checkpoints are checked, and inputs are checked.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from detectors.base import Detector
-from detectors.channels import ChannelDetector
+from detectors.channels import ChannelDetector, Debounce
 from detectors.cusum import CusumDetector, CusumParams
 from detectors.generic import GenericDetector, GenericParams
 from detectors.inverse_velocity import InverseVelocityDetector, InverseVelocityParams
@@ -17,6 +18,7 @@ from detectors.rate import RateDetector, RateParams
 from detectors.spike import SpikeDetector, SpikeParams
 from detectors.stuck import StuckDetector, StuckParams
 from detectors.tangent_angle import TangentAngleDetector, TangentAngleParams
+from detectors.threshold import ThresholdDetector, ThresholdParams
 
 HOUR = 3600.0
 
@@ -102,6 +104,19 @@ def make_generic(n: int) -> GenericDetector:
     return GenericDetector(p)
 
 
+def make_threshold(n: int) -> ThresholdDetector:
+    p = ThresholdParams.defaults(n)
+    p.direction[:] = np.resize([1, -1, 2], n)
+    up = p.direction != -1
+    p.upper[up], p.upper_restore[up] = [2.0, 4.0, 6.0, 8.0], [1.5, 3.5, 5.5, 7.5]
+    down = p.direction != 1
+    p.lower[down], p.lower_restore[down] = [-2.0, -4.0, np.nan, -8.0], [-1.5, -3.5, np.nan, -7.5]
+    p.raise_hold[::2] = 120.0
+    p.red_immediate[::3] = False
+    p.plausible_max[::4] = 30.0
+    return ThresholdDetector(p)
+
+
 FACTORIES: dict[str, Callable[[int], ChannelDetector]] = {
     "cusum": make_cusum,
     "generic": make_generic,
@@ -110,6 +125,7 @@ FACTORIES: dict[str, Callable[[int], ChannelDetector]] = {
     "spike": make_spike,
     "stuck": make_stuck,
     "tangent_angle": make_tangent_angle,
+    "threshold": make_threshold,
 }
 
 
@@ -215,3 +231,23 @@ def test_update_rejects_bad_input(make) -> None:
         det.run(np.zeros(2), np.zeros((2, 3)))
     empty = det.update(np.zeros(0, np.int64), 0.0, np.zeros(0), np.zeros(0, bool))
     assert empty.grade.shape == (0,) and empty.evidence.shape == (0, det.n_evidence)
+
+
+GRADED = (ThresholdParams, RateParams, TangentAngleParams, InverseVelocityParams, SpikeParams)
+
+
+@pytest.mark.parametrize("params", GRADED, ids=lambda c: c.__name__)
+def test_graded_detectors_share_one_debounce_block(params) -> None:
+    # one definition: the same field names (the config keys), defaults and checks everywhere
+    assert issubclass(params, Debounce)
+    names = [f.name for f in dataclasses.fields(params)]
+    assert names[:5] == [f.name for f in dataclasses.fields(Debounce)]
+    p = params.defaults(3)
+    p.validate()
+    p.clear_samples[1] = 0
+    with pytest.raises(ValueError, match="channel 1: clear_samples 0 must be >= 1"):
+        p.validate()
+    p.clear_samples[1] = 3
+    p.raise_hold[2] = np.nan
+    with pytest.raises(ValueError, match="channel 2: raise_hold nan must be a finite number"):
+        p.validate()

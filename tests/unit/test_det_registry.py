@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,27 @@ def test_every_name_resolves_to_a_detector() -> None:
         assert all(hasattr(cls, m) for m in ("update", "run", "state", "load"))
     with pytest.raises(KeyError, match="unknown detector"):
         registry.detector_class("magic")
+
+
+def test_every_per_point_detector_is_built_from_its_own_parameter_class() -> None:
+    assert set(registry.DETECTORS) - {"river_hst"} == registry.PER_POINT
+    for name in sorted(registry.PER_POINT):
+        cls, params = registry.detector_class(name), registry.params_class(name)
+        assert cls.__module__ == params.__module__, name
+        det = cls(params.defaults(2))  # validates the defaults, builds the state
+        assert det.name == name and det.n == 2
+    with pytest.raises(ValueError, match="'river_hst' cannot run per point"):
+        registry.params_class("river_hst")
+    with pytest.raises(KeyError, match="unknown detector"):
+        registry.params_class("magic")
+
+
+def test_the_registry_imports_no_detector_module() -> None:
+    # the config loader imports the registry: numba, the kernels and river stay out until a
+    # site's detectors are built
+    code = ("import sys, detectors.registry, gateway.config.load; "
+            "print(sorted(m for m in sys.modules if m.startswith(('numba', 'river')) "
+            "or m in ('detectors.threshold', 'detectors.river_adapter')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"
