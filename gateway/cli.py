@@ -54,7 +54,7 @@ __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "EXI
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DAEMON, EXIT_BUSY = 0, 1, 2, 3, 4
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ("tailings_pond", "underground_mine", "open_pit")
+TEMPLATES = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant", "metallurgy")
 _command = "minewatch"  # this invocation, written into serial port locks
 
 

@@ -44,7 +44,7 @@ from gateway.profiles import (
 
 __all__ = ["ConfigError", "Problem", "load_site", "parse_duration"]
 
-SITE_KINDS = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant")
+SITE_KINDS = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant", "metallurgy")
 TRANSPORTS = ("tcp", "rtu", "rtu_over_tcp")
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 CONVERSIONS = {
