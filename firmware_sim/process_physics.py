@@ -10,7 +10,8 @@ comes from):
 - `gaussian_plume`: a gas released at a steady rate, carried by a steady wind to one detector:
   the ground-level Gaussian plume C = Q / (π·u·σy·σz) · exp(−y² / 2σy²) with Briggs' open-country
   dispersion widths for the stability class, in ppm at the ambient temperature; the cloud's front
-  reaches the detector x/u after the release starts and its tail x/u after it stops.
+  reaches the detector x/u after the release starts and builds up over about σy/u (at least a
+  minute), its tail leaves the same way x/u after the release stops.
 - `cooling_outlet`: the outlet water temperature of a furnace cooling circuit following the
   circuit's flow: T_out = T_in + P / (ρ·c_p·Q) through a first-order lag (the water and the
   cooler's steel store heat), so a lost flow shows as a rising outlet temperature minutes later.
@@ -46,14 +47,16 @@ MIN_DOWNWIND = 10.0  # m: closer to the source the point-source plume formula me
 
 
 def _keyframes(points: object, seconds, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """`[[time, value], ...]` as (times s, values), times increasing, values >= 0."""
+    """`[[time, m³/h], ...]` as (times s, flows): linear between keyframes, times strictly
+    increasing (a pump starts and stops over a minute or so: its ramp is written out)."""
     if not isinstance(points, list) or not points or not all(
             isinstance(p, list) and len(p) == 2 for p in points):
         raise ModelError(f"{key}: a list of [time, m³/h] pairs is required")
     times = np.array([seconds(p[0], key) for p in points], dtype=np.float64)
     values = np.array([float(p[1]) for p in points], dtype=np.float64)
-    if np.any(np.diff(times) < 0) or np.any(values < 0):
-        raise ModelError(f"{key}: times must increase and flows be >= 0")
+    if np.any(np.diff(times) <= 0) or np.any(values < 0):
+        raise ModelError(f"{key}: times must increase strictly (write a pump's start as a short "
+                         "ramp) and flows be >= 0")
     return times, values
 
 
@@ -134,10 +137,11 @@ def _gaussian_plume(p: Mapping, duration: float, seconds, deps) -> Model:
         return Model("gaussian_plume", nodes, values, {**params, "peak_ppm": 0.0})
     peak = plume_ppm(rate, wind, x, y, str(p.get("stability", "D")), number(p, "molar_mass"),
                      number(p, "ambient", 20.0), number(p, "pressure", 101.325))
-    # the front and the tail are smeared over the time the cloud's along-wind width (about
-    # σy) takes to pass, at least a minute
+    # the front reaches the detector x/u after the release starts and builds up over the time
+    # the cloud's along-wind width (about σy) takes to pass, at least a minute; the tail the same
+    # after the release stops
     spread = max(briggs_sigmas(x, str(p.get("stability", "D")))[0] / wind, 60.0)
-    arrive, leave = start + x / wind - spread / 2, end + x / wind - spread / 2
+    arrive, leave = start + x / wind, end + x / wind
     corners = np.array([arrive, arrive + spread, leave, leave + spread])
     nodes = np.union1d(nodes, corners[(corners > 0) & (corners < nodes[-1])])
     envelope = _ramp(nodes, arrive, spread) - _ramp(nodes, leave, spread)
