@@ -68,7 +68,7 @@ TAILINGS_ITEMS = frozenset(k for k, q in QUANTITIES.items() if q.tailings)
 # level at orange and the second at red (docs/chemical_metallurgy.md#the-four-colours). The toxic
 # levels are the limits in mg/m³ converted to ppm at 0 °C, rounded down to 0.1 ppm (1 ppm for
 # ammonia), so they are at or below the limit at any reference temperature the limit is read at
-# (docs/chemical_metallurgy.md#from-mgm-to-ppm). CO and H2S get none: the coal-mine rules, the
+# (docs/chemical_metallurgy.md#converting-mgm3-to-ppm). CO and H2S get none: the coal-mine rules, the
 # gas-works rules of metallurgy and GB/T 50493 give them different levels, so the site's
 # template sets them.
 DERIVED_LEVELS: dict[str, dict[str, float]] = {
