@@ -15,6 +15,10 @@ abrupt new level, the tangent angle and inverse velocity learn their reference v
 (-1, 2, False)
 >>> stuck_min_s("water_level") / 3600, stuck_min_s("rainfall_24h")
 (48.0, inf)
+>>> detectors_for("cooling_water_flow"), rate_direction("cooling_water_flow")
+(('threshold', 'step', 'stuck'), -1)
+>>> stuck_min_s("nh3"), stuck_min_s("tank_level") / 86400
+(inf, 2.0)
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ _LEVELS = ("threshold", "rate", "step")
 _PIEZOMETRIC = ("threshold", "rate")
 _DISPLACEMENT = ("threshold", "rate", "tangent_angle", "inverse_velocity", "step")  # R5
 _GAS = ("threshold", "spike")  # gas bursts and sensor glitches are short: Hampel sees them
+# a storage tank's level, pressure and temperature move with transfers, the sun and the process:
+# how fast a tank fills is an operation, not an anomaly; the overfill is a level
+# (docs/chemical_metallurgy.md#storage-tanks)
+_TANK = ("threshold",)
 
 DEFAULTS: dict[str, tuple[str, ...]] = {
     "water_level": _LEVELS,
@@ -55,6 +63,18 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "h2s": _GAS,
     "no2": _GAS,
     "o2": _GAS,
+    "combustible_gas": _GAS,
+    "nh3": _GAS,
+    "cl2": _GAS,
+    "tank_level": _TANK,
+    "tank_temperature": _TANK,
+    "tank_pressure": _TANK,
+    # a cooling circuit that loses its pump or bursts a pipe loses its flow in a minute: a step
+    # down; the outlet water then warms faster than it ever does by day
+    # (docs/chemical_metallurgy.md#furnace-cooling-water)
+    "cooling_water_flow": ("threshold", "step"),
+    "cooling_water_temp": ("threshold", "rate"),
+    "cooling_flow_diff": ("threshold",),  # a difference of two noisy flows: its level only
     "temperature": ("threshold",),  # a daily cycle is no level shift: CUSUM would cry fault
     "barometric_pressure": ("threshold",),  # an input of VW corrections: stuck matters most
     "generic": ("generic",),
@@ -64,7 +84,7 @@ ALWAYS = ("stuck",)  # every point: stuck, flat-lined and implausible values are
 # which change of the value is worse, for the rate detector (+1 rise, -1 fall): the quantities'
 # own directions, where lower is worse a fall is (a phreatic line rising = its depth falling)
 _FALLING_IS_WORSE = frozenset({"freeboard", "dry_beach_length", "beach_crest_elev",
-                               "phreatic_depth"})
+                               "phreatic_depth", "cooling_water_flow"})
 # a displacement channel is often one axis of a station (GNSS north, east): it moves either way
 _EITHER_IS_WORSE = frozenset({"gnss_disp", "inclinometer_disp"})
 
@@ -81,6 +101,14 @@ _STUCK_MIN_S: dict[str, float] = {
     "turbidity": 12 * _HOUR, "rainfall_1h": float("inf"), "rainfall_24h": float("inf"),
     "ch4": float("inf"), "co": float("inf"), "h2s": float("inf"), "no2": float("inf"),
     "o2": 7 * 24 * _HOUR, "temperature": 6 * _HOUR,
+    "combustible_gas": float("inf"), "nh3": float("inf"), "cl2": float("inf"),
+    # a tank's level holds still for days between transfers (only the product's thermal
+    # expansion moves it, millimetres a day); the product's temperature is a large mass that
+    # drifts in tenths of a degree; a blanketed tank's regulator holds its pressure for a day
+    "tank_level": 48 * _HOUR, "tank_temperature": 48 * _HOUR, "tank_pressure": 24 * _HOUR,
+    # turbulent cooling water never reads the same flow twice for long; its temperature
+    # follows the furnace and the day
+    "cooling_water_flow": _HOUR, "cooling_water_temp": 6 * _HOUR, "cooling_flow_diff": _HOUR,
     # no physics known: a flat line shorter than an hour is noise (a 1-second flow read in
     # whole units holds for half a minute); GB 51108 gives a week to repair a fault
     "generic": _HOUR, "barometric_pressure": _HOUR,

@@ -33,8 +33,8 @@ __all__ = ["LEVELS", "PointSpec", "site_points", "safety_labels", "fault_labels"
 
 LEVELS = ("blue", "yellow", "orange", "red")
 # quantities where a lower value is worse, when a point gives no direction
-_LOWER_IS_WORSE = {"phreatic_depth", "beach_length", "dry_beach_length", "freeboard", "oxygen",
-                   "o2"}
+_LOWER_IS_WORSE = {"phreatic_depth", "beach_length", "dry_beach_length", "freeboard",
+                   "beach_crest_elev", "oxygen", "o2", "cooling_water_flow"}
 
 
 @dataclass(frozen=True)

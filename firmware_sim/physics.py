@@ -17,55 +17,34 @@ Models (the `model = "..."` of a `[signals.KEY]` table):
 - `gas`: a gas concentration (%vol or ppm) with a daily rhythm and leak events (step, ramp,
   plume = linear rise then exponential decay).
 - `oxygen`: O2 (%vol) = 20.9 × (1 − sum of the displacing gases' volume fractions).
-- `baseline`: any quantity with a mean, a linear trend and a daily rhythm (quiet weather).
+- `baseline`: any quantity with a mean, a linear trend and a daily rhythm (quiet weather), and
+  the events of `gas` (a pump trip is a ramp of negative size).
+- the process-plant models of `firmware_sim.process_physics`: `tank` (a storage tank's level
+  from its in- and outflows, capped at the overflow), `gaussian_plume` (a gas release carried
+  by the wind to one detector), `cooling_outlet` (a furnace cooling circuit's outlet water
+  temperature following its flow).
+
+The primitives they share (the model type, grids, lags, daily rhythms) are
+`firmware_sim.model_base`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from firmware_sim.model_base import DAY, Model, ModelError, lagged
+from firmware_sim.model_base import cumulative as _cumulative_rain
+from firmware_sim.model_base import daily as _daily
+from firmware_sim.model_base import grid as _grid
+from firmware_sim.model_base import number as _num
+from firmware_sim.process_physics import PROCESS_MODELS
+
 __all__ = ["MODELS", "ModelError", "Model", "build_model", "model_dependencies", "hyetograph"]
 
-HOUR = 3600.0
-DAY = 86400.0
 O2_FRESH_AIR = 20.9  # %vol of oxygen in fresh air
 _FRACTION = {"%": 0.01, "%vol": 0.01, "ppm": 1e-6}  # volume fraction per unit of concentration
-
-
-class ModelError(ValueError):
-    """A model's parameters are wrong; the message names the parameter."""
-
-
-@dataclass(frozen=True)
-class Model:
-    """A true signal given on a fixed grid (exact at the grid nodes, linear between them)."""
-
-    name: str
-    times: np.ndarray
-    values: np.ndarray
-    params: dict = field(default_factory=dict)
-
-    def truth(self, tau: np.ndarray | float) -> np.ndarray:
-        return np.interp(tau, self.times, self.values)
-
-
-def _num(params: Mapping, key: str, default: float | None = None) -> float:
-    if key not in params:
-        if default is None:
-            raise ModelError(f"{key}: missing")
-        return float(default)
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ModelError(f"{key}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _grid(duration: float, step: float) -> np.ndarray:
-    n = int(np.ceil(duration / step))
-    return np.linspace(0.0, n * step, n + 1)
 
 
 def hyetograph(points: list, seconds: Callable[[object, str], float]) -> tuple[np.ndarray,
@@ -78,15 +57,6 @@ def hyetograph(points: list, seconds: Callable[[object, str], float]) -> tuple[n
     if np.any(np.diff(times) < 0) or np.any(rate < 0):
         raise ModelError("rain: times must increase and intensities be >= 0")
     return times, rate
-
-
-def _cumulative_rain(tau: np.ndarray, rain_t: np.ndarray, rain_i: np.ndarray) -> np.ndarray:
-    """Rainfall depth (mm) since tau = 0: the exact integral of the piecewise-linear intensity."""
-    knots = np.union1d(np.union1d(rain_t, tau), [0.0])
-    rate = np.interp(knots, rain_t, rain_i) / HOUR  # mm/s
-    depth = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(knots))])
-    depth -= np.interp(0.0, knots, depth)
-    return np.interp(tau, knots, depth)
 
 
 def _reservoir(p: Mapping, duration: float, seconds, deps) -> Model:
@@ -115,36 +85,14 @@ def _reservoir(p: Mapping, duration: float, seconds, deps) -> Model:
     return Model("reservoir", grid, level, dict(p))
 
 
-def _lagged(source: Model, lag: float, duration: float) -> tuple[np.ndarray, np.ndarray]:
-    """First-order lag of `source` (time constant `lag` s), exact for a piecewise-linear input
-    held at its first value before tau = 0."""
-    step = 60.0
-    grid = _grid(duration, step)
-    x = source.truth(grid)
-    if lag <= 0:
-        return grid, x
-    a = np.exp(-step / lag)
-    ramp = _ramp(a, lag, step)
-    y = np.empty_like(x)
-    y[0] = x[0]
-    for i in range(1, x.size):
-        y[i] = a * y[i - 1] + (1.0 - a) * x[i - 1] + ramp * (x[i] - x[i - 1])
-    return grid, y
-
-
-def _ramp(a: float, lag: float, step: float) -> float:
-    # response at the end of one step to an input ramp of unit rise over the step
-    return 1.0 - lag / step * (1.0 - a)
-
-
 def _phreatic(p: Mapping, duration: float, seconds, deps) -> Model:
     source = deps[str(p["follows"])]
     lag = seconds(p.get("lag", "12h"), "lag")
     depth0 = _num(p, "depth0")
     gain = _num(p, "gain", 0.5)                   # m of depth lost per m of level rise
     level_ref = _num(p, "level_ref", float(source.truth(0.0)))
-    grid, level = _lagged(source, lag, duration)
-    return Model("phreatic", grid, depth0 - gain * (level - level_ref), dict(p))
+    nodes, level = lagged(source, lag, duration)
+    return Model("phreatic", nodes, depth0 - gain * (level - level_ref), dict(p))
 
 
 def _beach(p: Mapping, duration: float, seconds, deps) -> Model:
@@ -198,16 +146,6 @@ def _creep(p: Mapping, duration: float, seconds, deps) -> Model:
         grid = np.append(grid, duration)
     values = offset + scale * creep_displacement(grid, **params)
     return Model("creep", grid, values, {**dict(p), "t_f_s": t_f, "t_acc_s": t_acc})
-
-
-def _daily(grid: np.ndarray, p: Mapping) -> np.ndarray:
-    """Mean, trend per day and a daily cosine peaking at `daily_peak_hour` (local scenario time:
-    tau = 0 is the scenario's epoch)."""
-    mean = _num(p, "mean")
-    trend = _num(p, "trend_per_day", 0.0)
-    amp = _num(p, "daily_amplitude", 0.0)
-    peak = _num(p, "daily_peak_hour", 14.0)
-    return mean + trend * grid / DAY + amp * np.cos(2 * np.pi * (grid / HOUR - peak) / 24.0)
 
 
 def _events(grid: np.ndarray, events: list, seconds) -> np.ndarray:
@@ -276,6 +214,7 @@ def _baseline(p: Mapping, duration: float, seconds, deps) -> Model:
 MODELS: dict[str, Callable] = {
     "reservoir": _reservoir, "phreatic": _phreatic, "beach": _beach, "rainfall": _rainfall,
     "creep": _creep, "gas": _gas, "oxygen": _oxygen, "baseline": _baseline,
+    **PROCESS_MODELS,
 }
 
 

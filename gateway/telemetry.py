@@ -24,7 +24,7 @@ from gateway.config.model import SiteConfig
 
 __all__ = ["Telemetry", "GAS_QUANTITIES", "STATS_PERIOD", "REALTIME_PERIOD"]
 
-GAS_QUANTITIES = frozenset({"ch4", "co", "h2s", "no2", "o2"})
+GAS_QUANTITIES = frozenset({"ch4", "co", "h2s", "no2", "o2", "combustible_gas", "nh3", "cl2"})
 STATS_PERIOD = 300.0
 REALTIME_PERIOD = 20.0
 

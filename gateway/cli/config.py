@@ -22,7 +22,7 @@ from gateway.i18n import tr
 __all__ = ["TEMPLATES", "add_commands", "cmd_config_init", "cmd_config_show",
            "cmd_config_validate"]
 
-TEMPLATES = ("tailings_pond", "underground_mine", "open_pit")
+TEMPLATES = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant", "metallurgy")
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:

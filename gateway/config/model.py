@@ -22,7 +22,7 @@ DIRECTIONS = ("upper", "lower", "both")
 class Site:
     code: str
     name: str
-    kind: str  # tailings_pond | underground_mine | open_pit | chemical_plant
+    kind: str  # tailings_pond | underground_mine | open_pit | chemical_plant | metallurgy
     timezone: str
 
 

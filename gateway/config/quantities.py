@@ -1,6 +1,7 @@
 """The monitored quantities of the field (docs/requirements.md R1): unit, which way is worse,
 whether a quantity is a tailings-pond item (docs/standards.md#gb-39496-2020-552), and its Chinese
-and English names."""
+and English names. Those of hazardous-chemical sites and metallurgy works (gases in %LEL and
+ppm, storage tanks, furnace cooling water) are explained in docs/chemical_metallurgy.md."""
 
 from __future__ import annotations
 
@@ -35,6 +36,19 @@ QUANTITIES: dict[str, Quantity] = {
     "h2s": Quantity("ppm", "upper", False, "硫化氢", "hydrogen sulphide"),
     "no2": Quantity("ppm", "upper", False, "二氧化氮", "nitrogen dioxide"),
     "o2": Quantity("%vol", "both", False, "氧气", "oxygen"),
+    # hazardous-chemical sites (docs/chemical_metallurgy.md#quantities)
+    "combustible_gas": Quantity("%LEL", "upper", False, "可燃气体", "combustible gas"),
+    "nh3": Quantity("ppm", "upper", False, "氨", "ammonia"),
+    "cl2": Quantity("ppm", "upper", False, "氯气", "chlorine"),
+    "tank_level": Quantity("m", "upper", False, "储罐液位", "storage-tank level"),
+    "tank_temperature": Quantity("degC", "upper", False, "储罐温度", "storage-tank temperature"),
+    "tank_pressure": Quantity("kPa", "upper", False, "储罐压力", "storage-tank pressure"),
+    # metallurgy works: furnace cooling water (its CO is `co`)
+    "cooling_water_flow": Quantity("m3/h", "lower", False, "冷却水流量", "cooling-water flow"),
+    "cooling_water_temp": Quantity("degC", "upper", False, "冷却水温度",
+                                   "cooling-water temperature"),
+    "cooling_flow_diff": Quantity("m3/h", "upper", False, "冷却水进出水流量差",
+                                  "cooling-water flow difference (in - out)"),
     "temperature": Quantity("degC", "upper", False, "温度", "temperature"),
     "barometric_pressure": Quantity("kPa", "both", False, "大气压", "barometric pressure"),
     "generic": Quantity("", "upper", False, "监测值", "measured value"),
@@ -47,7 +61,20 @@ TAILINGS_ITEMS = frozenset(k for k, q in QUANTITIES.items() if q.tailings)
 # 暴雨 from 50 mm; 1 h 大雨 8.1-15.9 mm, 暴雨 from 16 mm). GB 51108-2015 §8.3.7 sets the
 # yellow rainfall warning at the 暴雨 (rainstorm) class; blue at the class below is this
 # project's choice. Orange and red depend on the pond's flood routing and are never derived.
+#
+# GB/T 50493-2019 fixes the two alarm levels of gas detection in process plants: combustible gas
+# at most 25 % and 50 % LEL, toxic gas at most 100 % and 200 % of its occupational exposure limit
+# (docs/chemical_metallurgy.md#gbt-50493-2019-alarm-levels); MineWatch's colours put the first
+# level at orange and the second at red (docs/chemical_metallurgy.md#the-four-colours). The toxic
+# levels are the limits in mg/m³ converted to ppm at 0 °C, rounded down to 0.1 ppm (1 ppm for
+# ammonia), so they are at or below the limit at any reference temperature the limit is read at
+# (docs/chemical_metallurgy.md#converting-mgm3-to-ppm). CO and H2S get none: the coal-mine rules, the
+# gas-works rules of metallurgy and GB/T 50493 give them different levels, so the site's
+# template sets them.
 DERIVED_LEVELS: dict[str, dict[str, float]] = {
     "rainfall_24h": {"blue": 25.0, "yellow": 50.0},
     "rainfall_1h": {"blue": 8.1, "yellow": 16.0},
+    "combustible_gas": {"orange": 25.0, "red": 50.0},
+    "nh3": {"orange": 26.0, "red": 52.0},
+    "cl2": {"orange": 0.3, "red": 0.6},
 }

@@ -22,7 +22,7 @@ from gateway.config.reader import Reader
 __all__ = ["SITE_KINDS", "build_alerts", "build_gateway", "build_outbox", "build_site",
            "build_storage", "build_uplink", "is_loopback"]
 
-SITE_KINDS = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant")
+SITE_KINDS = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant", "metallurgy")
 
 
 def build_site(doc: dict, r: Reader) -> Site:

@@ -31,7 +31,7 @@ from tests.support.services import free_port, python_cli, wait_for_line
 from tests.support.sites import ROOT, example_site
 from tests.support.slave import Slave
 
-TEMPLATES = ("tailings_pond", "underground_mine", "open_pit")
+TEMPLATES = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant", "metallurgy")
 _LOCALE = ("LANG", "LC_ALL", "LC_MESSAGES", "LANGUAGE")
 
 

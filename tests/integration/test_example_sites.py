@@ -36,15 +36,18 @@ def _site_copy(tmp: Path, example: str) -> Path:
 
 
 def _read_site(tmp: Path, example: str, scenario_name: str, offset_h: float,
-               buses: list[str], *sim_args: str) -> tuple[Gateway, list, object, float]:
+               buses: list[str], *sim_args: str, duration: float = 180.0, scale: float = 60.0,
+               site: Path | None = None) -> tuple[Gateway, list, object, float]:
+    """Serve `scenario_name` on the example's (or `site`'s) buses from `offset_h` hours into it
+    and run the gateway for `duration` simulated seconds at `scale`."""
     scenario = load_scenario(scenario_name)
-    site = _site_copy(tmp, example)
+    site = site or _site_copy(tmp, example)
     epoch = scenario.epoch + offset_h * 3600
     anchor = time.time() + 2.0
     log = tmp / "sim.log"
     bus_args = [a for b in buses for a in ("--bus", b)]
     sim = python_cli("firmware_sim.cli", "serve", "--scenario", scenario_name, "--site-config",
-                     str(site), "--epoch", str(epoch), "--time-scale", "60", "--anchor",
+                     str(site), "--epoch", str(epoch), "--time-scale", str(scale), "--anchor",
                      str(anchor), *bus_args, *sim_args, log=log)
     try:
         wait_for_line(log, '"listening"', timeout=30)
@@ -58,16 +61,27 @@ def _read_site(tmp: Path, example: str, scenario_name: str, offset_h: float,
         site.write_text(text)
         cfg = load_site(site)
         keep = {d.name for d in cfg.devices if d.bus in buses}
-        gw = Gateway(cfg, SimClock(epoch, 60.0, anchor))
+        gw = Gateway(cfg, SimClock(epoch, scale, anchor))
         gw.publisher = None  # the uplink is not under test
         for name in [n for n in gw.pollers if n not in keep]:
             del gw.pollers[name]
         batches: list = []
         on_batch = gw.on_batch
-        gw.on_batch = lambda b: (batches.append(b), on_batch(b))[1]
+
+        def keep(b) -> None:
+            batches.append(b)
+            on_batch(b)
+            # Python 3.11's asyncio.wait_for, inside pymodbus' request, returns a reply that
+            # arrives with the cancel and drops the cancel: a bus task told to stop would poll
+            # on and the run never end. Deliver the cancel again at the next batch.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+
+        gw.on_batch = keep
         gw.cfg = cfg
         object.__setattr__(cfg, "buses", tuple(b for b in cfg.buses if b.name in buses))
-        asyncio.run(gw.run(duration=180.0))  # 3 simulated minutes: every device's first poll
+        asyncio.run(gw.run(duration=duration))  # by default every device's first poll
     finally:
         sim.terminate()
         sim.wait(10)

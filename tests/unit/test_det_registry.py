@@ -35,7 +35,8 @@ def test_tailings_items_and_rate_directions_agree_with_the_gateway() -> None:
     q = gateway_quantities()
     assert {k for k, (_, tailings) in q.items() if tailings} == registry.TAILINGS_ITEMS
     for name, (direction, _) in q.items():
-        if "rate" in registry.detectors_for(name):
+        # the velocity and step detectors take their `direction` from here
+        if {"rate", "step"} & set(registry.detectors_for(name)):
             # a displacement channel is often one axis of a station: either way is worse
             either = name in ("gnss_disp", "inclinometer_disp")
             assert registry.rate_direction(name) == (
@@ -92,3 +93,36 @@ def test_the_registry_imports_no_detector_module() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
+
+
+def gateway_units() -> dict[str, str]:
+    """name -> unit from the QUANTITIES literal."""
+    tree = ast.parse(QUANTITIES_PY.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "QUANTITIES":
+            return {ast.literal_eval(k): ast.literal_eval(call.args[0])
+                    for k, call in zip(node.value.keys, node.value.values, strict=True)}
+    raise AssertionError("QUANTITIES not found")
+
+
+def test_a_gas_head_in_clean_air_may_read_zero_for_weeks() -> None:
+    # every toxic or combustible gas (ppm, %LEL, methane's %vol): flatness proves nothing
+    gases = {q for q, unit in gateway_units().items() if unit in ("ppm", "%LEL")} | {"ch4"}
+    assert {"co", "h2s", "no2", "nh3", "cl2", "combustible_gas", "ch4"} <= gases
+    for gas in gases:
+        assert registry.stuck_min_s(gas) == float("inf"), gas
+        assert registry.detectors_for(gas) == ("threshold", "spike", "stuck"), gas
+
+
+def test_process_plant_defaults() -> None:
+    # a tank's fill rate is an operation, its overfill a level; it may hold still for days
+    for q in ("tank_level", "tank_temperature", "tank_pressure"):
+        assert registry.detectors_for(q) == ("threshold", "stuck"), q
+        assert not registry.aggregation_enabled(q)
+    assert registry.stuck_min_s("tank_level") >= 24 * 3600
+    # cooling water: a lost flow is a step down, a warming outlet a rise
+    assert registry.detectors_for("cooling_water_flow") == ("threshold", "step", "stuck")
+    assert registry.rate_direction("cooling_water_flow") == -1
+    assert registry.detectors_for("cooling_water_temp") == ("threshold", "rate", "stuck")
+    assert registry.rate_direction("cooling_water_temp") == 1
+    assert registry.stuck_min_s("cooling_water_flow") == 3600.0  # turbulent: never flat long

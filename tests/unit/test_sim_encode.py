@@ -15,12 +15,16 @@ from gateway.profiles import DeviceProfile, load_profile
 
 PROFILES = Path(__file__).resolve().parent.parent.parent / "config" / "profiles"
 NEW = ("hydrostatic_level_qdy30a", "rain_gauge_tipping", "gnss_monitor", "inclinometer_string",
-       "seepage_flow_meter", "gas_ch4", "gas_co", "gas_h2s", "gas_no2", "gas_o2")
+       "seepage_flow_meter", "gas_ch4", "gas_co", "gas_h2s", "gas_no2", "gas_o2",
+       "gas_lel_head", "gas_toxic_head", "analog_input_8ch_ma", "radar_tank_gauge",
+       "pressure_transmitter")
 # plausible scenario values per register name (engineering units of the profile)
 SAMPLE = {"level": -0.1, "decimals": 2, "rain_total": 144.1, "rain_event": 12.4,
           "intensity": 0.35, "disp_x": 123456.0, "disp_y": -3.25, "disp_z": 0.5,
           "fix_status": 2, "flow": 123456.0, "total_volume": 42.0, "concentration": 20.0,
-          "status": 0, "unit_id": 7, "unit_code": 1, "zero_point": 0, "range_full": 5000}
+          "status": 0, "unit_id": 7, "unit_code": 1, "zero_point": 0, "range_full": 5000,
+          "ullage": 6.5, "product_temperature": 18.25, "pressure": 123456.0,
+          "sensor_temperature": 21.5}
 
 
 def _profile(name: str) -> DeviceProfile:
@@ -30,6 +34,8 @@ def _profile(name: str) -> DeviceProfile:
 def _sample(name: str) -> float:
     if name.startswith("tilt_"):
         return -12.345 + int(name[5:])
+    if name.startswith("ma"):  # a 4-20 mA loop, in mA
+        return 4.0 + 2.0 * int(name[2:])
     return SAMPLE.get(name, 0.0)
 
 
@@ -91,6 +97,10 @@ def test_domain_vectors() -> None:
     assert encode_value(123456.0, _profile("gnss_monitor").register("disp_x")) == [0x2000, 0x47F1]
     assert encode_value(123456.0, _profile("seepage_flow_meter").register("flow")) == [
         0x0020, 0xF147]
+    assert encode_value(123456.0, _profile("pressure_transmitter").register("pressure")) == [
+        0x2000, 0x47F1]
+    # a 4-20 mA loop in microamperes: 12.345 mA -> 12345
+    assert encode_value(12.345, _profile("analog_input_8ch_ma").register("ma3")) == [12345]
     # rain 0x05A1 / 10 -> 144.1 mm
     assert encode_value(144.1, _profile("rain_gauge_tipping").register("rain_total")) == [0x05A1]
     # QDY30A 0xFFF6 with 2 decimals -> -0.10

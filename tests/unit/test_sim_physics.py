@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from firmware_sim.physics import build_model, creep_displacement
+from firmware_sim.process_physics import WATER_CP, WATER_DENSITY, briggs_sigmas, plume_ppm
 from firmware_sim.scenario import _seconds, load_scenario
 
 DAY = 86400.0
@@ -126,7 +127,8 @@ def test_gas_event_shapes() -> None:
 
 
 def test_values_are_pure_functions_of_the_tick() -> None:
-    for name in ("rainstorm", "quiet_month", "faults_month", "dam_creep", "gas_leak"):
+    for name in ("rainstorm", "quiet_month", "faults_month", "dam_creep", "gas_leak",
+                 "tank_overfill", "toxic_release", "cooling_water_loss"):
         s = load_scenario(name)
         t = s.epoch + np.arange(0.0, s.duration, s.duration / 97.0)
         for key in s.signals:
@@ -161,3 +163,63 @@ start = "6h"
     truth = s.signals["RG"].truth(tau)
     assert got[0] == truth[0] and got[1] == 0.0
     np.testing.assert_allclose(got[2:], truth[2:] - truth[1])
+
+
+def test_a_tank_stores_what_comes_in_and_overflows_at_its_rim() -> None:
+    # 20 m across: 314.16 m²; 320 m³/h in for 2 h (pump ramps of a minute: 1 min less) is
+    # 634.67 m³, 2.020 m
+    tank = {"diameter": 20.0, "overflow": 15.8, "level0": 9.0,
+            "inflow": [["0h", 0], ["1h", 0], ["1h1min", 320], ["3h", 320], ["3h1min", 0],
+                       ["1d", 0]]}
+    level = _build("tank", tank, DAY)
+    area = np.pi * 20.0**2 / 4
+    assert abs(float(level.truth(4 * 3600.0)) - (9.0 + 320.0 * 2.0 / area)) < 1e-9
+    assert float(level.truth(10 * 3600.0)) == float(level.truth(4 * 3600.0))  # holds still
+    # filled on and on it stops at the overflow, and a draw-down starts from there, not from
+    # a level the tank never held
+    over = _build("tank", {**tank, "inflow": [["0h", 320], ["10h", 320], ["10h1min", 0],
+                                              ["1d", 0]],
+                           "outflow": [["0h", 0], ["12h", 0], ["12h1min", 220], ["2d", 220]]},
+                  2 * DAY)
+    assert float(over.truth(9 * 3600.0)) == 15.8
+    drawn = 220.0 * (1.0 - 30.0 / 3600.0)  # m³ in the first hour, the ramp's half minute less
+    assert abs(float(over.truth(13 * 3600.0)) - (15.8 - drawn / area)) < 1e-9
+    assert float(over.truth(2 * DAY)) == 0.0  # drawn empty, never below
+
+
+def test_a_release_plume_reaches_each_detector_as_the_wind_carries_it() -> None:
+    release = {"rate": 1.0, "start": "9h", "end": "9h40min", "wind_speed": 2.0,
+               "stability": "D", "molar_mass": 17.031}
+    near = _build("gaussian_plume", {**release, "downwind": 25.0}, DAY / 2)
+    far = _build("gaussian_plume", {**release, "downwind": 80.0, "crosswind": 6.0}, DAY / 2)
+    upwind = _build("gaussian_plume", {**release, "downwind": -30.0}, DAY / 2)
+    h = 3600.0
+    # nothing before the front arrives x/u after the release starts
+    assert float(near.truth(9 * h + 12.0)) == 0.0 and float(near.truth(9 * h + 13.0)) > 0.0
+    # the plateau is the ground-level plume: Q / (π u σy σz), the crosswind Gaussian off axis
+    sy, sz = briggs_sigmas(25.0, "D")
+    mg_m3 = 1000.0 / (np.pi * 2.0 * sy * sz)
+    ppm_at_20c = mg_m3 * 8.314462618 * 293.15 / 101.325 / 17.031
+    assert abs(float(near.truth(9.5 * h)) - ppm_at_20c) < 1e-9
+    assert abs(float(far.truth(9.5 * h)) - plume_ppm(1.0, 2.0, 80.0, 6.0, "D", 17.031)) < 1e-9
+    assert float(far.truth(9.5 * h)) < 0.1 * float(near.truth(9.5 * h))  # diluted on the way
+    # the tail leaves x/u after the release stops; upwind nothing ever comes
+    assert float(near.truth(9 * h + 40 * 60 + 12.0)) > 70.0
+    assert float(near.truth(9 * h + 40 * 60 + 12.5 + 60.0)) == 0.0
+    assert float(np.max(upwind.truth(np.arange(0.0, DAY / 2, 60.0)))) == 0.0
+    # more unstable air spreads the plume: a lower concentration on the axis
+    assert plume_ppm(1.0, 2.0, 25.0, 0.0, "B", 17.031) < plume_ppm(1.0, 2.0, 25.0, 0.0, "F",
+                                                                     17.031)
+
+
+def test_cooling_water_warms_by_the_heat_over_the_flow_with_a_lag() -> None:
+    flow = _build("baseline", {"mean": 450.0, "events": [
+        {"shape": "step", "start": "2h", "size": -340.0}]}, DAY)
+    outlet = _build("cooling_outlet", {"follows": "F", "heat_load_kw": 5000.0, "lag": "10min",
+                                       "mean": 35.0}, DAY, {"F": flow})
+    rise = [5000.0 / (WATER_DENSITY * q / 3600.0 * WATER_CP) for q in (450.0, 110.0)]
+    assert abs(float(outlet.truth(3600.0)) - (35.0 + rise[0])) < 1e-6  # P = ρ·Q·c_p·ΔT
+    assert abs(float(outlet.truth(6 * 3600.0)) - (35.0 + rise[1])) < 1e-6
+    # a first-order lag: 63 % of the way one time constant after the flow fell
+    got = float(outlet.truth(2 * 3600.0 + 600.0)) - (35.0 + rise[0])
+    assert abs(got / (rise[1] - rise[0]) - (1 - np.exp(-1))) < 0.02

@@ -62,3 +62,22 @@ def test_five_minute_stats_windows(tmp_path: Path) -> None:
     wl = doc["points"][0]
     assert (wl["min"], wl["max"], wl["count"]) == (1253.0, 1253.2, 3)
     assert abs(wl["mean"] - 1253.1) < 1e-9
+
+
+def test_a_chemical_site_sends_its_gases_in_real_time_and_its_tanks_by_exception() -> None:
+    # docs/chemical_metallurgy.md#quantities: %LEL and toxic gases every 20 s like mine gases
+    cfg = load_site(ROOT / "config" / "examples" / "chemical_plant.toml")
+    tel = Telemetry(cfg, "t/telemetry")
+    idx = np.arange(len(cfg.points), dtype=np.int64)
+    tel.due(T0)
+    tel.add(Batch("d", T0 + 5, idx, np.ones(len(idx)), np.zeros(len(idx), np.uint8)))
+    docs = [json.loads(m) for _, m in tel.due(T0 + 20)]
+    for d in docs:
+        jsonschema.validate(d, SCHEMA)
+    realtime = {p["point"] for d in docs if d["kind"] == "realtime" for p in d["points"]}
+    by_exception = {p["point"] for d in docs if d["kind"] == "values" for p in d["points"]}
+    gases = {p.name for p in cfg.points if p.quantity in ("combustible_gas", "nh3", "cl2")}
+    assert gases == {"LEL-101", "LEL-102", "LEL-103", "NH3-201", "NH3-202", "NH3-203",
+                     "NH3-204", "CL2-301"}
+    assert realtime == gases
+    assert by_exception == {p.name for p in cfg.points} - gases  # the tank points
