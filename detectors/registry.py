@@ -36,7 +36,10 @@ _LEVELS = ("threshold", "rate", "step")
 # back), not a movement of the phreatic line, which rises with the water, not in a minute
 _PIEZOMETRIC = ("threshold", "rate")
 _DISPLACEMENT = ("threshold", "rate", "tangent_angle", "inverse_velocity", "step")  # R5
-_GAS = ("threshold", "spike")  # gas bursts and sensor glitches are short: Hampel sees them
+# a gas point: its levels. A one-sample glitch is the stuck detector's spike (confirmed by the
+# sample after it); a Hampel filter as a quality verdict called the front of every real plume
+# and ordinary noise a sensor fault, so it is no default (a point can still run `spike`)
+_GAS = ("threshold",)
 # a storage tank's level, pressure and temperature move with transfers, the sun and the process:
 # how fast a tank fills is an operation, not an anomaly; the overfill is a level
 # (docs/chemical_metallurgy.md#storage-tanks)
@@ -57,7 +60,7 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     # a sudden step in seepage is a warning sign: a safety event of its own (step), not a
     # sensor-quality verdict (CUSUM calls every rain-driven shift of a real seepage a fault)
     "seepage_flow": ("threshold", "rate", "step"),
-    "turbidity": ("threshold", "spike"),
+    "turbidity": ("threshold",),
     "ch4": _GAS,
     "co": _GAS,
     "h2s": _GAS,

@@ -53,7 +53,8 @@ def test_issue_defaults() -> None:
     # a daily temperature cycle is no level shift: CUSUM is no default quality verdict
     assert "cusum" not in {d for q in registry.DEFAULTS for d in registry.detectors_for(q)}
     for gas in ("ch4", "co", "h2s", "no2", "o2"):  # the issue's "gas"
-        assert registry.detectors_for(gas) == ("threshold", "spike", "stuck")
+        # a plume's front is no sensor fault: Hampel is no default quality verdict for gas
+        assert registry.detectors_for(gas) == ("threshold", "stuck")
     assert registry.detectors_for("generic") == ("generic", "stuck")
     assert all("stuck" in registry.detectors_for(q) for q in registry.DEFAULTS)
     with pytest.raises(KeyError, match="unknown quantity 'foo'"):
@@ -111,7 +112,8 @@ def test_a_gas_head_in_clean_air_may_read_zero_for_weeks() -> None:
     assert {"co", "h2s", "no2", "nh3", "cl2", "combustible_gas", "ch4"} <= gases
     for gas in gases:
         assert registry.stuck_min_s(gas) == float("inf"), gas
-        assert registry.detectors_for(gas) == ("threshold", "spike", "stuck"), gas
+        # a plume's front is no sensor fault: Hampel is no default quality verdict for gas
+        assert registry.detectors_for(gas) == ("threshold", "stuck"), gas
 
 
 def test_process_plant_defaults() -> None:

@@ -127,8 +127,8 @@ def test_sidecar_gives_each_column_its_quantity_and_plot_draws(tmp_path: Path) -
     out, png = tmp_path / "o.csv", tmp_path / "o.png"
     replay(path, out, sidecar=meta, long=True, plot_path=png)
     detectors = {(r["channel"], r["detector"]) for r in csv.DictReader(out.open())}
-    assert ("WL-01", "rate") in detectors and ("CH4-01", "spike") in detectors
-    assert ("WL-01", "spike") not in detectors
+    assert ("WL-01", "rate") in detectors and ("CH4-01", "threshold") in detectors
+    assert ("WL-01", "spike") not in detectors and ("CH4-01", "rate") not in detectors
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta.write_text(json.dumps({"columns": {"WL-01": {"quantity": "water_level"}}}))
     with pytest.raises(ReplayError, match=r"no quantity for column\(s\) \['CH4-01'\]"):
