@@ -209,9 +209,20 @@ class Gateway(GatewayHealth):
                 self._workers.append(asyncio.create_task(w.run(), name=f"bus:{bus.name}"))
 
     async def _stop_workers(self) -> None:
-        for w in self._workers:
-            w.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        """Cancel the bus tasks and wait for them. A cancel can be lost inside a library's
+        `wait_for` when it arrives together with a reply (Python 3.11), and the task polls on:
+        so it is cancelled again until it is done, and a stop or a reload never hangs."""
+        pending = set(self._workers)
+        while pending:
+            for w in pending:
+                w.cancel()
+            done, pending = await asyncio.wait(pending, timeout=1.0)
+            for task in done:  # a bus task that died is logged where it died; collect it
+                if not task.cancelled():
+                    task.exception()
+            if pending:
+                log.warning("%d bus task(s) still running after a cancel; cancelling again",
+                            len(pending), extra={"event": "stop_retry"})
         self._workers = []
 
     async def reload(self) -> bool:
