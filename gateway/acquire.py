@@ -38,7 +38,14 @@ from gateway.batch import Batch
 from gateway.clock import Clock
 from gateway.config.model import Bus, Device, SiteConfig
 from gateway.convert import DeviceConverter
-from gateway.modbus.client import ModbusFailure, make_client, quiet_line, read_table, set_timeout
+from gateway.modbus.client import (
+    ModbusFailure,
+    connect,
+    make_client,
+    quiet_line,
+    read_table,
+    set_timeout,
+)
 from gateway.modbus.decode import DeviceDecoder
 from gateway.modbus.planner import ReadRequest, plan_reads
 
@@ -88,7 +95,8 @@ class DevicePoller:
 
     def __init__(self, device: Device, cfg: SiteConfig):
         self.device = device
-        self.transport = cfg.bus(device.bus).transport
+        self.bus = cfg.bus(device.bus)
+        self.transport = self.bus.transport
         self._logged_reason: tuple[str, str] | None = None
         self.points = [p for p in cfg.points if p.device == device.name]
         needed = {p.channel for p in self.points}
@@ -193,9 +201,12 @@ class DevicePoller:
         """One request and its reply, checked against the request (gateway.modbus.client)."""
         if not client.connected:
             started = time.monotonic()
-            if not await client.connect():
+            # the CLI's own connect: an exception from the driver (a pseudo-terminal that
+            # refuses a parity, an unplugged USB adapter) is a comm fault, never a dead bus task
+            why = await connect(client, self.bus)
+            if why is not None:
                 raise ReadFailure(Quality.COMM_FAIL, "connect",
-                                  f"cannot connect ({time.monotonic() - started:.1f} s)")
+                                  f"cannot connect ({time.monotonic() - started:.1f} s): {why}")
             if self.device.pause_after_connect:
                 await asyncio.sleep(self.device.pause_after_connect)
         started = time.monotonic()

@@ -114,3 +114,39 @@ def test_rtu_over_tcp_through_a_serial_device_server(tmp_path: Path) -> None:
     assert gw.cfg.buses[0].max_outstanding == 1
     assert all((b.quality == 0).all() for b in batches)
     _check_values(batches, gw.cfg.points)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_a_serial_port_that_cannot_be_opened_is_a_comm_fault_not_a_dead_bus(
+        tmp_path: Path) -> None:
+    # a pseudo-terminal refuses even parity: pyserial raises from inside pymodbus's connect.
+    # That used to escape the poll and end the bus task; it is the device's comm fault now.
+    from gateway.acquire import DevicePoller
+    from gateway.modbus.client import make_client
+
+    master, slave_name = os.openpty()
+    try:
+        cfg_path = example_site(tmp_path, modbus_port=free_port(), mqtt_port=free_port())
+        text = cfg_path.read_text(encoding="utf-8")
+        text = text.replace('transport = "tcp"', 'transport = "rtu"').replace(
+            'host = "127.0.0.1"', f'serial_port = "{os.ttyname(slave_name)}"\nparity = "E"', 1)
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("port ="))
+        cfg_path.write_text(text, encoding="utf-8")
+        cfg = load_site(cfg_path)
+        device = cfg.devices[0]
+        poller = DevicePoller(device, cfg)
+
+        async def one_poll():
+            client = make_client(cfg.bus(device.bus))
+            try:
+                return await poller.poll(client, SimClock(1.78e9, 1.0))
+            finally:
+                client.close()
+
+        batch = asyncio.run(one_poll())
+    finally:
+        os.close(master)
+        os.close(slave_name)
+    assert (batch.quality == 5).all()  # comm_fail
+    assert poller.stats.errors["connect"] == 1 and poller.stats.consecutive_failures == 1
