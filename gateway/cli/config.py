@@ -103,16 +103,41 @@ def _effective(cfg, raw: dict) -> list[tuple[str, object, str]]:
     for i, p in enumerate(cfg.points):
         start = len(rows)
         walk(f"points[{i}]", p, raw.get("points", [{}])[i], skip=("index",))
+        mark = f"points[{i}].thresholds"
         if p.thresholds is not None and p.thresholds.derived:
             # levels the file does not set, derived from a standard (docs/requirements.md R3)
-            mark = f"points[{i}].thresholds"
             rows[start:] = [(k, v, "derived" if k.startswith(mark) else src)
                             for k, v, src in rows[start:]]
+        elif p.thresholds is not None:
+            table = raw.get("points", [{}])[i].get("thresholds", {})
+            rows[start:] = [(k, v, _threshold_source(k[len(mark) + 1:], table)
+                             if k.startswith(mark + ".") else src) for k, v, src in rows[start:]]
     if cfg.mqtt:
         walk("uplink.mqtt", cfg.mqtt, raw.get("uplink", {}).get("mqtt", {}))
     walk("outbox", cfg.outbox, raw.get("outbox", {}))
     walk("alerts", cfg.alerts, raw.get("alerts", {}))
     return rows
+
+
+# the thresholds table's keys as users write them, by the model's field
+_THRESHOLD_KEYS = {"direction": ("direction",), "raise_samples": ("debounce",),
+                   "raise_hold": ("hold",), "clear_samples": ("clear_samples",),
+                   "clear_hold": ("clear_hold",), "red_immediate": ("red_immediate",)}
+_LEVEL_KEYS = ("blue", "yellow", "orange", "red")
+
+
+def _threshold_source(field: str, table: dict) -> str:
+    """'file' or 'default' for a model field under a point's thresholds: the levels are written
+    as blue ... red (in [thresholds.upper] / [thresholds.lower] for direction both), restore
+    levels under `restore`, the debounce as `debounce` and `hold`."""
+    parts = field.split(".")  # e.g. ["upper", "thresholds"] or ["raise_samples"]
+    if parts[0] in ("upper", "lower") and len(parts) == 2:
+        side = table.get(parts[0], table) if isinstance(table.get(parts[0]), dict) else table
+        if parts[1] == "thresholds":
+            return "file" if any(k in side for k in _LEVEL_KEYS) else "default"
+        return "file" if "restore" in side else "default"
+    keys = _THRESHOLD_KEYS.get(parts[0], (parts[0],))
+    return "file" if any(k in table for k in keys) else "default"
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:

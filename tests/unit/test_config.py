@@ -147,6 +147,10 @@ def test_config_show_marks_defaults_and_profile_values(capsys) -> None:
     assert rows["devices[0].max_read"] == {"key": "devices[0].max_read", "value": 32,
                                            "source": "profile"}
     assert rows["points[0].thresholds.upper.restore"]["value"][3] == 1255.75
+    # thresholds written inline as blue ... red are the file's, restore levels it leaves out not
+    assert rows["points[0].thresholds.upper.thresholds"]["source"] == "file"
+    assert rows["points[0].thresholds.upper.restore"]["source"] == "default"
+    assert rows["points[0].thresholds.raise_samples"]["source"] == "default"
 
 
 WL_THRESHOLDS = ('thresholds = { direction = "upper", blue = 1253.0, yellow = 1254.0, '
