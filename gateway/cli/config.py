@@ -112,6 +112,9 @@ def _effective(cfg, raw: dict) -> list[tuple[str, object, str]]:
             table = raw.get("points", [{}])[i].get("thresholds", {})
             rows[start:] = [(k, v, _threshold_source(k[len(mark) + 1:], table)
                              if k.startswith(mark + ".") else src) for k, v, src in rows[start:]]
+            if p.thresholds.derived_levels:  # e.g. the phreatic line's orange = 1.1 x red
+                rows[start:] = [(k, v, "derived" if k == f"{mark}.derived_levels" else src)
+                                for k, v, src in rows[start:]]
     if cfg.mqtt:
         walk("uplink.mqtt", cfg.mqtt, raw.get("uplink", {}).get("mqtt", {}))
     walk("outbox", cfg.outbox, raw.get("outbox", {}))

@@ -89,6 +89,7 @@ class Thresholds:
     clear_hold: float
     red_immediate: bool
     derived: bool = False  # levels the config did not set, derived from a standard (R3)
+    derived_levels: tuple[str, ...] = ()  # the ones derived beside levels the config set
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,13 @@ from gateway.config.detector_params import (
 )
 from gateway.config.devices import word_order
 from gateway.config.model import Conversion, Device, Formula, Point
-from gateway.config.quantities import DERIVED_LEVELS, QUANTITIES
+from gateway.config.quantities import (
+    DERIVED_LEVELS,
+    MINE_DERIVED_LEVELS,
+    MINE_KINDS,
+    PHREATIC_ORANGE_OF_RED,
+    QUANTITIES,
+)
 from gateway.config.reader import Reader, parse_duration, table_array
 from gateway.config.thresholds import build_thresholds
 
@@ -42,10 +48,30 @@ _POINT_KEYS = {"name", "quantity", "unit", "device", "channel", "conversion", "t
 FORMULAS = {"difference": ("minuend", "subtrahend")}
 
 
+def _phreatic_orange(table: dict, quantity: str) -> tuple[dict, tuple[str, ...]]:
+    """A phreatic line with a red level and no orange gets orange = 1.1 x red (GB 51108-2015
+    §8.3.4), when that keeps the levels in order; returns the table and what was added."""
+    if quantity != "phreatic_depth" or not isinstance(table, dict):
+        return table, ()
+    both = isinstance(table.get("lower"), dict)
+    side = table["lower"] if both else table
+    red = side.get("red")
+    if not isinstance(red, int | float) or isinstance(red, bool) or "orange" in side:
+        return table, ()
+    orange = round(PHREATIC_ORANGE_OF_RED * red, 6)
+    above = [side[k] for k in ("yellow", "blue") if isinstance(side.get(k), int | float)]
+    if any(orange > v for v in above):  # lower is worse: orange must not pass yellow or blue
+        return table, ()
+    new_side = {**side, "orange": orange}
+    return ({**table, "lower": new_side} if both else new_side), ("orange",)
+
+
 def build_points(doc: dict, r: Reader, devices: dict[str, Device]) -> list[Point]:
     out: list[Point] = []
     names: set[str] = set()
     quantity_defaults = _detector_defaults(doc, r)
+    site = doc.get("site")
+    site_kind = site.get("kind") if isinstance(site, dict) else None
     for i, pt in enumerate(table_array(doc, "points", r)):
         p = f"points[{i}]"
         r.known(pt, _POINT_KEYS, p)
@@ -77,13 +103,17 @@ def build_points(doc: dict, r: Reader, devices: dict[str, Device]) -> list[Point
         conversion = _conversion(pt, p, r, device)
         direction_default = qinfo.direction if qinfo else "upper"
         thresholds = None
+        standard = DERIVED_LEVELS.get(quantity) or (
+            MINE_DERIVED_LEVELS.get(quantity) if site_kind in MINE_KINDS else None)
         if "thresholds" in pt:
-            thresholds = build_thresholds(r.table(pt, "thresholds", f"{p}.thresholds"),
-                                     f"{p}.thresholds", r, direction_default)
-        elif quantity in DERIVED_LEVELS:
+            table, added = _phreatic_orange(r.table(pt, "thresholds", f"{p}.thresholds"),
+                                            quantity)
+            thresholds = build_thresholds(table, f"{p}.thresholds", r, direction_default)
+            if thresholds is not None and added:
+                thresholds = replace(thresholds, derived_levels=added)
+        elif standard is not None:
             # a standard gives this quantity's levels: a new site is armed from day one
-            derived = build_thresholds(dict(DERIVED_LEVELS[quantity]), f"{p}.thresholds", r,
-                                  direction_default)
+            derived = build_thresholds(dict(standard), f"{p}.thresholds", r, direction_default)
             thresholds = replace(derived, derived=True) if derived is not None else None
         default = list(detectors_for(quantity)) if qinfo else ["threshold", "stuck"]
         detectors = r.get(pt, "detectors", p, list, default)

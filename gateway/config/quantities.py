@@ -78,3 +78,22 @@ DERIVED_LEVELS: dict[str, dict[str, float]] = {
     "nh3": {"orange": 26.0, "red": 52.0},
     "cl2": {"orange": 0.3, "red": 0.6},
 }
+
+# A mine's gas points with no levels in the config (site kinds underground_mine and open_pit):
+# the coal-mine values of docs/standards.md#coal-mine-methane-limits, the only ones read in a
+# source for underground air (the metal/non-metal mine rules, GB 16423-2020, were not readable):
+# CH4 alarm 1.0 % = orange, power cut 1.5 % = red, power back only below 1.0 %; CO 24 ppm,
+# H2S 6.6 ppm, NO2 2.5 ppm maximum allowable = orange; O2 below 20 % = orange. Blue at half the
+# alarm value and the O2 bands around it are this project's mapping (docs/requirements.md R3).
+# Chemical plants and metallurgy works set their own (their standards differ).
+MINE_DERIVED_LEVELS: dict[str, dict] = {
+    "ch4": {"blue": 0.5, "orange": 1.0, "red": 1.5, "restore": {"red": 1.0, "orange": 0.95}},
+    "co": {"blue": 12.0, "orange": 24.0},
+    "h2s": {"blue": 3.3, "orange": 6.6},
+    "no2": {"blue": 1.25, "orange": 2.5},
+    "o2": {"direction": "both", "lower": {"blue": 20.5, "orange": 20.0, "red": 19.5},
+           "upper": {"red": 23.5}},
+}
+MINE_KINDS = ("underground_mine", "open_pit")
+# GB 51108-2015 §8.3.4: the phreatic line's orange level is 1.1 times its red burial depth
+PHREATIC_ORANGE_OF_RED = 1.1

@@ -6,6 +6,7 @@ Every kind of mistake, named with file, line and key: the cases of tests/cases/ 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,38 @@ def test_an_unusable_token_file_is_named(tmp_path: Path, content: str | None,
         (tmp_path / "status.token").write_text(content)
     (p,) = _problems(_variant(tmp_path, LISTEN, LISTEN + '\nstatus_token_file = "status.token"'))
     assert p.path == "gateway.status_token_file" and message in p.message
+
+
+def test_r3_derivations_where_the_config_gives_no_level(tmp_path: Path, capsys) -> None:
+    import json
+
+    # the phreatic line: orange = 1.1 x red (GB 51108-2015 §8.3.4) when only red is given
+    path = _variant(tmp_path, WL_THRESHOLDS, WL_THRESHOLDS)
+    text = path.read_text(encoding="utf-8").replace(
+        'thresholds = { direction = "lower", blue = 11.0, yellow = 10.0, orange = 8.8, red = 8.0 }',
+        'thresholds = { direction = "lower", blue = 11.0, yellow = 10.0, red = 8.0 }', 1)
+    path.write_text(text, encoding="utf-8")
+    cfg = load_site(path)
+    jrx = next(p for p in cfg.points if p.quantity == "phreatic_depth")
+    assert jrx.thresholds.lower.thresholds[2] == 8.8 and jrx.thresholds.derived_levels == (
+        "orange",)
+    assert main(["config", "show", str(path), "--json"]) == 0
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[f"points[{jrx.index}].thresholds.derived_levels"] == {
+        "key": f"points[{jrx.index}].thresholds.derived_levels", "value": ["orange"],
+        "source": "derived"}
+
+
+def test_a_mines_gas_points_are_armed_with_the_coal_mine_levels_when_none_are_set(
+        tmp_path: Path) -> None:
+    text = (ROOT / "config" / "examples" / "underground_mine.toml").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^thresholds = .*$", "", text)  # a new site: no levels at all
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace('state_dir = "../../state/underground_mine"',
+                                 f'state_dir = "{tmp_path / "state"}"'), encoding="utf-8")
+    by = {p.quantity: p.thresholds for p in load_site(path).points}
+    assert by["ch4"].derived and by["ch4"].upper.thresholds[2:] == (1.0, 1.5)
+    assert by["ch4"].upper.thresholds[0] == 0.5 and math.isnan(by["ch4"].upper.thresholds[1])
+    assert by["ch4"].upper.restore[3] == 1.0  # power back only below 1.0 %
+    assert by["co"].upper.thresholds[2] == 24.0 and by["h2s"].upper.thresholds[2] == 6.6
+    assert by["o2"].direction == "both" and by["o2"].lower.thresholds[3] == 19.5
