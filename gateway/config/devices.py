@@ -62,12 +62,14 @@ def build_buses(doc: dict, r: Reader) -> list[Bus]:
         if parity not in ("N", "E", "O"):
             r.problem(f"{p}.parity", f"parity {parity!r}", "N, E or O")
         timeout = r.duration(b, "timeout", p, 1.0)
-        # one request at a time on anything that ends in a serial line (docs/contracts.md#bus)
-        default_out = 4 if transport == "tcp" else 1
-        max_out = r.get(b, "max_outstanding", p, int, default_out)
-        if transport != "tcp" and max_out != 1:
-            r.problem(f"{p}.max_outstanding", "a serial line carries one request at a time",
-                      "set 1 or leave it out")
+        # a bus is one connection and carries one request at a time (docs/contracts.md#bus):
+        # independent Modbus TCP devices poll in parallel on buses of their own
+        max_out = r.get(b, "max_outstanding", p, int, 1)
+        if max_out != 1:
+            r.problem(f"{p}.max_outstanding", f"max_outstanding = {max_out}: a bus is one "
+                      "connection and carries one request at a time",
+                      "set 1 or leave it out; give independent Modbus TCP devices a bus each "
+                      "to poll them in parallel")
         out.append(Bus(
             name=name, transport=transport, host=host, port=port, serial_port=serial_port,
             baudrate=baud, parity=parity, stopbits=r.get(b, "stopbits", p, int, 1),

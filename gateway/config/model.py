@@ -48,7 +48,7 @@ class Bus:
     bytesize: int
     timeout: float  # seconds, per request
     retries: int
-    max_outstanding: int  # 1 for serial lines, RTU over TCP and converters
+    max_outstanding: int  # always 1: a bus is one connection, one request at a time
 
 
 @dataclass(frozen=True)
