@@ -101,7 +101,12 @@ def _run_gateway(cfg: Path, log: Path) -> subprocess.Popen:
 
 def _stop(gw: subprocess.Popen) -> int:
     gw.send_signal(signal.SIGTERM)
-    return gw.wait(timeout=20)
+    try:
+        return gw.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        gw.kill()  # a gateway that does not stop fails the test, and is not left running
+        gw.wait(5)
+        raise
 
 
 @pytest.mark.integration
