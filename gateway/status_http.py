@@ -182,11 +182,7 @@ class StatusServer:
         gw = self.gw
         now = gw.clock.now()
         with self.lock:
-            doc = gw.health(now, outbox_depth=gw.outbox.stats())
-        doc["version"] = gw.version
-        doc["config"] = str(gw.cfg.path)
-        doc["alerts"] = gw.engine.active()
-        return doc
+            return gw.status_document(now, outbox_depth=gw.outbox.stats())
 
     def start(self) -> None:
         self.thread.start()
