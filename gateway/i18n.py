@@ -143,6 +143,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "st_polls": ("polls", "轮询"),
     "st_missed": ("missed", "超期"),
     "st_no_alerts": ("no active alerts or faults", "无活动预警或故障"),
+    "st_acked": ("acknowledged", "已确认"),
+    "st_maintenance": ("maintenance: {subject} until {until} ({by}: {reason})",
+                       "维护中：{subject} 至 {until}（{by}：{reason}）"),
     # --- cmd
     "cmd_no_answer": ("no answer to {command} {id} within {timeout:g} s (broker {broker}, "
                       "connect {connect}): is the gateway running with [commands] enabled?",

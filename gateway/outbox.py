@@ -142,19 +142,21 @@ class Outbox(Receipts, OutboxViews, OutboxCommands):
 
     def flush(self) -> bool:
         """Commit what waits in memory: held events and states, PUBACKs and receipts the disk did
-        not take, then held telemetry once the state directory is healthy. True when nothing is
-        left waiting."""
+        not take, the commands' ledger entries, then held telemetry and command results once the
+        state directory is healthy. True when nothing is left waiting."""
         if (self.hold.events or self.hold.states) and \
                 not self._write(self._commit_held, alerts=True):
             return False
         if (self._acked or self.pending_receipts()) and not self._write(self._apply_acked):
+            return False
+        if self._unwritten and not self._write(self._commit_ledger):
             return False
         if str(self.path) in self.guard.failing and not self._write(self._probe):
             return False
         self.guard.wrote(self.path)
         if self.hold.telemetry and not self.guard.paused():
             self._write(self._commit_telemetry)
-        return not self.hold
+        return not self.hold and not self._unwritten
 
     def _probe(self) -> None:
         with self._tx() as db:

@@ -92,6 +92,17 @@ class OutboxCommands:
                                                     entry.digest, entry.by, result)
             self.hold.add_results(messages, now)
 
+    def _commit_ledger(self) -> None:
+        """Write the ledger entries the disk refused before (`Outbox.flush`)."""
+        with self._tx() as db:
+            for e in self._unwritten.values():
+                db.execute("INSERT INTO command_log (id, command, received, digest, by, request, "
+                           "result) VALUES (?, ?, ?, ?, ?, '{}', ?) ON CONFLICT(id) DO UPDATE SET "
+                           "result = coalesce(excluded.result, command_log.result)",
+                           (e.id, e.command, e.received, e.digest, e.by,
+                            e.result.decode() if e.result is not None else None))
+        self._unwritten.clear()
+
     def add_results(self, messages: list[tuple[str, bytes, bytes | None]]) -> None:
         """Answer again (a redelivery, an interrupted request): outbox messages only."""
         now = time.time()

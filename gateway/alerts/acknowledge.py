@@ -169,9 +169,9 @@ class Acknowledgements:
                 continue
             c = self.chase.get(alert_id)
             if c is None or level > c.level:
-                self.chase[alert_id] = _Chase(level, now, 0, now + self.policy.ack_reminder)
-                continue
-            c.level = level
+                base = self._reached(alert_id, level, now)
+                c = self.chase[alert_id] = _Chase(level, base, 0, base + self.policy.ack_reminder)
+            c.level = level  # a downgrade keeps the schedule
             if now < c.next:
                 continue
             c.count += 1
@@ -179,6 +179,13 @@ class Acknowledgements:
                 c.next += self._interval(c.count)
             out.append(self._remind(alert_id, level, c, now))
         return [ev for ev in out if ev is not None]
+
+    def _reached(self, alert_id: str, level: int, now: float) -> float:
+        """When the alert reached `level` (its raise or escalation event), else `now`."""
+        for ev in reversed(self.outbox.alert_events(alert_id)):
+            if ev["state"] in ("raised", "escalated") and _LEVEL[ev["level"]] == level:
+                return min(ev["observed_at"] / 1000.0, now)
+        return now
 
     def _remind(self, alert_id: str, level: int, c: _Chase, now: float) -> dict | None:
         events = [ev for ev in self.outbox.alert_events(alert_id)

@@ -116,6 +116,8 @@ class CommandService:
                           extra={"event": "command_crashed"})
 
     async def handle(self, msg) -> None:
+        if not msg.payload:
+            return  # a retained request being cleared: nothing was asked
         name = msg.topic[len(self.base) + 1:]
         received = self.gw.clock.now()
         try:

@@ -100,7 +100,15 @@ class MqttPublisher:
             if not flags.session_present:
                 self._call(self.outbox.resend_unconfirmed)
         for topic_filter, _ in self._subscriptions:
-            client.subscribe(topic_filter, qos=1)
+            if self.m.protocol == "5":
+                from paho.mqtt.subscribeoptions import SubscribeOptions
+
+                # Retain As Published: a request published retained says so on live delivery
+                # too, not only when a later subscribe delivers it again
+                client.subscribe(topic_filter, options=SubscribeOptions(
+                    qos=1, retainAsPublished=True))
+            else:
+                client.subscribe(topic_filter, qos=1)
         self._call(self.connected.set)
         self._call(self.wakeup.set)
 
