@@ -92,6 +92,7 @@ class Gateway(GatewayHealth, Reconfigure):
         self.busy = asyncio.Lock()  # a reload and an asked-for poll never overlap
         self.maintenance = Maintenance(self.outbox)
         self.probation = None
+        self.polling = False
         self.last_rollback: dict | None = None
         self._broker_seen = False
         self._trial: asyncio.Task | None = None
@@ -267,7 +268,7 @@ class Gateway(GatewayHealth, Reconfigure):
             loop.add_signal_handler(signal.SIGHUP,
                                     lambda: reloads.append(asyncio.create_task(self.reload())))
         tasks: list[asyncio.Task] = []
-        self.resume_probation()
+        await self.resume_probation()
         if self.commands is not None:
             self.commands.start()
         if self.publisher is not None:
@@ -275,6 +276,7 @@ class Gateway(GatewayHealth, Reconfigure):
             tasks.append(asyncio.create_task(self.publisher.run(), name="mqtt"))
         if self.sink is not None:
             tasks.append(asyncio.create_task(self.sink.run(), name="sink"))
+        self.polling = True
         self._start_workers()
         self._start_http()
         notifier = SystemdNotifier()

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["Probation", "write_atomically"]
+__all__ = ["MAX_STARTS", "Probation", "write_atomically"]
 
 log = logging.getLogger("minewatch.config")
 

@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from gateway.config.model import SiteConfig
-from gateway.probation import Probation, write_atomically
+from gateway.probation import MAX_STARTS, Probation, write_atomically
 
 if TYPE_CHECKING:
     from gateway.config.reader import Problem
@@ -36,6 +36,7 @@ class Reconfigure:
     cfg: SiteConfig
     probation: Probation | None
     busy: asyncio.Lock
+    polling: bool  # the bus tasks run (a rollback at start comes before them)
 
     def refusals(self, new: SiteConfig) -> list[Problem]:
         """Why a valid config still cannot replace the running one without a restart."""
@@ -83,7 +84,8 @@ class Reconfigure:
             await self._stop_workers()
             self.checkpoint()
             self._build(new, previous=self.detect, by=by)
-            self._start_workers()
+            if self.polling:
+                self._start_workers()
         self.reloads += 1
         log.info("config reloaded (%s, version %s): %d buses, %d devices, %d points", by,
                  new.version, len(new.buses), len(new.devices), len(new.points),
@@ -108,12 +110,17 @@ class Reconfigure:
         previous = self.cfg
         if new.version == previous.version:
             return {"version": new.version, "previous": previous.version, "changed": False}
-        required = [name for name, poller in self.pollers.items()
-                    if poller.stats.last_good is not None
-                    and poller.stats.consecutive_failures == 0]
+        good_text, good, required = previous.source, previous.version, [
+            name for name, poller in self.pollers.items()
+            if poller.stats.last_good is not None and poller.stats.consecutive_failures == 0]
+        trial_text = self.probation.previous_text() if self.probation is not None else None
+        if self.probation is not None and trial_text is not None:
+            # the running config is itself on trial: the last good one is the one before it
+            good_text, good, required = trial_text, self.probation.previous, \
+                self.probation.required
         folder = self.cfg.gateway.state_dir / "config"
         try:
-            trial = Probation.begin(folder, previous.source, previous.version, new.version, by,
+            trial = Probation.begin(folder, good_text, good, new.version, by,
                                     self.cfg.commands.config_probation, required,
                                     self.publisher is not None)
         except OSError as exc:
@@ -142,14 +149,18 @@ class Reconfigure:
                 "thresholds_changed": changed, "probation_s": trial.seconds,
                 "audited_at": audit["at"]}
 
-    def resume_probation(self) -> None:
-        """At start: go on with the trial of a pushed config the gateway stopped under."""
+    async def resume_probation(self) -> None:
+        """At start, before polling: go on with the trial of a pushed config the gateway
+        stopped under, or roll it back now when this is its third start (a crash loop)."""
         c = self.cfg
         self.probation = Probation.resume(c.gateway.state_dir / "config", c.version,
                                           c.commands.config_probation)
-        if self.probation is not None:
-            log.warning("config %s is still on probation (start %d under it)", c.version,
-                        self.probation.starts, extra={"event": "probation_resumed"})
+        if self.probation is None:
+            return
+        log.warning("config %s is still on probation (start %d under it)", c.version,
+                    self.probation.starts, extra={"event": "probation_resumed"})
+        if self.probation.starts >= MAX_STARTS:
+            await self.probation_tick()
 
     async def probation_tick(self) -> None:
         """Every second while a pushed config is on trial: confirm it, or roll it back."""

@@ -100,7 +100,7 @@ class CommandService:
         """A message on cmd/+ (loop thread); queued, so requests run one at a time."""
         assert self.queue is not None
         try:
-            self.queue.put_nowait(msg)
+            self.queue.put_nowait((msg, self.gw.clock.now()))  # `time` answers from arrival
         except asyncio.QueueFull:
             self._refuse(None, msg.topic.rpartition("/")[2], "busy",
                          f"{QUEUE} requests are waiting; send it again later")
@@ -108,18 +108,17 @@ class CommandService:
     async def _serve(self) -> None:
         assert self.queue is not None
         while True:
-            msg = await self.queue.get()
+            msg, received = await self.queue.get()
             try:
-                await self.handle(msg)
+                await self.handle(msg, received)
             except Exception as exc:  # one bad request must not end the service
                 log.error("command on %s failed: %s: %s", msg.topic, type(exc).__name__, exc,
                           extra={"event": "command_crashed"})
 
-    async def handle(self, msg) -> None:
+    async def handle(self, msg, received: float) -> None:
         if not msg.payload:
             return  # a retained request being cleared: nothing was asked
         name = msg.topic[len(self.base) + 1:]
-        received = self.gw.clock.now()
         try:
             body = parse_request(msg.payload)
         except CommandError as exc:
