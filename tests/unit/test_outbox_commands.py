@@ -58,3 +58,14 @@ def test_on_a_full_disk_a_result_is_sent_from_memory_and_its_id_still_answered_o
     ob = Outbox(tmp_path / "o.sqlite")
     assert ob.command_entry("r-2").result == payload
     ob.close()
+
+
+def test_a_result_not_yet_acknowledged_by_the_broker_is_there_after_a_restart(
+        tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite")
+    ob.commit_result(_entry("r-3"), b'{"id":"r-3"}', [("t/cmd_result", b'{"id":"r-3"}', b"c")])
+    ob.close()  # the uplink was down: the broker never had it
+    ob = Outbox(tmp_path / "o.sqlite")
+    (row,) = ob.peek(10)
+    assert (row.topic, row.payload, row.correlation) == ("t/cmd_result", b'{"id":"r-3"}', b"c")
+    ob.close()
