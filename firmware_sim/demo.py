@@ -5,13 +5,20 @@ sensors of the example tailings pond playing the rainstorm scenario, the gateway
 as a separate process, exactly as on site) and a subscriber that prints every alert as the city
 platform receives it. Three simulated days pass in about 90 seconds; it ends with a summary.
 The simulator never imports the gateway: it starts its command line, like an operator would.
+
+The platform also talks back (docs/commands.md): the demo's site takes signed commands, the
+orange alert is reminded while nobody acknowledges it, and the platform's duty officer
+acknowledges the red one with an `ack` request signed with HMAC-SHA256, in a few lines.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -25,6 +32,15 @@ __all__ = ["run_demo", "site_for_ports"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVEL_ZH = {"none": "解除", "blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+STATE_ZH = {"acknowledged": "已确认", "reminder": "未确认提醒"}
+DUTY_OFFICER = "值班员 duty officer"
+# the demo site takes signed commands and reminds an unacknowledged orange or red alert
+COMMANDS = """
+[commands]
+enabled = true
+key_file = "command.key"
+ack_reminder = "30min"
+"""
 
 
 def free_port() -> int:
@@ -106,14 +122,39 @@ class _Broker:
             self.proc.wait(5)
 
 
-def _platform(port: int, prefix: str, received: list[dict], status: list[dict]):
+def _sign(topic: str, request: dict, secret: bytes) -> str:
+    """The request's HMAC-SHA256 over its topic and canonical JSON (docs/commands.md#security):
+    for strings and integers, sorted keys without spaces are RFC 8785's canonical form."""
+    body = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hmac.new(secret, f"{topic}\n{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def _platform(port: int, prefix: str, received: list[dict], status: list[dict],
+              secret: bytes):
     from paho.mqtt.client import CallbackAPIVersion, Client
 
     held: dict[int, str] = {}
     seen: set[str] = set()
+    asked: list[str] = []
+
+    def acknowledge(client, doc: dict) -> None:
+        """The duty officer acknowledges the first red alert: a signed `ack` request."""
+        base = f"{prefix}/{doc['site']}/{doc['gateway']}"
+        request = {"id": f"ack-{doc['event_id']}", "ts": int(time.time() * 1000),
+                   "alert_id": doc["alert_id"], "by": DUTY_OFFICER, "note": "dam patrol sent"}
+        request["sig"] = _sign(f"{base}/cmd/ack", request, secret)
+        asked.append(doc["alert_id"])
+        print(f"[platform] acknowledging the red alert of {doc['point']} as {DUTY_OFFICER}",
+              flush=True)
+        client.publish(f"{base}/cmd/ack", json.dumps(request, ensure_ascii=False), qos=1)
 
     def on_message(client, userdata, msg) -> None:
         doc = json.loads(msg.payload)
+        if msg.topic.endswith("/cmd_result"):
+            outcome = f"event seq={doc['result']['seq']}" if doc["ok"] else doc["error"]["message"]
+            print(f"[platform] gateway answered {doc['command']} {doc['id'][:12]}…: "
+                  f"{'ok' if doc['ok'] else 'REFUSED'}, {outcome}", flush=True)
+            return
         if msg.topic.endswith("/status"):
             status.append(doc)
             print(f"[platform] status: gateway {doc['gateway']} is {doc['state']}", flush=True)
@@ -137,16 +178,19 @@ def _platform(port: int, prefix: str, received: list[dict], status: list[dict]):
             print(f"[platform] {doc['observed_at_local']}  FAULT {doc['state']:10s} "
                   f"{doc['point']}: {doc['message']['en']}", flush=True)
             return
-        colour = LEVEL_ZH[doc["level"]] if doc["state"] != "cleared" else "解除"
+        colour = STATE_ZH.get(doc["state"]) or (LEVEL_ZH[doc["level"]]
+                                                if doc["state"] != "cleared" else "解除")
         roman = f"({doc['grade_roman']})" if doc["grade_roman"] else "    "
         print(f"[platform] {doc['observed_at_local']}  seq={doc['seq']:<3d} {doc['state']:10s} "
               f"{doc['level']:6s} {roman:5s} {colour}  {doc['message']['zh']}\n"
               f"{'':31s}{doc['message']['en']}", flush=True)
+        if doc["level"] == "red" and doc["state"] in ("raised", "escalated") and not asked:
+            acknowledge(client, doc)
 
     client = Client(CallbackAPIVersion.VERSION2, client_id=f"platform-demo-{os.getpid()}")
     # what the platform's alarm desk watches: alerts, faults and the gateway's status
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(
-        [(f"{prefix}/+/+/{kind}", 1) for kind in ("alert", "fault", "status")])
+        [(f"{prefix}/+/+/{kind}", 1) for kind in ("alert", "fault", "status", "cmd_result")])
     client.on_message = on_message
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -162,13 +206,17 @@ def run_demo(scenario: str = "rainstorm", time_scale: float = 3000.0) -> int:
     http_port = free_port()
     cfg = site_for_ports(sc.site_config, work, modbus_port=modbus_port, mqtt_port=mqtt_port,
                          listen=f"127.0.0.1:{http_port}")
+    secret = secrets.token_hex(32)  # the command key the platform and the gateway share
+    (work / "command.key").write_text(secret + "\n", encoding="utf-8")
+    (work / "command.key").chmod(0o600)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + COMMANDS, encoding="utf-8")
     print(f"MineWatch demo: scenario '{sc.name}' ({sc.description}), {sc.duration / 3600:.0f} h "
           f"of simulated time at x{time_scale:g}; files in {work}", flush=True)
     broker = _Broker(work, mqtt_port)
     print(f"broker: {broker.kind} on 127.0.0.1:{mqtt_port}", flush=True)
     received: list[dict] = []
     status: list[dict] = []
-    platform = _platform(mqtt_port, "minewatch/v1", received, status)
+    platform = _platform(mqtt_port, "minewatch/v1", received, status, secret.encode())
     anchor = time.time() + 3.0
     clock = ["--epoch", str(sc.epoch), "--time-scale", str(time_scale), "--anchor", str(anchor)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -199,19 +247,29 @@ def run_demo(scenario: str = "rainstorm", time_scale: float = 3000.0) -> int:
         platform.loop_stop()
         platform.disconnect()
         broker.stop()
-    alerts = [e for e in received if e["kind"] == "safety"]
-    seqs = [e["seq"] for e in received]
+    changes = [e for e in received if e["state"] not in ("acknowledged", "reminder")]
+    alerts = [e for e in changes if e["kind"] == "safety"]
+    acks = [e for e in received if e["state"] == "acknowledged"]
+    reminders = [e for e in received if e["state"] == "reminder"]
+    late = [r for r in reminders for a in acks if r["alert_id"] == a["alert_id"]
+            and r["seq"] > a["seq"] and r["level"] == a["level"]]
+    seqs = sorted(e["seq"] for e in received)
     gap_free = seqs == list(range(1, len(seqs) + 1))
     print("\n== summary ==")
     print(f"gateway exit code: {rc}")
-    print(f"events received by the platform: {len(received)} "
-          f"({len(alerts)} safety, {len(received) - len(alerts)} fault)")
+    print(f"events received by the platform: {len(changes)} "
+          f"({len(alerts)} safety, {len(changes) - len(alerts)} fault)")
+    for a in acks:
+        print(f"acknowledged from the platform: the {a['level']} alert of {a['point']} by "
+              f"{a['ack']['by']} (seq {a['seq']}); reminders before it: "
+              f"{sum(r['seq'] < a['seq'] for r in reminders)}, after it at that level: "
+              f"{len(late)}")
     print("sequence: " + " -> ".join(f"{e['state']}:{e['level']}" for e in alerts))
     print(f"alert episodes: {len({e['alert_id'] for e in alerts})}; seq 1..{len(seqs)} "
           f"{'without gaps' if gap_free else 'WITH GAPS: ' + str(seqs)}")
     print(f"last status: {status[-1]['state'] if status else 'none'}")
     print(f"alert log: minewatch alerts list --config {cfg}")
-    return 0 if rc == 0 and gap_free and alerts else 1
+    return 0 if rc == 0 and gap_free and alerts and len(acks) == 1 and not late else 1
 
 
 def main() -> int:

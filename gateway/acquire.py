@@ -6,7 +6,9 @@ period while one of its items is at blue or above, docs/requirements.md R7). A p
 next due time counts as a missed deadline: that counter, not a wall-clock timing, is how
 scheduling is judged. A device that fails `degrade_after` polls in a row is degraded: skipped for
 `degrade_time`, then probed with a single attempt, so its timeouts stop costing the bus the
-other devices' periods; the first good probe restores its schedule.
+other devices' periods; the first good probe restores its schedule. A poll asked for out of
+schedule (the platform's `measure` command) is queued into the bus's own task and made at the
+bus's next free moment, so it never breaks a bus's one-request-at-a-time rule.
 
 Every request goes through the one Modbus client (`gateway.modbus.client`), and every reply is
 checked against its request (`gateway.modbus.replies`) before it is decoded. A
@@ -49,7 +51,7 @@ from gateway.modbus.client import (
 from gateway.modbus.decode import DeviceDecoder
 from gateway.modbus.planner import ReadRequest, plan_reads
 
-__all__ = ["DevicePoller", "BusWorker", "DeviceStats"]
+__all__ = ["DevicePoller", "BusWorker", "DeviceStats", "PollInterrupted"]
 
 log = logging.getLogger("minewatch.acquire")
 
@@ -88,6 +90,10 @@ class ReadFailure(Exception):
         self.kind = kind
         self.reason = reason or kind
         self.line_dirty = line_dirty  # an RTU line must go quiet before a different request
+
+
+class PollInterrupted(Exception):
+    """An asked-for poll that the bus could not make: its task stopped (a reload, a stop)."""
 
 
 class DevicePoller:
@@ -239,6 +245,43 @@ class BusWorker:
         self.on_batch = on_batch
         self.period_of = period_of
         self.client = None
+        self._asked: list[tuple[list[DevicePoller], asyncio.Future]] = []
+        self._wake = asyncio.Event()
+
+    def poll_now(self, pollers: list[DevicePoller]) -> asyncio.Future:
+        """Poll these devices of this bus now, out of schedule: after the poll in progress (one
+        request at a time on a bus), before the next scheduled one. The future gets their
+        Batches, each already handed to `on_batch`; PollInterrupted when the bus task stops."""
+        fut = asyncio.get_running_loop().create_future()
+        self._asked.append((pollers, fut))
+        self._wake.set()
+        return fut
+
+    async def _sleep_until(self, t: float) -> bool:
+        """Wait for the clock to read `t`; False when a poll was asked for meanwhile."""
+        if self._asked:
+            return False
+        self._wake.clear()
+        sleeper = asyncio.ensure_future(self.clock.sleep_until(t))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+        return not self._asked
+
+    async def _poll_asked(self) -> None:
+        while self._asked:
+            pollers, fut = self._asked[0]  # stays listed until done: a stop fails it
+            batches = []
+            for poller in pollers:
+                batch = await poller.poll(self.client, self.clock, probe=poller.stats.degraded)
+                self.on_batch(batch)
+                batches.append(batch)
+            self._asked.pop(0)
+            if not fut.done():
+                fut.set_result(batches)
 
     async def run(self) -> None:
         from gateway.serial_lock import hold_bus_port
@@ -262,7 +305,9 @@ class BusWorker:
                     due = {id(p): now for p in self.pollers}
                 poller = min(self.pollers, key=lambda p: due[id(p)])
                 t_due = due[id(poller)]
-                await self.clock.sleep_until(t_due)
+                if not await self._sleep_until(t_due):
+                    await self._poll_asked()
+                    continue
                 st = poller.stats
                 batch = await poller.poll(self.client, self.clock, probe=st.degraded)
                 self.on_batch(batch)
@@ -292,6 +337,10 @@ class BusWorker:
                     nxt += skipped * period
                 due[id(poller)] = nxt
         finally:
+            for _, fut in self._asked:
+                if not fut.done():
+                    fut.set_exception(PollInterrupted(f"bus {self.bus.name} stopped"))
+            self._asked.clear()
             if self.client is not None:
                 self.client.close()
             if port_lock is not None:

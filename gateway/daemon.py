@@ -6,6 +6,11 @@ are committed to the outbox before anything is sent, and the MQTT publisher drai
 On SIGTERM or SIGINT it stops polling, gives the publisher a few seconds to deliver what is
 pending (what is not delivered stays in the outbox for the next start), checkpoints the detectors
 and says "offline" on the status topic.
+
+With `[commands] enabled` it takes the platform's requests (`gateway/commands/`): the command
+service answers them, and every second the loop ends the maintenance windows whose time came,
+publishes the reminders of unacknowledged alerts and judges a pushed config on probation.
+Changing the config (SIGHUP, a pushed config, a rollback) is `gateway/reconfigure.py`'s.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from gateway.acquire import BusWorker, DevicePoller
+from gateway.alerts.acknowledge import Acknowledgements
 from gateway.alerts.encoder import topic
 from gateway.alerts.engine import AlertEngine
 from gateway.alerts.storage_fault import StorageFault
@@ -31,7 +37,9 @@ from gateway.config.model import Device, SiteConfig
 from gateway.derive import FormulaPoints
 from gateway.detect import DetectStage
 from gateway.health import GatewayHealth
+from gateway.maintenance import Maintenance
 from gateway.outbox import Outbox
+from gateway.reconfigure import Reconfigure, threshold_snapshot
 from gateway.state_dir import StorageGuard
 from gateway.state_files import secure_state
 from gateway.systemd import SystemdNotifier
@@ -49,7 +57,7 @@ def gateway_version() -> str:
         return "0+source"
 
 
-class Gateway(GatewayHealth):
+class Gateway(GatewayHealth, Reconfigure):
     def __init__(self, cfg: SiteConfig, clock: Clock, drain_timeout: float = 5.0):
         self.clock = clock
         self.drain_timeout = drain_timeout
@@ -80,6 +88,18 @@ class Gateway(GatewayHealth):
         self.http = None
         self.stop_event = asyncio.Event()
         self._workers: list[asyncio.Task] = []
+        self.bus_workers: dict[str, BusWorker] = {}
+        self.busy = asyncio.Lock()  # a reload and an asked-for poll never overlap
+        self.maintenance = Maintenance(self.outbox)
+        self.probation = None
+        self.polling = False
+        self.last_rollback: dict | None = None
+        self._broker_seen = False
+        self._trial: asyncio.Task | None = None
+        self.commands = None
+        if cfg.commands.enabled and self.publisher is not None:
+            from gateway.commands.service import CommandService
+            self.commands = CommandService(self, cfg)
         self.sink = None
         if cfg.influx is not None:
             from gateway.storage.influx import InfluxSink
@@ -95,10 +115,15 @@ class Gateway(GatewayHealth):
                 f"{1000 * MIN_REAL_PERIOD:.0f} ms: use a time scale of at most "
                 f"{shortest / MIN_REAL_PERIOD:g}")
 
-    def _build(self, cfg: SiteConfig, previous: DetectStage | None = None) -> None:
+    def _build(self, cfg: SiteConfig, previous: DetectStage | None = None,
+               by: str | None = None) -> None:
         """The config-dependent part of the pipeline (rebuilt on reload; outbox and uplink stay)."""
         self.cfg = cfg
+        self.maintenance.bind(cfg)
         self.engine = AlertEngine(cfg, self.outbox, self.prefix)
+        self.engine.maintenance = self.maintenance
+        self.acks = Acknowledgements(self.engine, self.outbox, cfg.commands,
+                                     self.storage_fault.open_alert)
         self.detect = DetectStage(cfg, cfg.gateway.state_dir / "detectors.npz",
                                   restore=previous is None)
         if previous is not None:
@@ -113,10 +138,12 @@ class Gateway(GatewayHealth):
             log.log(logging.INFO if n.note.judges else logging.WARNING, "%s", n.text(),
                     extra={"event": "detector_cadence", "point": n.point,
                            "detector": n.note.detector, "judges": n.note.judges})
-        for entry in self.outbox.audit_thresholds(threshold_snapshot(cfg), self.clock.now()):
-            log.warning("thresholds of %s changed: %s -> %s", entry["subject"], entry["before"],
-                        entry["after"], extra={"event": "audit_thresholds",
-                                               "point": entry["subject"]})
+        self.threshold_changes = self.outbox.audit_thresholds(threshold_snapshot(cfg),
+                                                              self.clock.now(), by)
+        for entry in self.threshold_changes:
+            log.warning("thresholds of %s changed by %s: %s -> %s", entry["subject"],
+                        by or "the config file", entry["before"], entry["after"],
+                        extra={"event": "audit_thresholds", "point": entry["subject"], "by": by})
         self.pollers = {d.name: DevicePoller(d, cfg) for d in cfg.devices}
         quantities = sorted({p.quantity for p in cfg.points})
         self._item_masks = {q: np.array([p.quantity == q for p in cfg.points]) for q in quantities}
@@ -124,6 +151,7 @@ class Gateway(GatewayHealth):
                               for d in cfg.devices}
         self.telemetry = Telemetry(cfg, topic(self.prefix, cfg.site.code, cfg.gateway.id,
                                               "telemetry"))
+        self.telemetry.maintenance = self.maintenance
         self.formulas = FormulaPoints(cfg)
         if self.sink is not None:
             self.sink.set_points(cfg)
@@ -206,6 +234,7 @@ class Gateway(GatewayHealth):
             pollers = [self.pollers[d.name] for d in self.cfg.devices if d.bus == bus.name]
             if pollers:
                 w = BusWorker(bus, pollers, self.clock, self.on_batch, self.period_of)
+                self.bus_workers[bus.name] = w
                 self._workers.append(asyncio.create_task(w.run(), name=f"bus:{bus.name}"))
 
     async def _stop_workers(self) -> None:
@@ -224,32 +253,20 @@ class Gateway(GatewayHealth):
                 log.warning("%d bus task(s) still running after a cancel; cancelling again",
                             len(pending), extra={"event": "stop_retry"})
         self._workers = []
+        self.bus_workers = {}
 
-    async def reload(self) -> bool:
-        """SIGHUP: validate the config file again and apply it; a bad file changes nothing."""
-        from gateway.config import ConfigError, load_site
-
-        try:
-            new = load_site(self.cfg.path)
-            self._check_scale(new)
-        except (ConfigError, ValueError) as exc:
-            log.error("config reload rejected; the running config stays: %s", exc,
-                      extra={"event": "reload_rejected"})
-            return False
-        fixed = ("site", "gateway", "mqtt", "influx", "outbox")
-        changed = [k for k in fixed if getattr(new, k) != getattr(self.cfg, k)]
-        if changed:
-            log.error("config reload rejected; the running config stays: [%s] changed, which "
-                      "takes a restart", ", ".join(changed), extra={"event": "reload_rejected"})
-            return False
-        await self._stop_workers()
-        self.checkpoint()
-        self._build(new, previous=self.detect)
-        self._start_workers()
-        self.reloads += 1
-        log.info("config reloaded: %d buses, %d devices, %d points", len(new.buses),
-                 len(new.devices), len(new.points), extra={"event": "reloaded"})
-        return True
+    def _commands_tick(self, now: float) -> None:
+        """Once a second: windows that ended, reminders that are due, a config on trial (its
+        rollback runs beside the loop: it waits for an asked-for poll to finish)."""
+        if self.maintenance.expire(now):
+            self.engine.maintenance_ended()
+        reminders = self.acks.tick(now)
+        for ev in reminders:
+            self.event_counts[(ev["kind"], ev["state"], ev["level"])] += 1
+        if reminders and self.publisher is not None:
+            self.publisher.notify()
+        if self.probation is not None and (self._trial is None or self._trial.done()):
+            self._trial = asyncio.create_task(self.probation_tick(), name="probation")
 
     async def run(self, duration: float | None = None) -> None:
         """Run until stopped (signal or `stop()`), or for `duration` seconds of clock time."""
@@ -262,11 +279,15 @@ class Gateway(GatewayHealth):
             loop.add_signal_handler(signal.SIGHUP,
                                     lambda: reloads.append(asyncio.create_task(self.reload())))
         tasks: list[asyncio.Task] = []
+        await self.resume_probation()
+        if self.commands is not None:
+            self.commands.start()
         if self.publisher is not None:
             await self.publisher.start()
             tasks.append(asyncio.create_task(self.publisher.run(), name="mqtt"))
         if self.sink is not None:
             tasks.append(asyncio.create_task(self.sink.run(), name="sink"))
+        self.polling = True
         self._start_workers()
         self._start_http()
         notifier = SystemdNotifier()
@@ -300,6 +321,7 @@ class Gateway(GatewayHealth):
                     last_save = loop.time()
                 if loop.time() - last_storage >= 1.0:
                     self._storage_tick(now)
+                    self._commands_tick(now)
                     last_storage = loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
@@ -309,6 +331,10 @@ class Gateway(GatewayHealth):
         finally:
             notifier.stopping()
             await asyncio.gather(*reloads, return_exceptions=True)
+            if self.commands is not None:
+                await self.commands.stop()
+            if self._trial is not None:
+                await asyncio.gather(self._trial, return_exceptions=True)
             await self._stop_workers()
             await self._shutdown(tasks)
 
@@ -366,25 +392,6 @@ class Gateway(GatewayHealth):
 
     def stop(self) -> None:
         self.stop_event.set()
-
-
-def threshold_snapshot(cfg: SiteConfig) -> dict[str, dict]:
-    """The thresholds in force, per point, as the audit log records them."""
-    out = {}
-    for p in cfg.points:
-        th = p.thresholds
-        if th is None:
-            out[p.name] = None
-            continue
-        out[p.name] = {
-            "direction": th.direction,
-            **{side: {"thresholds": [None if v != v else v for v in ls.thresholds],
-                      "restore": [None if v != v else round(v, 9) for v in ls.restore]}
-               for side, ls in (("upper", th.upper), ("lower", th.lower)) if ls is not None},
-            "debounce": th.raise_samples, "hold": th.raise_hold,
-            "clear_samples": th.clear_samples, "clear_hold": th.clear_hold,
-        }
-    return out
 
 
 def loop_time() -> float:

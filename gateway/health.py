@@ -2,7 +2,9 @@
 and `/metrics` report it: per device its online state, online rate, polls, missed deadlines and
 errors; the outbox's backlog (and, with receipts, what the platform has not confirmed); the
 state directory's condition and what waits in memory because the disk refused it; the
-database sink's backlog; the active alerts and faults."""
+database sink's backlog; the active alerts and faults; the maintenance windows in force; the
+config's version (and a pushed config's probation); the platform's commands taken and refused.
+`status_document` is what `/status` serves and the `status` command answers with."""
 
 from __future__ import annotations
 
@@ -40,7 +42,33 @@ class GatewayHealth:
                 "storage": self.storage_health(),
                 "active_alerts": sum(a["kind"] == "safety" for a in active),
                 "active_faults": sum(a["kind"] == "fault" for a in active),
+                "maintenance": self.maintenance.active(now),
+                "config": self.config_health(),
+                **({"commands": self.commands.health()} if self.commands is not None else {}),
                 **({"sink": self.sink_health()} if self.sink is not None else {})}
+
+    def status_document(self, now: float, outbox_depth: dict | None = None) -> dict:
+        """The health document with the version, the config file and every open alert (with
+        who acknowledged it): what `/status` and the `status` command answer."""
+        doc = self.health(now, outbox_depth)
+        doc["version"] = self.version
+        doc["config_file"] = str(self.cfg.path)
+        alerts = self.engine.active()
+        for a in alerts:
+            ack = self.acks.status(a.get("alert_id"))
+            if ack is not None:
+                a["acknowledged"] = ack
+        doc["alerts"] = alerts
+        return doc
+
+    def config_health(self) -> dict:
+        """The running config's version, and a pushed config's trial or its last rollback."""
+        out: dict = {"version": self.cfg.version}
+        if self.probation is not None:
+            out["probation"] = {"by": self.probation.by, "previous": self.probation.previous}
+        if self.last_rollback is not None:
+            out["rolled_back"] = dict(self.last_rollback)
+        return out
 
     def storage_health(self) -> dict:
         """The state directory: path, state (ok, full, read_only, error), free bytes, the

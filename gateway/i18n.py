@@ -143,6 +143,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "st_polls": ("polls", "轮询"),
     "st_missed": ("missed", "超期"),
     "st_no_alerts": ("no active alerts or faults", "无活动预警或故障"),
+    "st_acked": ("acknowledged", "已确认"),
+    "st_maintenance": ("maintenance: {subject} until {until} ({by}: {reason})",
+                       "维护中：{subject} 至 {until}（{by}：{reason}）"),
+    # --- cmd
+    "cmd_no_answer": ("no answer to {command} {id} within {timeout:g} s (broker {broker}, "
+                      "connect {connect}): is the gateway running with [commands] enabled?",
+                      "{timeout:g} 秒内未收到 {command} {id} 的应答（MQTT 服务器 {broker}，连接 "
+                      "{connect}）：网关是否在运行、[commands] 是否已启用？"),
+    "cmd_refused": ("{command} refused: {code}: {message}", "{command} 被拒绝：{code}：{message}"),
+    "cmd_needs_private": ("{file} is an Ed25519 public key: signing needs the platform's private "
+                          "key (--key)", "{file} 是 Ed25519 公钥：签名需要平台私钥（--key）"),
     # --- alerts list
     "no_alert_log": ("no alert log yet at {path}", "{path} 尚无预警记录"),
     "delivered_col": ("delivered", "已送达"),

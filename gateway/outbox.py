@@ -14,7 +14,8 @@ A full or read-only disk stops nothing: what cannot be committed is held in memo
 alert commit that finds the disk full first takes the room of the reserve (`state_dir.py`). The
 WAL is checkpointed every 100 pages (400 KiB) instead of SQLite's 1000, so a fresh WAL stops
 growing early: an event costs about 2.3 KB of disk instead of 32 KB (README, "A full disk").
-The tables and their migration are `outbox_schema.py`'s.
+The tables and their migration are `outbox_schema.py`'s; the platform's commands, their results
+and the maintenance windows are `outbox_commands.py`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from gateway.outbox_commands import OutboxCommands
 from gateway.outbox_hold import HeldEvent, Hold
 from gateway.outbox_receipts import Receipts
 from gateway.outbox_schema import prepare
@@ -54,6 +56,7 @@ class OutboxRow:
     event_id: str | None
     attempts: int
     held: bool = False  # in memory only: the disk did not take it yet
+    correlation: bytes | None = None  # a command result's MQTT 5 Correlation Data
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class AlertState:
     detail: str = ""
 
 
-class Outbox(Receipts, OutboxViews):
+class Outbox(Receipts, OutboxViews, OutboxCommands):
     def __init__(self, path: str | Path, max_bytes: int = 256 * 1024 * 1024, *,
                  guard: StorageGuard | None = None, hold_max_bytes: int = 16 * 1024 * 1024,
                  receipts: bool = False, receipt_timeout: float = 60.0):
@@ -88,6 +91,7 @@ class Outbox(Receipts, OutboxViews):
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._snapshot: dict = {}
+        self._unwritten = {}
         Receipts.__init__(self, receipts, receipt_timeout)
 
     @property
@@ -138,19 +142,21 @@ class Outbox(Receipts, OutboxViews):
 
     def flush(self) -> bool:
         """Commit what waits in memory: held events and states, PUBACKs and receipts the disk did
-        not take, then held telemetry once the state directory is healthy. True when nothing is
-        left waiting."""
+        not take, the commands' ledger entries, then held telemetry and command results once the
+        state directory is healthy. True when nothing is left waiting."""
         if (self.hold.events or self.hold.states) and \
                 not self._write(self._commit_held, alerts=True):
             return False
         if (self._acked or self.pending_receipts()) and not self._write(self._apply_acked):
+            return False
+        if self._unwritten and not self._write(self._commit_ledger):
             return False
         if str(self.path) in self.guard.failing and not self._write(self._probe):
             return False
         self.guard.wrote(self.path)
         if self.hold.telemetry and not self.guard.paused():
             self._write(self._commit_telemetry)
-        return not self.hold
+        return not self.hold and not self._unwritten
 
     def _probe(self) -> None:
         with self._tx() as db:
@@ -229,9 +235,10 @@ class Outbox(Receipts, OutboxViews):
     def _commit_telemetry(self) -> None:
         held = list(self.hold.telemetry)
         with self._tx() as db:
-            db.executemany("INSERT INTO outbox (priority, topic, payload, qos, created) "
-                           "VALUES (?, ?, ?, 1, ?)",
-                           [(PRIORITY_TELEMETRY, m.topic, m.payload, m.created) for m in held])
+            db.executemany("INSERT INTO outbox (priority, topic, payload, qos, created, "
+                           "correlation) VALUES (?, ?, ?, 1, ?, ?)",
+                           [(m.priority, m.topic, m.payload, m.created, m.correlation)
+                            for m in held])
         self.hold.take_telemetry({m.key for m in held})
         self._bytes += sum(len(m.payload) for m in held)
         if self.max_bytes and self._bytes > self.max_bytes:
@@ -277,17 +284,22 @@ class Outbox(Receipts, OutboxViews):
             if h.confirmed is None and (h.sent is None or (self.receipts and h.sent <= due)):
                 out.append(OutboxRow(h.seq, PRIORITY_EVENT, h.topic, h.payload, 1, h.seq,
                                      h.event["event_id"], h.attempts, held=True))
+        held = sorted(self.hold.telemetry, key=lambda m: m.priority)  # command results first
+        for m in [m for m in held if m.priority == PRIORITY_EVENT][:max(0, limit - len(out))]:
+            out.append(OutboxRow(m.key, m.priority, m.topic, m.payload, 1, None, None, 0,
+                                 held=True, correlation=m.correlation))
         if len(out) < limit:
             out += self._db_rows(PRIORITY_TELEMETRY, due, limit - len(out))
-        for m in list(self.hold.telemetry)[:max(0, limit - len(out))]:
-            out.append(OutboxRow(m.key, PRIORITY_TELEMETRY, m.topic, m.payload, 1, None, None, 0,
+        for m in [m for m in held if m.priority != PRIORITY_EVENT][:max(0, limit - len(out))]:
+            out.append(OutboxRow(m.key, m.priority, m.topic, m.payload, 1, None, None, 0,
                                  held=True))
         return out
 
     def _db_rows(self, priority: int, due: float, limit: int) -> list[OutboxRow]:
         try:
             rows = self.db.execute(
-                "SELECT id, priority, topic, payload, qos, seq, event_id, attempts FROM outbox "
+                "SELECT id, priority, topic, payload, qos, seq, event_id, attempts, 0, "
+                "correlation FROM outbox "
                 "WHERE priority=? AND (sent IS NULL OR sent <= ?) ORDER BY id LIMIT ?",
                 (priority, due, limit + len(self._acked))).fetchall()
         except sqlite3.OperationalError as exc:
@@ -300,14 +312,14 @@ class Outbox(Receipts, OutboxViews):
                 continue
             if self.covered(r[5], r[6]):
                 continue
-            out.append(OutboxRow(*r))
+            out.append(OutboxRow(*r[:8], correlation=r[9]))
         return out[:limit]
 
     def ack(self, row: OutboxRow) -> None:
         """The broker accepted the message: telemetry leaves; an event leaves too, or with
         receipts on waits as sent and unconfirmed; the alert log notes the delivery."""
         now = time.time()
-        if row.held and row.priority == PRIORITY_TELEMETRY:
+        if row.held and row.seq is None:  # telemetry or a command's result
             self.hold.remove_telemetry(row.id)
             return
         if row.held:
@@ -351,6 +363,8 @@ class Outbox(Receipts, OutboxViews):
         self._bytes = self._payload_bytes()  # acks and receipts may have covered the same rows
 
     def record_failure(self, row: OutboxRow, error: str) -> None:
+        if row.held and row.seq is None:
+            return
         if row.held:
             h = self.hold.event(row.seq)
             if h is not None:

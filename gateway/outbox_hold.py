@@ -38,10 +38,14 @@ class HeldEvent:
 
 @dataclass
 class HeldMessage:
+    """Telemetry, or a command's result (priority 0, with its MQTT 5 correlation data)."""
+
     key: int
     topic: str
     payload: bytes
     created: float
+    priority: int = 1
+    correlation: bytes | None = None
 
 
 class Hold:
@@ -70,6 +74,13 @@ class Hold:
             self.telemetry.append(HeldMessage(self._key, topic, payload, now))
             self.bytes += len(payload)
         self._bound()
+
+    def add_results(self, messages: list[tuple[str, bytes, bytes | None]], now: float) -> None:
+        """Command results the disk did not take: sent directly, never dropped for room."""
+        for topic, payload, correlation in messages:
+            self._key += 1
+            self.telemetry.append(HeldMessage(self._key, topic, payload, now, 0, correlation))
+            self.bytes += len(payload)
 
     def event(self, seq: int | None) -> HeldEvent | None:
         for h in self.events:
@@ -104,8 +115,12 @@ class Hold:
                 "dropped_undelivered": self.dropped_undelivered}
 
     def _bound(self) -> None:
-        while self.bytes > self.max_bytes and self.telemetry:
-            m = self.telemetry.popleft()
+        for m in list(self.telemetry):
+            if self.bytes <= self.max_bytes:
+                break
+            if m.priority == 0:
+                continue  # a command's result: small, and the platform waits for it
+            self.telemetry.remove(m)
             self.bytes -= len(m.payload)
             self.dropped_telemetry += 1
         if self.bytes <= self.max_bytes:

@@ -1,6 +1,7 @@
 """The outbox's SQLite schema and its migration: the tables (outbox, alert state, settings, the
-audit log, the permanent alert log) and the columns added after the first release, which an
-older outbox file gets when it is opened."""
+audit log, the permanent alert log, the platform's commands and the maintenance windows they
+set) and the columns added after the first release, which an older outbox file gets when it is
+opened."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from gateway.state_dir import StorageError
 
-__all__ = ["ADDED", "SCHEMA", "prepare"]
+__all__ = ["ADDED", "INDEXES", "SCHEMA", "prepare"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -24,7 +25,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    sent REAL                      -- PUBACKed, waiting for the platform's receipt
+    sent REAL,                     -- PUBACKed, waiting for the platform's receipt
+    correlation BLOB               -- a command result's MQTT 5 Correlation Data
 );
 CREATE INDEX IF NOT EXISTS outbox_drain ON outbox (priority, id);
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -41,7 +43,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
     kind TEXT NOT NULL,
     subject TEXT NOT NULL,
     before TEXT,
-    after TEXT
+    after TEXT,
+    by TEXT                        -- who changed it: a command's `by`, "SIGHUP", "rollback"
 );
 CREATE TABLE IF NOT EXISTS alert_log (
     seq INTEGER PRIMARY KEY,
@@ -56,9 +59,29 @@ CREATE TABLE IF NOT EXISTS alert_log (
     delivered_at REAL,
     confirmed_at REAL              -- the platform's receipt covered it
 );
+CREATE TABLE IF NOT EXISTS command_log (
+    id TEXT PRIMARY KEY,           -- the request's id: a redelivery is answered from here
+    command TEXT NOT NULL,
+    received REAL NOT NULL,        -- wall clock
+    digest TEXT NOT NULL,          -- SHA-256 of the request's canonical JSON without sig
+    by TEXT,
+    request TEXT NOT NULL,
+    result TEXT                    -- the first answer; NULL while it runs
+);
+CREATE TABLE IF NOT EXISTS maintenance (
+    subject TEXT PRIMARY KEY,      -- point:<name> or device:<name>
+    since REAL NOT NULL,           -- clock time
+    until REAL NOT NULL,
+    by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    command_id TEXT
+);
 """
+# indexes on columns that older files lack until ADDED has run
+INDEXES = "CREATE INDEX IF NOT EXISTS alert_log_alert ON alert_log (alert_id, seq);"
 # columns added after the first release: (table, column, type)
-ADDED = (("outbox", "sent", "REAL"), ("alert_log", "confirmed_at", "REAL"))
+ADDED = (("outbox", "sent", "REAL"), ("alert_log", "confirmed_at", "REAL"),
+         ("outbox", "correlation", "BLOB"), ("audit_log", "by", "TEXT"))
 
 
 def prepare(db: sqlite3.Connection, path: Path) -> None:
@@ -69,5 +92,6 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
         for table, column, kind in ADDED:
             if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        db.executescript(INDEXES)
     except sqlite3.OperationalError as exc:
         raise StorageError(f"cannot prepare the outbox {path}: {exc}") from None

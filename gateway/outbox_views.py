@@ -93,10 +93,12 @@ class OutboxViews:
             out.append(ev)
         return out[::-1]
 
-    def audit_thresholds(self, thresholds: dict[str, dict], at: float) -> list[dict]:
+    def audit_thresholds(self, thresholds: dict[str, dict], at: float,
+                         by: str | None = None) -> list[dict]:
         """Record every threshold that differs from the last run's in the permanent audit log
-        (R13: every threshold change is audit-logged); returns the entries. When the disk
-        refuses, the entries are only logged, and found again (and written) at the next start."""
+        (R13: every threshold change is audit-logged), with who changed it when known (a
+        command's `by`); returns the entries. When the disk refuses, the entries are only
+        logged, and found again (and written) at the next start."""
         row = self.db.execute("SELECT value FROM settings WHERE key='thresholds'").fetchone()
         before = json.loads(row[0]) if row else None
         entries = []
@@ -105,15 +107,15 @@ class OutboxViews:
                 old, new = before.get(point), thresholds.get(point)
                 if old != new:
                     entries.append({"at": at, "kind": "thresholds", "subject": point,
-                                    "before": old, "after": new})
+                                    "before": old, "after": new, "by": by})
 
         def write() -> None:
             with self._tx() as db:
                 db.executemany(
-                    "INSERT INTO audit_log (at, kind, subject, before, after) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO audit_log (at, kind, subject, before, after, by) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     [(e["at"], e["kind"], e["subject"], json.dumps(e["before"]),
-                      json.dumps(e["after"])) for e in entries])
+                      json.dumps(e["after"]), by) for e in entries])
                 db.execute("INSERT INTO settings (key, value) VALUES ('thresholds', ?) "
                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                            (json.dumps(thresholds, sort_keys=True),))
@@ -122,7 +124,8 @@ class OutboxViews:
         return entries
 
     def audit_log(self, limit: int = 100) -> list[dict]:
-        rows = self.db.execute("SELECT at, kind, subject, before, after FROM audit_log "
+        rows = self.db.execute("SELECT at, kind, subject, before, after, by FROM audit_log "
                                "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{"at": at, "kind": k, "subject": s, "before": json.loads(b) if b else None,
-                 "after": json.loads(a) if a else None} for at, k, s, b, a in rows][::-1]
+                 "after": json.loads(a) if a else None, "by": by}
+                for at, k, s, b, a, by in rows][::-1]

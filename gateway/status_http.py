@@ -93,6 +93,7 @@ class _Collector:
                                 "Age of the oldest undelivered alert or fault event",
                                 value=time.time() - oldest if oldest else 0.0)
         yield from storage_metrics(gw, st)
+        yield from command_metrics(gw)
         yield CounterMetricFamily("minewatch_telemetry_dropped",
                                   "Telemetry dropped at the outbox cap",
                                   value=gw.outbox.dropped_telemetry)
@@ -182,11 +183,7 @@ class StatusServer:
         gw = self.gw
         now = gw.clock.now()
         with self.lock:
-            doc = gw.health(now, outbox_depth=gw.outbox.stats())
-        doc["version"] = gw.version
-        doc["config"] = str(gw.cfg.path)
-        doc["alerts"] = gw.engine.active()
-        return doc
+            return gw.status_document(now, outbox_depth=gw.outbox.stats())
 
     def start(self) -> None:
         self.thread.start()
@@ -233,3 +230,23 @@ def storage_metrics(gw: Gateway, outbox: dict):
         yield GaugeMetricFamily("minewatch_outbox_oldest_unconfirmed_age_seconds",
                                 "Age of the oldest event waiting for the platform's receipt",
                                 value=time.time() - oldest if oldest else 0.0)
+
+
+def command_metrics(gw: Gateway):
+    """The platform's commands: taken by command, refused by reason; points in maintenance."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    yield GaugeMetricFamily("minewatch_maintenance_windows", "Maintenance windows in force",
+                            value=len(gw.maintenance.active(gw.clock.now())))
+    service = getattr(gw, "commands", None)
+    if service is None:
+        return
+    taken = CounterMetricFamily("minewatch_commands", "Commands taken and run", labels=["command"])
+    for name, n in sorted(service.taken.items()):
+        taken.add_metric([name], n)
+    yield taken
+    refused = CounterMetricFamily("minewatch_commands_refused", "Commands refused, by reason",
+                                  labels=["reason"])
+    for reason, n in sorted(service.refused.items()):
+        refused.add_metric([reason], n)
+    yield refused

@@ -7,7 +7,8 @@ The practice of the underground-mine access specification
 every 20 s and min/max/mean statistics every 5 min. Statistics are kept as running sums per point
 (bounded state, vectorised per batch); windows are aligned to the clock so every gateway's windows
 line up. Messages go through the outbox at telemetry priority: they drain after alerts and are the
-first to go when the outbox is full.
+first to go when the outbox is full. A point in a maintenance window (`gateway/maintenance.py`)
+says `"maintenance": true`; the values of a `measure` command go out as kind `measured`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ class Telemetry:
         self.reported_t = np.full(n, -np.inf)
         self.reported_quality = np.full(n, 255, np.uint8)  # 255: never reported
         self.pending = np.zeros(n, dtype=bool)
+        self.maintenance = None  # gateway.maintenance.Maintenance, set by the daemon
+
+    def _held(self, t: float) -> np.ndarray | None:
+        """Per point: in a maintenance window at `t` (None: no window at all)."""
+        m = self.maintenance
+        if m is None or not m.any or len(m.until) != len(self.names):
+            return None
+        return m.until > t
 
     def add(self, batch: Batch) -> None:
         idx, v = batch.idx, batch.values
@@ -81,13 +90,15 @@ class Telemetry:
         if not self.pending.any():
             return []
         points = []
+        held = self._held(now)
         for i in np.flatnonzero(self.pending):
             p = self.cfg.points[i]
             v = float(self.last[i])
             points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
                            "value": v if math.isfinite(v) else None,
                            "quality": int(self.last_quality[i]),
-                           "observed_at": int(round(self.last_t[i] * 1000))})
+                           "observed_at": int(round(self.last_t[i] * 1000)),
+                           **_flag(held, i)})
             self.reported[i] = v
             self.reported_t[i] = self.last_t[i]
             self.reported_quality[i] = self.last_quality[i]
@@ -116,8 +127,25 @@ class Telemetry:
         return {"schema": "minewatch/telemetry/1", "kind": kind, "site": self.cfg.site.code,
                 "gateway": self.cfg.gateway.id}
 
+    def measured(self, indices: list[int], now: float, command_id: str) -> tuple[str, bytes]:
+        """The latest values of these points, as a `measure` command read them."""
+        held = self._held(now)
+        points = []
+        for i in indices:
+            p = self.cfg.points[i]
+            v, t = float(self.last[i]), float(self.last_t[i])
+            points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
+                           "value": v if math.isfinite(v) else None,
+                           "quality": int(self.last_quality[i]),
+                           "observed_at": int(round(t * 1000)) if math.isfinite(t) else None,
+                           **_flag(held, i)})
+        doc = {**self._doc("measured"), **time_fields("ts", now), "command_id": command_id,
+               "points": points}
+        return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
     def _stats(self, start: float, end: float) -> tuple[str, bytes]:
         points = []
+        held = self._held(end)
         for p in self.cfg.points:
             i = p.index
             n = int(self.count[i])
@@ -128,6 +156,7 @@ class Telemetry:
                 "max": float(self.max[i]) if n else None,
                 "mean": float(self.sum[i] / n) if n else None,
                 "quality": int(self.last_quality[i]),
+                **_flag(held, i),
             })
         self.min.fill(np.inf)
         self.max.fill(-np.inf)
@@ -140,6 +169,7 @@ class Telemetry:
 
     def _realtime(self, t: float) -> tuple[str, bytes]:
         points = []
+        held = self._held(t)
         for i in np.flatnonzero(self.gas):
             p = self.cfg.points[i]
             v = float(self.last[i])
@@ -147,6 +177,10 @@ class Telemetry:
                            "value": v if math.isfinite(v) else None,
                            "quality": int(self.last_quality[i]),
                            "observed_at": int(round(self.last_t[i] * 1000))
-                           if math.isfinite(self.last_t[i]) else None})
+                           if math.isfinite(self.last_t[i]) else None, **_flag(held, i)})
         doc = {**self._doc("realtime"), **time_fields("ts", t), "points": points}
         return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _flag(held: np.ndarray | None, i: int) -> dict:
+    return {"maintenance": True} if held is not None and held[i] else {}

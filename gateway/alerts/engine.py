@@ -15,6 +15,10 @@ Faults (docs/contracts.md#quality-codes; GB 39496-2020 §5.5.3 self-diagnosis) a
 safety alerts: a point whose quality stays bad for `fault_after` polls raises a fault event with the
 quality kind, an open fault is escalated as it nears and passes the 7-day repair limit of
 GB 51108-2015 §10.0.1, and the first good value clears it with the fault's duration.
+
+Maintenance (`gateway/maintenance.py`): a point in a maintenance window publishes no change of
+its safety level until the window ends; its fault events carry the window and are never
+escalated toward the repair limit.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ class AlertEngine:
         self.fault_since = np.full(n, np.nan)
         self.bad_run = np.zeros(n, dtype=np.int64)
         self.bad_since = np.full(n, np.nan)
+        self.maintenance = None  # gateway.maintenance.Maintenance, set by the daemon
+        self._suppressed: set[int] = set()  # points whose change maintenance holds back
         self._restore()
 
     def _restore(self) -> None:
@@ -116,8 +122,13 @@ class AlertEngine:
         if conditions or self.conditions.any_open:
             self.conditions.events(t, idx, conditions, self._base, events, states)
         prev_levels = self.level[idx]
+        held = self.maintenance.held(idx, t) if self.maintenance is not None and \
+            self.maintenance.any else None
         for j in np.flatnonzero((verdict.grade != prev_levels) | np.isfinite(self.pending_since[idx])):
             i, grade = int(idx[j]), int(verdict.grade[j])
+            if held is not None and held[j]:
+                self._hold_for_maintenance(i, grade, t)
+                continue
             if grade < self.level[i] and self._storm_holds(i, t):
                 continue
             self.pending_since[i] = np.nan
@@ -139,10 +150,32 @@ class AlertEngine:
         bad = quality != Quality.GOOD
         # a good sample also ends a run of bad ones that had not yet made a fault
         if bad.any() or self.fault[idx].any() or self.bad_run[idx].any():
-            self._fault_events(t, idx, quality, events, states)
+            self._fault_events(t, idx, quality, events, states, held)
         if not events:
             return []
         return self.outbox.commit_events(events, states)
+
+    def _hold_for_maintenance(self, i: int, grade: int, t: float) -> None:
+        """A change of level of a point in maintenance: said once in the log, never published."""
+        if i in self._suppressed:
+            return
+        self._suppressed.add(i)
+        w = self.maintenance.window_of(i, t)
+        log.warning("%s would go %s -> %s; held back: in maintenance by %s until %s",
+                    self.points[i].name, LEVEL_NAMES[self.level[i]], LEVEL_NAMES[grade],
+                    w.by if w else "?", w.as_dict()["until_iso"] if w else "?",
+                    extra={"event": "maintenance_held", "point": self.points[i].name})
+
+    def maintenance_ended(self) -> None:
+        """A window ended: the next batch publishes the level the detectors give then."""
+        self._suppressed.clear()
+
+    def _maintenance_field(self, i: int, t: float) -> dict:
+        w = self.maintenance.window_of(i, t) if self.maintenance is not None else None
+        if w is None:
+            return {}
+        return {"maintenance": {"by": w.by, "reason": w.reason,
+                                "until": int(round(w.until * 1000))}}
 
     def _storm_holds(self, i: int, t: float) -> bool:
         """Whether storm control holds back this point's downgrade or clear for now."""
@@ -219,9 +252,10 @@ class AlertEngine:
                                      "alert_level": LEVEL_NAMES[grade], "detector": detector})
 
     def _fault_events(self, t: float, idx: np.ndarray, quality: np.ndarray, events: list,
-                      states: list) -> None:
+                      states: list, held: np.ndarray | None = None) -> None:
         for j, i in enumerate(idx):
             i = int(i)
+            in_maintenance = held is not None and bool(held[j])
             q = int(quality[j])
             p = self.points[i]
             if q != Quality.GOOD:
@@ -240,7 +274,7 @@ class AlertEngine:
                     events.append((self.fault_topic, self._fault_event(p, t, "raised", q)))
                     states.append(AlertState(f"fault/{p.name}", q, self.fault_id[i],
                                              float(self.fault_since[i])))
-                elif self.fault[i]:
+                elif self.fault[i] and not in_maintenance:
                     # GB 51108-2015 §10.0.1: warn before the 7-day repair limit, and when passed
                     age = t - self.fault_since[i]
                     stage = 2 if age >= self.policy.repair_limit else \
@@ -286,6 +320,7 @@ class AlertEngine:
             "message": fault_message(state, p.name, p.device, q, duration,
                                      _STAGES[self.fault_stage[i]], self.policy.repair_limit),
             "since": int(round(since * 1000)),
+            **self._maintenance_field(i, t),
         })
         log.warning("fault %s %s quality=%d", p.name, state, q,
                     extra={"event": "fault", "point": p.name, "state": state, "quality": q})

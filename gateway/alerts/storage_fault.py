@@ -39,6 +39,10 @@ class StorageFault:
         self.alert_id = state.alert_id if open_ else None
         self.since = state.since if open_ else None
 
+    def open_alert(self) -> dict[str, tuple[str, int]]:
+        """The open episode, for acknowledgements: {alert_id: ("fault", 0)}."""
+        return {self.alert_id: ("fault", 0)} if self.alert_id is not None else {}
+
     def update(self, t: float, guard: StorageGuard) -> list[dict]:
         """Raise when the directory turns unhealthy, clear when it is healthy again; committed
         (or held) in the outbox before this returns."""

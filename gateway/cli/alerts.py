@@ -1,5 +1,6 @@
 """`minewatch alerts list|test`: the site's permanent alert log (and the audit log of threshold
-changes), and one test alert through the uplink's own broker settings, reporting its PUBACK."""
+and config changes, with who made them), and one test alert through the uplink's own broker
+settings, reporting its PUBACK."""
 
 from __future__ import annotations
 
@@ -47,8 +48,9 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
         tz = ZoneInfo(cfg.site.timezone)
         for a in audit:
             when = datetime.fromtimestamp(a["at"], tz).strftime("%Y-%m-%d %H:%M:%S")
+            by = f"  ({a['by']})" if a.get("by") else ""
             print(f"{when}  {a['kind']} {a['subject']}: {json.dumps(a['before'])} -> "
-                  f"{json.dumps(a['after'])}")
+                  f"{json.dumps(a['after'])}{by}")
         return EXIT_OK
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))

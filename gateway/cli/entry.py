@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 
-from gateway.cli import alerts, common, config, device, replay, run, status
+from gateway.cli import alerts, cmd, common, config, device, replay, run, status
 from gateway.cli.common import EXIT_BUSY, EXIT_CONFIG, EXIT_OK, UsageError, err
 from gateway.i18n import tr
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_commands(sub)
     replay.add_commands(sub)
     status.add_commands(sub)
+    cmd.add_commands(sub)
     run.add_compile(sub)
     return parser
 

@@ -82,7 +82,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                                             else ""))
     for a in doc["alerts"]:
         what = a.get("level") or f"quality {a.get('quality')}"
-        print(f"  {a['kind']:6s} {a['point']:12s} {what}")
+        acked = f"  ({tr(lang, 'st_acked')})" if a.get("acknowledged") else ""
+        print(f"  {a['kind']:6s} {a['point']:12s} {what}{acked}")
+    for w in doc.get("maintenance", []):
+        print("  " + tr(lang, "st_maintenance", subject=w.get("point") or w.get("device"),
+                        until=w["until_iso"], by=w["by"], reason=w["reason"]))
     if not doc["alerts"]:
         print("  " + tr(lang, "st_no_alerts"))
     return EXIT_OK

@@ -4,15 +4,17 @@ Every problem is collected (not just the first) and reported with the file, the 
 be found, the key path and, where it helps, a hint (`gateway.config.reader`). A config that has
 any error is never returned, so a bad file can never replace a good one. Each section has its
 builder: `sections` (site, gateway, uplink, storage, outbox, alerts), `devices` (buses and
-devices), `points` (points, their conversions and detectors), `thresholds`.
+devices), `points` (points, their conversions and detectors), `thresholds`, `commands`.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
+from gateway.config.commands import build_commands
 from gateway.config.devices import build_buses, build_devices, check_periods
 from gateway.config.model import SiteConfig
 from gateway.config.points import build_points
@@ -29,16 +31,19 @@ from gateway.config.sections import (
 __all__ = ["load_site"]
 
 _TOP_KEYS = {"site", "gateway", "buses", "devices", "points", "uplink", "storage", "outbox",
-             "alerts", "profiles_dir", "detector_defaults"}
+             "alerts", "profiles_dir", "detector_defaults", "commands"}
 
 
-def load_site(path: str | Path) -> SiteConfig:
-    """Read, check and freeze a site config; raise `ConfigError` listing every problem."""
+def load_site(path: str | Path, text: str | None = None) -> SiteConfig:
+    """Read, check and freeze a site config; raise `ConfigError` listing every problem.
+    `text`: check this text as if it were the file at `path` (its relative paths, profiles
+    and key files resolve beside `path`): a config pushed by the platform, before it is written."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [Problem("", f"cannot read file: {exc.strerror}")]) from None
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(path, [Problem("", f"cannot read file: {exc.strerror}")]) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -52,7 +57,7 @@ def load_site(path: str | Path) -> SiteConfig:
     if problems:
         raise ConfigError(path, problems)
     assert cfg is not None
-    return cfg
+    return replace(cfg, source=text)
 
 
 def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:
@@ -77,8 +82,9 @@ def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:
     influx = build_storage(doc, r, base_dir, gateway.state_dir)
     outbox = build_outbox(doc, r, base_dir, gateway.state_dir)
     alerts = build_alerts(doc, r)
+    commands = build_commands(doc, r, base_dir, mqtt)
     if r.problems:
         return None
     return SiteConfig(path=path, site=site, gateway=gateway, buses=tuple(buses),
                       devices=tuple(devices), points=tuple(points), mqtt=mqtt, influx=influx,
-                      outbox=outbox, alerts=alerts)
+                      outbox=outbox, alerts=alerts, commands=commands)

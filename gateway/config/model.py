@@ -204,6 +204,22 @@ class AlertPolicy:
 
 
 @dataclass(frozen=True)
+class Commands:
+    """`[commands]`: the platform's requests on `<prefix>/<site>/<gateway>/cmd/<name>`
+    (docs/commands.md). Durations of reminders and maintenance are clock seconds; the window and
+    the probation are real seconds (they guard against replays and unreachable devices)."""
+
+    enabled: bool = False
+    key_file: Path | None = None  # HMAC secret or Ed25519 public key; never logged
+    window: float = 300.0  # a request's `ts` must be this close to the gateway's wall clock
+    ack_reminder: float = 900.0  # first reminder of an unacknowledged orange or red alert; 0 = off
+    ack_reminder_growth: float = 2.0  # each interval this many times the one before ...
+    ack_reminder_max: float = 4 * 3600.0  # ... up to this
+    config_probation: float = 300.0  # a pushed config must reach its devices and broker in this
+    maintenance_max: float = 7 * 86400.0  # the longest maintenance window one request may set
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     path: Path
     site: Site
@@ -215,6 +231,16 @@ class SiteConfig:
     influx: InfluxStorage | None
     outbox: Outbox
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    commands: Commands = field(default_factory=Commands)
+    # the TOML text this config was read from (its version is a digest of it)
+    source: str = field(default="", repr=False, compare=False)
+
+    @property
+    def version(self) -> str:
+        """The config's version: the first 16 hex digits of the SHA-256 of its text."""
+        import hashlib
+
+        return hashlib.sha256(self.source.encode("utf-8")).hexdigest()[:16]
 
     def device(self, name: str) -> Device:
         for d in self.devices:

@@ -5,6 +5,7 @@ The uplink (`gateway/uplink/mqtt.py`) and `minewatch alerts test` both take thei
 here, so a test alert reaches the broker exactly as the daemon's alerts do.
 
 `publish_once` sends one message and waits for its PUBACK (`minewatch alerts test`);
+`request_once` sends a request and waits for its answer (`minewatch cmd`, the platform's side);
 `diagnose` says why a connection failed, which paho does not: one plain attempt with the same
 TLS settings.
 """
@@ -15,7 +16,7 @@ import ssl
 
 from gateway.config.model import MqttUplink
 
-__all__ = ["diagnose", "make_client", "publish_once"]
+__all__ = ["diagnose", "make_client", "publish_once", "request_once"]
 
 
 def make_client(m: MqttUplink, client_id: str, *, persistent: bool = False,
@@ -94,6 +95,61 @@ def publish_once(m: MqttUplink, client_id: str, topic: str, payload: bytes,
 
     client.on_connect, client.on_publish = on_connect, on_publish
     client.connect(m.host, m.port, keepalive=10)
+    client.loop_start()
+    done.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    return result
+
+
+def request_once(m: MqttUplink, client_id: str, topic: str, payload: bytes, answer_topic: str,
+                 is_answer, correlation: bytes | None = None, timeout: float = 30.0) -> dict:
+    """Subscribe to `answer_topic`, publish `payload` on `topic` at QoS 1 (under MQTT 5 with
+    `answer_topic` as its Response Topic and `correlation` as its Correlation Data), and wait up
+    to `timeout` s for a message there that `is_answer(doc)` accepts. What came back: `connect`
+    (the CONNACK reason), `puback`, and `answer` (the JSON document) when one came. OSError when
+    the broker cannot be reached."""
+    import json
+    import threading
+
+    client = make_client(m, client_id)
+    result: dict = {}
+    done = threading.Event()
+
+    def on_connect(c, u, flags, rc, props) -> None:
+        result["connect"] = str(rc)
+        if rc.is_failure:
+            done.set()
+            return
+        c.subscribe(answer_topic, qos=1)
+
+    def on_subscribe(c, u, mid, rcs, props) -> None:
+        properties = None
+        if m.protocol == "5":
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = answer_topic
+            if correlation is not None:
+                properties.CorrelationData = correlation
+        c.publish(topic, payload, qos=1, properties=properties)
+
+    def on_publish(c, u, mid, rc, props) -> None:
+        result["puback"] = str(rc)
+
+    def on_message(c, u, msg) -> None:
+        try:
+            doc = json.loads(msg.payload)
+        except ValueError:
+            return
+        if is_answer(doc):
+            result["answer"] = doc
+            done.set()
+
+    client.on_connect, client.on_subscribe = on_connect, on_subscribe
+    client.on_publish, client.on_message = on_publish, on_message
+    client.connect(m.host, m.port, keepalive=max(10, int(timeout)))
     client.loop_start()
     done.wait(timeout)
     client.disconnect()

@@ -11,6 +11,11 @@ With `receipts = true` it also subscribes to `<prefix>/<site>/<gateway>/receipt`
 it reads, and hands each platform receipt to the outbox (`gateway/outbox_receipts.py`); a connect
 on which the broker has no session for us (it lost its state) sends every unconfirmed event again
 at once instead of after `receipt_timeout`.
+
+With `[commands] enabled` it also subscribes to `<prefix>/<site>/<gateway>/cmd/+` and hands each
+request, with its MQTT 5 Response Topic and Correlation Data, to the command service
+(`gateway/commands/service.py`); a result leaves the outbox like an event, carrying the
+request's Correlation Data when it has one.
 """
 
 from __future__ import annotations
@@ -22,15 +27,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gateway.alerts.encoder import parse_receipt, status_payload, topic, with_sent_at
 from gateway.config.model import MqttUplink, SiteConfig
 from gateway.outbox import PRIORITY_EVENT, Outbox, OutboxRow
 from gateway.uplink.client import diagnose, make_client
 
-__all__ = ["MqttPublisher"]
+__all__ = ["Incoming", "MqttPublisher"]
 
 log = logging.getLogger("minewatch.mqtt")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message on a topic the gateway subscribed to, as the loop thread gets it."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+    response_topic: str | None = None  # MQTT 5 properties of a request
+    correlation: bytes | None = None
 
 
 class MqttPublisher:
@@ -59,6 +76,12 @@ class MqttPublisher:
         self._stopping = False
         self._failures = 0
         self._last_failure = ""
+        self._subscriptions: list[tuple[str, Callable[[Incoming], None]]] = []
+
+    def subscribe(self, topic_filter: str, handler: Callable[[Incoming], None]) -> None:
+        """Subscribe to `topic_filter` at QoS 1 at every connect (before `start`); `handler`
+        gets each message in the loop thread."""
+        self._subscriptions.append((topic_filter, handler))
 
     # -- paho callbacks (network thread) -------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -76,6 +99,16 @@ class MqttPublisher:
             client.subscribe(self.receipt_topic, qos=1)
             if not flags.session_present:
                 self._call(self.outbox.resend_unconfirmed)
+        for topic_filter, _ in self._subscriptions:
+            if self.m.protocol == "5":
+                from paho.mqtt.subscribeoptions import SubscribeOptions
+
+                # Retain As Published: a request published retained says so on live delivery
+                # too, not only when a later subscribe delivers it again
+                client.subscribe(topic_filter, options=SubscribeOptions(
+                    qos=1, retainAsPublished=True))
+            else:
+                client.subscribe(topic_filter, qos=1)
         self._call(self.connected.set)
         self._call(self.wakeup.set)
 
@@ -102,8 +135,21 @@ class MqttPublisher:
         self._call(_settle, fut, error)
 
     def _on_message(self, client, userdata, msg) -> None:
-        if msg.topic == self.receipt_topic and msg.payload:
-            self._call(self._receipt, bytes(msg.payload))
+        if msg.topic == self.receipt_topic:
+            if msg.payload:
+                self._call(self._receipt, bytes(msg.payload))
+            return
+        from paho.mqtt.client import topic_matches_sub
+
+        for topic_filter, handler in self._subscriptions:
+            if topic_matches_sub(topic_filter, msg.topic):
+                props = getattr(msg, "properties", None)
+                response = getattr(props, "ResponseTopic", None) if props else None
+                correlation = getattr(props, "CorrelationData", None) if props else None
+                self._call(handler, Incoming(msg.topic, bytes(msg.payload), bool(msg.retain),
+                                             response, bytes(correlation) if correlation
+                                             is not None else None))
+                return
 
     def _receipt(self, payload: bytes) -> None:
         """A platform receipt (in the loop thread, where the outbox is written)."""
@@ -186,11 +232,14 @@ class MqttPublisher:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def publish_now(self, topic_: str, doc: dict) -> None:
-        """Current-state messages (health): sent if connected, never queued (stale is useless)."""
+    def publish_now(self, topic_: str, doc: dict, qos: int = 0) -> bool:
+        """Current-state messages (health) and refusals of requests that proved nothing: sent
+        if connected, never queued (stale is useless, and junk must not fill the disk)."""
         if self._client is not None and self.connected.is_set():
             self._client.publish(topic_, json.dumps(doc, ensure_ascii=False,
-                                                    separators=(",", ":")).encode(), qos=0)
+                                                    separators=(",", ":")).encode(), qos=qos)
+            return True
+        return False
 
     def notify(self) -> None:
         """Something new is in the outbox."""
@@ -226,13 +275,20 @@ class MqttPublisher:
     async def _publish(self, row: OutboxRow) -> str | None:
         assert self._loop is not None and self._client is not None
         payload = row.payload
-        if row.priority == PRIORITY_EVENT:
+        if row.priority == PRIORITY_EVENT and row.seq is not None:  # an event, not a result
             payload = with_sent_at(payload, self.now())
+        properties = None
+        if row.correlation is not None and self.m.protocol == "5":
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = row.correlation
         fut: asyncio.Future = self._loop.create_future()
         # paho calls on_publish while holding its own message lock, so ours is never held across
         # a paho call; a PUBACK that arrives before the future is registered waits in _early
         started = time.monotonic()
-        info = self._client.publish(row.topic, payload, qos=row.qos)
+        info = self._client.publish(row.topic, payload, qos=row.qos, properties=properties)
         if info.rc != 0:
             return f"publish refused by the client: {info.rc}"
         with self._lock:
