@@ -9,14 +9,13 @@ devices), `points` (points, their conversions and detectors), `thresholds`.
 
 from __future__ import annotations
 
-import re
-import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 from gateway.config.devices import build_buses, build_devices, check_periods
 from gateway.config.model import SiteConfig
 from gateway.config.points import build_points
-from gateway.config.reader import ConfigError, Locator, Problem, Reader
+from gateway.config.reader import ConfigError, ConfigFileError, Locator, Problem, Reader
 from gateway.config.sections import (
     build_alerts,
     build_gateway,
@@ -25,6 +24,9 @@ from gateway.config.sections import (
     build_storage,
     build_uplink,
 )
+from gateway.i18n import Text
+from gateway.text_files import TextFileError, read_text_file
+from gateway.toml_text import parse_toml
 
 __all__ = ["load_site"]
 
@@ -33,26 +35,28 @@ _TOP_KEYS = {"site", "gateway", "buses", "devices", "points", "uplink", "storage
 
 
 def load_site(path: str | Path) -> SiteConfig:
-    """Read, check and freeze a site config; raise `ConfigError` listing every problem."""
+    """Read, check and freeze a site config; raise `ConfigError` listing every problem
+    (`ConfigFileError` when the file cannot be read at all). The file is UTF-8 (a BOM is
+    dropped) or GB18030 (`gateway.text_files`); the config's `encoding` says which."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [Problem("", f"cannot read file: {exc.strerror}")]) from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(
-            path, [Problem("", f"not valid TOML: {exc}", int(m.group(1)) if m else None)]
-        ) from None
+        file = read_text_file(path)
+        doc = parse_toml(file)
+    except TextFileError as exc:
+        if exc.unreadable:
+            raise ConfigFileError(path, exc.reason, exc.hint) from None
+        where = f" (column {exc.column})" if exc.column else ""
+        where_zh = f"（第 {exc.column} 列）" if exc.column else ""
+        hint = exc.hint or Text("", "")
+        raise ConfigError(path, [Problem("", exc.reason.en + where, exc.line, hint.en,
+                                         exc.reason.zh + where_zh, hint.zh)]) from None
     problems: list[Problem] = []
-    r = Reader(problems, Locator(text))
+    r = Reader(problems, Locator(file.text))
     cfg = _build(path, doc, r)
     if problems:
-        raise ConfigError(path, problems)
+        raise ConfigError(path, problems, file.encoding)
     assert cfg is not None
-    return cfg
+    return replace(cfg, encoding=file.encoding)
 
 
 def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:

@@ -214,6 +214,7 @@ class SiteConfig:
     influx: InfluxStorage | None
     outbox: Outbox
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    encoding: str = "utf-8"  # how the file was decoded (gateway/text_files.py)
 
     def device(self, name: str) -> Device:
         for d in self.devices:

@@ -4,12 +4,16 @@ config that `minewatch config validate` must refuse with exactly that text.
 The text is compared line by line after the site file's path is shortened to `site.toml`: the
 output has as many lines as the file (so no problem more or less), and each line of the file is
 found in its line of the output (so a line may pin a whole message or the part that matters).
-The `--json` form of the same command must list the same problems.
+The `--json` form of the same command must list the same problems, in both languages. A
+folder may also hold `expected_error.zh.txt`, the same check for `--lang zh` (placed before the
+subcommand, as `minewatch --lang zh config validate` is typed); without it, the Chinese output
+must still have one line per problem, each with Chinese in it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,25 @@ from gateway.cli import main
 from tests.support.cases import EXPECTED, case_folders, cases_with
 
 ERROR_CASES = cases_with("expected_error.txt")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _printed(argv: list[str], site: Path, capsys) -> list[str]:
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    return [line.strip() for line in out.err.replace(str(site), "site.toml").splitlines()
+            if line.strip()]
+
+
+def _expected(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def _match(got: list[str], want: list[str]) -> None:
+    assert len(got) == len(want), "\n".join(got)
+    for g, w in zip(got, want, strict=True):
+        assert w in g, f"expected {w!r}\n     in {g!r}"
 
 
 def test_every_case_folder_says_what_it_expects() -> None:
@@ -31,19 +54,19 @@ def test_every_case_folder_says_what_it_expects() -> None:
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c.name for c in ERROR_CASES])
 def test_config_validate_prints_the_expected_error(case: Path, capsys) -> None:
     site = case / "site.toml"
-    assert main(["config", "validate", str(site), "--lang", "en"]) == 2
-    out = capsys.readouterr()
-    got = [line.strip() for line in out.err.replace(str(site), "site.toml").splitlines()
-           if line.strip()]
-    want = [line.strip() for line in (case / "expected_error.txt").read_text(
-        encoding="utf-8").splitlines() if line.strip()]
-    assert len(got) == len(want), "\n".join(got)
-    for g, w in zip(got, want, strict=True):
-        assert w in g, f"expected {w!r}\n     in {g!r}"
+    got = _printed(["config", "validate", str(site), "--lang", "en"], site, capsys)
+    _match(got, _expected(case / "expected_error.txt"))
 
     assert main(["config", "validate", str(site), "--json"]) == 2
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and len(doc["problems"]) == len(got) - 1
     for problem, line in zip(doc["problems"], got[1:], strict=True):
         where = f"site.toml:{problem['line']}: " if problem["line"] else "site.toml: "
-        assert line.startswith(where + f"{problem['key']}: {problem['message']}"), (problem, line)
+        key = f"{problem['key']}: " if problem["key"] else ""
+        assert line.startswith(where + key + problem["message"]), (problem, line)
+        assert CJK.search(problem["message_zh"]), problem
+
+    zh = _printed(["--lang", "zh", "config", "validate", str(site)], site, capsys)
+    if (case / "expected_error.zh.txt").is_file():
+        _match(zh, _expected(case / "expected_error.zh.txt"))
+    assert len(zh) == len(got) and all(CJK.search(line) for line in zh), "\n".join(zh)
