@@ -12,7 +12,7 @@ from pathlib import Path
 from gateway.i18n import LANGS
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "EXIT_DAEMON", "EXIT_BUSY", "ROOT",
-           "UsageError", "command_parser", "err", "global_options", "invocation",
+           "UsageError", "command_parser", "err", "number_arg", "time_arg", "zone_arg", "global_options", "invocation",
            "lang", "load_config", "nothing", "numba_cache", "pad", "group_parser"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DAEMON, EXIT_BUSY = 0, 1, 2, 3, 4
@@ -64,6 +64,50 @@ def numba_cache(cfg) -> str | None:
         seed(folder)  # in memory, but warm: the install's compiled kernels copied in
     os.environ["NUMBA_CACHE_DIR"] = str(folder)
     return moved
+
+
+def number_arg(lo: float, hi: float, integer: bool = False):
+    """An argparse `type`: a number (an integer: also 0x...) within lo..hi, never nan or inf;
+    argparse prints the refusal with the option's name and exits 2."""
+
+    def parse(text: str):
+        try:
+            value = int(text, 0) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if integer else 'a number'}") from None
+        if not lo <= value <= hi:  # (nan compares false)
+            raise argparse.ArgumentTypeError(f"{text} is out of range: allowed {lo:g} to {hi:g}")
+        return value
+
+    parse.__name__ = "integer" if integer else "number"
+    return parse
+
+
+def time_arg(text: str) -> float:
+    """An argparse `type`: an ISO 8601 time or epoch seconds, between 1970 and 2200."""
+    from gateway.clock import parse_epoch
+
+    try:
+        value = parse_epoch(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time "
+                                         "(2026-07-20T06:00:00+08:00) or epoch seconds") from None
+    if not 0.0 <= value <= 7_258_118_400.0:  # 1970..2200, and never nan or inf
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time between 1970 and 2200")
+    return value
+
+
+def zone_arg(text: str) -> str:
+    """An argparse `type`: an IANA time zone name."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise argparse.ArgumentTypeError(f"unknown time zone {text!r} (an IANA name such as "
+                                         "Asia/Shanghai)") from None
+    return text
 
 
 class nothing:  # noqa: N801 (used like a context manager function)
