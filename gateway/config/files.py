@@ -16,6 +16,9 @@ from gateway.text_files import TextFileError, read_secret, read_text_file
 __all__ = ["check_mqtt_files", "check_secret"]
 
 _PEM_CERT = "-----BEGIN CERTIFICATE-----"
+_RELATIVE = t("a relative path is taken from the site config's folder; the file must be readable "
+              "by the user the gateway runs as", "相对路径从站点配置文件所在的文件夹算起；该文件必须"
+              "能被运行网关的用户读取")
 
 
 def check_secret(r: Reader, key: str, path: Path) -> None:
@@ -24,8 +27,7 @@ def check_secret(r: Reader, key: str, path: Path) -> None:
         read_secret(path)
     except TextFileError as exc:
         r.problem(key, t(f"{exc.where()}: {exc.reason.en}", f"{exc.where()}：{exc.reason.zh}"),
-                  exc.hint or t("a file holding the secret on one line, readable by the gateway "
-                                "only", "一个只含一行密钥的文件，只允许网关读取"))
+                  _RELATIVE if exc.unreadable else exc.hint)
 
 
 def check_mqtt_files(r: Reader, p: str, password_file: Path | None, ca: Path | None,
@@ -72,8 +74,7 @@ def _pem(r: Reader, key: str, path: Path, marker: str) -> bool:
         text = read_text_file(path).text
     except TextFileError as exc:
         r.problem(key, t(f"{exc.where()}: {exc.reason.en}", f"{exc.where()}：{exc.reason.zh}"),
-                  exc.hint or t("a PEM file (text starting with -----BEGIN ...)",
-                                "PEM 格式的文件（以 -----BEGIN ... 开头的文本）"))
+                  _RELATIVE if exc.unreadable else exc.hint)
         return False
     if marker not in text:
         what = "certificate" if marker == _PEM_CERT else "private key"

@@ -123,8 +123,9 @@ def parse_duration(value: Any) -> float:
         raise DurationError(t(f"expected a duration such as 30, '30s', '10min', '1h', got "
                               f"{value!r}",
                               f"应为时长，例如 30、'30s'、'10min'、'1h'，实际为 {value!r}"))
-    if math.isnan(seconds):
-        raise DurationError(t("nan is not a duration", "nan 不是时长"))
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise DurationError(t(f"{value!r} is not a duration the gateway can wait",
+                              f"{value!r} 不是网关能等待的时长"))
     if abs(seconds) > LONGEST:
         raise DurationError(t(f"{value!r} is longer than ten years",
                               f"{value!r} 超过十年"))
@@ -167,7 +168,8 @@ class Locator:
         for name, idx in parts:
             prefix.append(name)
             header_arr = re.compile(r"^\s*\[\[\s*" + r"\.".join(map(re.escape, prefix)) + r"\s*\]\]")
-            header_tab = re.compile(r"^\s*\[\s*" + r"\.".join(map(re.escape, prefix)) + r"\s*\]")
+            # [uplink] or [uplink.mqtt] both hold what uplink.* names
+            header_tab = re.compile(r"^\s*\[\s*" + r"\.".join(map(re.escape, prefix)) + r"\s*[\].]")
             key_line = re.compile(r"^\s*" + re.escape(name) + r"\s*=")
             inline = re.compile(r"[{,]\s*" + re.escape(name) + r"\s*=")
             if idx:
@@ -203,7 +205,7 @@ class Reader:
 
     def problem(self, path: str, message: Text | str, hint: Text | str = "") -> None:
         msg = message if isinstance(message, Text) else Text(message, "")
-        tip = hint if isinstance(hint, Text) else Text(hint, "")
+        tip = hint if isinstance(hint, Text) else Text(hint or "", "")
         self.problems.append(Problem(path, msg.en, self.loc.line(path), tip.en, msg.zh, tip.zh))
 
     def table(self, doc: dict, key: str, path: str, required: bool = False) -> dict:
