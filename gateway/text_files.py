@@ -134,10 +134,13 @@ def decode_text(data: bytes, path: str | Path, lenient: bool = False) -> TextFil
             if lenient:
                 text = data.decode("utf-16", errors="replace")
                 return TextFile(path, text, _replaced("utf-16", text))
-            raise TextFileError(path, t(f"starts with a UTF-16 byte-order mark but is not UTF-16 "
-                                        f"(at byte {exc.start})",
-                                        f"以 UTF-16 字节序标记开头，但不是 UTF-16（第 {exc.start} "
-                                        "字节）"), _SAVE_AS) from None
+            before = data[:exc.start - exc.start % 2].decode("utf-16", errors="replace")
+            line = before.count("\n") + 1
+            column = len(before) - before.rfind("\n")
+            raise TextFileError(path, t("starts with a UTF-16 byte-order mark but is not UTF-16 "
+                                        "(cut short, or a stray byte)",
+                                        "以 UTF-16 字节序标记开头，但不是 UTF-16（文件被截断或"
+                                        "有多余的字节）"), _SAVE_AS, line, column) from None
     try:
         return TextFile(path, data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError as exc:
