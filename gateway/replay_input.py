@@ -269,9 +269,11 @@ def read_export(path: Path, columns: list[str] | None = None, sep: str | None = 
     probe_t = []
     for _, when, _ in parsed[:2000]:
         try:
-            probe_t.append(epoch(when, zone))
+            probe = epoch(when, zone)
         except (OverflowError, ValueError, OSError):
             continue
+        if math.isfinite(probe):  # (a time read as infinite is refused per row below)
+            probe_t.append(probe)
     if len(probe_t) > 2 and (np.diff(probe_t) < 0).sum() * 2 > len(probe_t) - 1:
         parsed.reverse()
         report.reversed = True

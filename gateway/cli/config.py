@@ -149,8 +149,10 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def cmd_config_init(args: argparse.Namespace) -> int:
     """Copy a commented template; a file written with --out is validated where it lands."""
+    from gateway.text_files import read_text_file
+
     template = ROOT / "config" / "templates" / f"{args.template}.toml"
-    text = template.read_text(encoding="utf-8")
+    text = read_text_file(template).text  # an edited template may be GBK like any config
     if args.out is None:
         sys.stdout.write(text)
         return EXIT_OK
