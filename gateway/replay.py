@@ -113,8 +113,10 @@ def _site_text(quantities: dict[str, str], period_s: float) -> str:
              '[[devices]]\nname = "replay"\nbus = "none"\nunit = 1\n'
              f'profile = "analog_input_64ch"\nperiod = "{period}s"\n']
     for k, (name, quantity) in enumerate(quantities.items()):
-        # a JSON string is a TOML basic string: any column name (quotes, Chinese) stays itself
-        lines.append(f'[[points]]\nname = {json.dumps(name, ensure_ascii=False)}\n'
+        # a JSON string is a TOML basic string: any column name (quotes, Chinese) stays itself;
+        # but for DEL, which JSON leaves raw and TOML refuses (found by tests/unit/test_replay_fuzz)
+        toml_name = json.dumps(name, ensure_ascii=False).replace("\x7f", "\\u007f")
+        lines.append(f'[[points]]\nname = {toml_name}\n'
                      f'quantity = {json.dumps(quantity)}\ndevice = "replay"\n'
                      f'channel = "ai{k + 1}"\n')
     profiles = json.dumps(str(default_profile_dirs()[0]), ensure_ascii=False)

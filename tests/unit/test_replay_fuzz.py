@@ -94,3 +94,14 @@ def test_replaying_a_mutated_export_never_raises_but_replay_error(encoding, sep,
         except ReplayError:
             return
         assert summary["rows"] >= 1
+
+
+def test_a_column_name_with_a_control_character_replays(tmp_path: Path) -> None:
+    """Found by the property above under `make fuzz`: a DEL byte in the header made the
+    replay's own site config invalid TOML (JSON leaves DEL raw, TOML refuses it)."""
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(["时间,库\x7f水位"] + [line.split(",", 2)[0] + "," +
+                                                   line.split(",", 2)[1] for line in BASE[1:]]),
+                    encoding="utf-8")
+    summary = replay(path, tmp_path / "out.csv", quantity="water_level")
+    assert summary["rows"] == len(BASE) - 1
