@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # `minewatch compile` when the venv is made, so tests, the demo and a first replay start warm
 export NUMBA_CACHE_DIR ?= $(CURDIR)/$(VENV)/var/cache/minewatch-numba
 
-.PHONY: demo test check bench bench-quick tools venv clean wheelhouse install-offline
+.PHONY: demo test fuzz check bench bench-quick tools venv clean wheelhouse install-offline
 
 $(VENV)/.installed: pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 (>= 3.11) is needed"; exit 1; }
@@ -29,6 +29,16 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed tools
 	$(PY) -m pytest
+
+# The property-based tests (Hypothesis) with 25 times the examples `make test` runs and a fresh
+# random seed each run: damaged site configs, logger exports, Modbus reply frames (the framer,
+# and the poller over real sockets). About 10 minutes on 2 cores; FUZZ_FACTOR=100 for longer.
+FUZZ_FACTOR ?= 25
+FUZZ_TESTS := tests/unit/test_config_fuzz.py tests/unit/test_replay_fuzz.py \
+	tests/unit/test_modbus_replies.py tests/unit/test_encode.py tests/integration/test_reply_fuzz.py
+fuzz: $(VENV)/.installed
+	HYPOTHESIS_PROFILE=fuzz MINEWATCH_FUZZ_FACTOR=$(FUZZ_FACTOR) $(PY) -m pytest -p no:cacheprovider \
+		--hypothesis-show-statistics $(FUZZ_TESTS)
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -11,7 +11,6 @@ shows up as a wrong value in tests, not on site.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from firmware_sim.faults import DEVICE_FAULTS, FLAG_FAULTS, Fault, active_faults
 from firmware_sim.scenario import Scenario
 from firmware_sim.slave import Reply
 from gateway.profiles import DeviceProfile, Register, find_profile, load_profile
+from gateway.toml_text import read_toml
 
 __all__ = ["SimDevice", "SiteSource", "load_site_devices", "register_value"]
 
@@ -43,7 +43,7 @@ class SimDevice:
 
 def load_site_devices(site_config: Path) -> tuple[dict, list[SimDevice]]:
     """The buses (raw tables) and devices of a site config, with the points mapped onto registers."""
-    doc = tomllib.loads(Path(site_config).read_text(encoding="utf-8"))
+    doc, _ = read_toml(site_config)
     base = Path(site_config).resolve().parent
     dirs = [base / "profiles", base.parent / "profiles"]
     if "profiles_dir" in doc:

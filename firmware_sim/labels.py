@@ -20,13 +20,13 @@ debounce is judged against it by whoever scores.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from firmware_sim.scenario import Scenario, load_scenario
+from gateway.toml_text import read_toml
 
 __all__ = ["LEVELS", "PointSpec", "site_points", "safety_labels", "fault_labels",
            "failure_labels", "scenario_labels", "write_labels"]
@@ -51,7 +51,7 @@ class PointSpec:
 
 def site_points(site_config: Path) -> dict[str, PointSpec]:
     """The `[[points]]` of a site config TOML, by name."""
-    doc = tomllib.loads(Path(site_config).read_text(encoding="utf-8"))
+    doc, _ = read_toml(site_config)
     points: dict[str, PointSpec] = {}
     for p in doc.get("points", []):
         quantity = str(p.get("quantity", ""))

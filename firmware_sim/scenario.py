@@ -11,7 +11,6 @@ simulator and an offline export of the same scenario agree exactly.
 from __future__ import annotations
 
 import re
-import tomllib
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,8 @@ import numpy as np
 
 from firmware_sim.faults import FAULT_KINDS, VALUE_FAULTS, Fault
 from firmware_sim.physics import ModelError, build_model, model_dependencies
+from gateway.text_files import TextFileError
+from gateway.toml_text import read_toml
 
 __all__ = ["Signal", "Scenario", "ScenarioError", "load_scenario", "scenario_dir", "gaussian_noise"]
 
@@ -158,9 +159,9 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         known = ", ".join(sorted(p.stem for p in scenario_dir().glob("*.toml")))
         raise ScenarioError(f"scenario {str(name_or_path)!r} not found (known: {known})")
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+        doc, _ = read_toml(path)  # UTF-8 or GB18030, like every file the gateway reads
+    except TextFileError as exc:
+        raise ScenarioError(str(exc)) from None
     head = doc.get("scenario", {})
     where = f"{path}: scenario"
     for key in ("name", "site_config", "duration"):

@@ -292,9 +292,10 @@ class Gateway(GatewayHealth, Reconfigure):
         self._start_http()
         notifier = SystemdNotifier()
         notifier.ready(f"polling {len(self.cfg.devices)} devices")
-        log.info("gateway %s of site %s running: %d buses, %d devices, %d points",
-                 self.cfg.gateway.id, self.cfg.site.code, len(self._workers),
-                 len(self.cfg.devices), len(self.cfg.points), extra={"event": "started"})
+        log.info("gateway %s of site %s running: %d buses, %d devices, %d points (config %s "
+                 "read as %s)", self.cfg.gateway.id, self.cfg.site.code, len(self._workers),
+                 len(self.cfg.devices), len(self.cfg.points), self.cfg.path, self.cfg.encoding,
+                 extra={"event": "started", "config_encoding": self.cfg.encoding})
         end = self.clock.now() + duration if duration is not None else None
         next_health = self.clock.now()
         last_save = last_storage = loop.time()

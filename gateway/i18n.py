@@ -9,10 +9,33 @@ Chinese when the locale (LC_ALL, then LC_MESSAGES, then LANG, as POSIX orders th
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 
-__all__ = ["LANGS", "MESSAGES", "default_lang", "exception_name", "tr"]
+__all__ = ["LANGS", "MESSAGES", "Text", "default_lang", "detector_problem_zh", "exception_name",
+           "t", "tr"]
 
 LANGS = ("zh", "en")
+
+
+@dataclass(frozen=True)
+class Text:
+    """One message in both languages, written where it is raised (the config loader's problems,
+    the file reader's errors): the Chinese stays next to the English it translates."""
+
+    en: str
+    zh: str
+
+    def __str__(self) -> str:
+        return self.en
+
+    def in_lang(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+def t(en: str, zh: str) -> Text:
+    """`Text(en, zh)`, short for the many places that write one."""
+    return Text(en, zh)
 
 MESSAGES: dict[str, tuple[str, str]] = {
     # key: (English, Chinese); str.format fields are the same in both
@@ -203,3 +226,49 @@ def exception_name(code: int, lang: str = "en") -> str:
     """The Modbus exception's name, e.g. 2 -> illegal data address."""
     en, zh = _EXCEPTIONS.get(code, ("unknown exception", "未知异常"))
     return zh if lang == "zh" else en
+
+
+# The detectors' own parameter checks (detectors/*.py `validate`) speak English and are shared
+# with replay and the benchmarks; a site config's problem quotes them, so here they are in
+# Chinese, phrase by phrase (first match wins; tests/unit/test_i18n.py reaches each one).
+_DETECTOR_PHRASES: list[tuple[str, str]] = [
+    (r"^(\w+): a level is infinite$", r"\1：有一个级别为无穷大"),
+    (r"^(\w+): levels must not descend from blue to red$", r"\1：级别从蓝色到红色不能递减"),
+    (r"^(\w+): levels must not descend$", r"\1：级别不能递减"),
+    (r"^(\w+): each set level needs a finite restore level below it$",
+     r"\1：每个已设置的级别都需要在它下方的有限恢复值"),
+    (r"^(\w+): restore level of an unset level$", r"\1：给出了未设置级别的恢复值"),
+    (r"^(\w+): factors must be > 0$", r"\1：系数必须 > 0"),
+    (r"^(\w+): factors must ascend$", r"\1：系数必须递增"),
+    (r"^(\w+): levels must be > 0 \(NaN = unused\)$", r"\1：级别必须 > 0（NaN 表示不用）"),
+    (r"^(\w+) must be finite and (>=?) (\S+)$", r"\1 必须是有限的数且 \2 \3"),
+    (r"^(\w+) (\S+) must be >= 1$", r"\1 = \2，必须 >= 1"),
+    (r"^(\w+) (\S+) must be a finite number of seconds >= 0$",
+     r"\1 = \2，必须是 >= 0 的有限秒数"),
+    (r"^jump_z must be > 0 \(inf: no jump checks\)$", r"jump_z 必须 > 0（inf 表示不做跳变检查）"),
+    (r"^(\w+) must be >= (\d+) samples$", r"\1 必须 >= \2 个样本"),
+    (r"^(\w+) must be >= 0 seconds \(inf: never stuck\)$",
+     r"\1 必须 >= 0 秒（inf 表示永不判为卡滞）"),
+    (r"^(\w+) must be (>=|>) (\S+) or NaN \(learn\)$", r"\1 必须 \2 \3，或为 NaN（自学习）"),
+    (r"^(\w+) must be (>=|>) (\S+) or NaN$", r"\1 必须 \2 \3，或为 NaN"),
+    (r"^(\w+) must be (>=|>) (\S+)$", r"\1 必须 \2 \3"),
+    (r"^(\w+) must be in ([\[(].*)$", r"\1 必须在 \2 之内"),
+    (r"^(\w+) must be (-?\d+)\.\.(-?\d+)$", r"\1 必须在 \2..\3 之间"),
+    (r"^(\w+) must be 1, -1 or 2$", r"\1 必须是 1、-1 或 2"),
+    (r"^(\w+) must be finite$", r"\1 必须是有限的数"),
+    (r"^a learned v_ref needs v_floor > 0$", "自学习的 v_ref 需要 v_floor > 0"),
+    (r"^(\w+) (.+) does not fit its (\w+) parameter$", r"\1 = \2 超出其 \3 参数的范围"),
+    (r"^angles must lie between 45 \(steady creep\) and 90 degrees$",
+     "angles 必须在 45 度（稳定蠕变）到 90 度之间"),
+    (r"^plausible range must be a finite min <= max \(NaN = no limit\)$",
+     "合理范围必须是有限的 min <= max（NaN 表示不限）"),
+]
+
+
+def detector_problem_zh(message: str) -> str:
+    """A detector's parameter problem (its `validate` message, without "channel N: ") in
+    Chinese; an unknown one is quoted after a Chinese lead-in rather than lost."""
+    for pattern, zh in _DETECTOR_PHRASES:
+        if re.match(pattern, message):
+            return re.sub(pattern, zh, message)
+    return f"检测器参数无效：{message}"

@@ -28,7 +28,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from gateway.i18n import Text
 from gateway.replay_input import InputReport, ReplayError, read_export
+from gateway.text_files import TextFileError, read_text_file
 from gateway.verdict import Verdict, combine, merge_quality
 
 __all__ = ["sidecar_site_config", "replay", "replay_arrays", "ReplayResult", "read_series", "read_export",
@@ -45,16 +47,37 @@ def read_series(path: Path, columns: list[str] | None, sep: str | None, tz: Zone
 
 def read_sidecar(path: Path, names: list[str]) -> dict[str, str]:
     """Column → quantity from a `firmware-sim generate` sidecar; every column must be in it."""
+    meta = _read_json(path)
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
         columns = meta["columns"]
         quantities = {name: str(columns[name]["quantity"]) for name in names if name in columns}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReplayError(f"{path}: not a sidecar with columns.<name>.quantity ({exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise ReplayError(Text(f"{path}: not a sidecar with columns.<name>.quantity (no {exc})",
+                               f"{path}：不是含 columns.<列名>.quantity 的附带文件（缺少 {exc}）")
+                          ) from None
     missing = [n for n in names if n not in quantities]
     if missing:
-        raise ReplayError(f"{path}: no quantity for column(s) {missing}")
+        raise ReplayError(Text(f"{path}: no quantity for column(s) {missing}",
+                               f"{path}：列 {missing} 没有监测量"))
     return quantities
+
+
+def _read_json(path: Path):
+    """A JSON file read as every text file is (gateway/text_files.py); ReplayError with the
+    line and column of a syntax error."""
+    try:
+        file = read_text_file(path)
+    except TextFileError as exc:
+        raise ReplayError(Text(exc.render("en"), exc.render("zh"))) from None
+    try:
+        return json.loads(file.text)
+    except json.JSONDecodeError as exc:
+        raise ReplayError(Text(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}",
+                               f"{path}:{exc.lineno}:{exc.colno}：不是有效的 JSON：{exc.msg}")
+                          ) from None
+    except RecursionError:
+        raise ReplayError(Text(f"{path}: not JSON: nested too deeply",
+                               f"{path}：不是有效的 JSON：嵌套过深")) from None
 
 
 def sidecar_site_config(path: Path, names: list[str]) -> Path | None:
@@ -63,8 +86,10 @@ def sidecar_site_config(path: Path, names: list[str]) -> Path | None:
     from gateway.config import ConfigError, load_site
 
     try:
-        site = json.loads(path.read_text(encoding="utf-8")).get("site_config")
-    except (OSError, ValueError, AttributeError):
+        site = _read_json(path).get("site_config")
+    except (ReplayError, AttributeError):
+        return None
+    if not isinstance(site, str):
         return None
     if not site:
         return None
@@ -88,8 +113,10 @@ def _site_text(quantities: dict[str, str], period_s: float) -> str:
              '[[devices]]\nname = "replay"\nbus = "none"\nunit = 1\n'
              f'profile = "analog_input_64ch"\nperiod = "{period}s"\n']
     for k, (name, quantity) in enumerate(quantities.items()):
-        # a JSON string is a TOML basic string: any column name (quotes, Chinese) stays itself
-        lines.append(f'[[points]]\nname = {json.dumps(name, ensure_ascii=False)}\n'
+        # a JSON string is a TOML basic string: any column name (quotes, Chinese) stays itself;
+        # but for DEL, which JSON leaves raw and TOML refuses (found by tests/unit/test_replay_fuzz)
+        toml_name = json.dumps(name, ensure_ascii=False).replace("\x7f", "\\u007f")
+        lines.append(f'[[points]]\nname = {toml_name}\n'
                      f'quantity = {json.dumps(quantity)}\ndevice = "replay"\n'
                      f'channel = "ai{k + 1}"\n')
     profiles = json.dumps(str(default_profile_dirs()[0]), ensure_ascii=False)
@@ -190,20 +217,24 @@ def replay_arrays(t: np.ndarray, names: list[str], x: np.ndarray, *,
     t = np.ascontiguousarray(t, dtype=np.float64)
     x = np.ascontiguousarray(x, dtype=np.float64).reshape(t.shape[0], len(names))
     if t.size > 1 and not np.all(np.diff(t) > 0):
-        raise ReplayError(f"{where}: times must increase strictly (read_export orders them)")
+        raise ReplayError(Text(f"{where}: times must increase strictly (read_export orders them)",
+                               f"{where}：时间必须严格递增"))
     with tempfile.TemporaryDirectory(prefix="minewatch-replay-") as work:
         if config is not None:
             cfg = load_site(config) if isinstance(config, str | Path) else config
             known = {p.name: p.index for p in cfg.points}
             missing = [n for n in names if n not in known]
             if missing:
-                raise ReplayError(f"{where}: column(s) {missing} are not points of "
-                                  f"{getattr(cfg, 'path', None) or config}; its points: "
-                                  f"{', '.join(known)}")
+                site = getattr(cfg, "path", None) or config
+                raise ReplayError(Text(f"{where}: column(s) {missing} are not points of {site}; "
+                                       f"its points: {', '.join(known)}",
+                                       f"{where}：列 {missing} 不是 {site} 中的测点；其测点为："
+                                       f"{', '.join(known)}"))
             idx = np.array([known[n] for n in names], dtype=np.int64)
         else:
             if len(names) > 64:
-                raise ReplayError(f"{where}: at most 64 columns without --config")
+                raise ReplayError(Text(f"{where}: at most 64 columns without --config",
+                                       f"{where}：不带 --config 时最多 64 列"))
             quantities = {n: (quantities or {}).get(n, quantity) for n in names}
             if period_s is None:
                 period_s = float(np.median(np.diff(t))) if t.size > 1 else 60.0
@@ -324,4 +355,7 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--missing", nargs="+", metavar="VALUE",
                         help="more missing-value markers, e.g. -9999 -99999 (numbers match "
                              "numerically); empty, NaN, null, -, --, N/A, #N/A ... always are")
-    parser.add_argument("--tz", default="Asia/Shanghai", help="zone of naive timestamps")
+    from gateway.cli.common import zone_arg
+
+    parser.add_argument("--tz", default="Asia/Shanghai", type=zone_arg,
+                        help="zone of naive timestamps")

@@ -41,13 +41,23 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from gateway.i18n import Text
 from gateway.replay_times import TimeColumn, epoch
+from gateway.text_files import TextFileError, read_text_file
 
 __all__ = ["ReplayError", "InputReport", "read_export", "MISSING_MARKERS"]
 
 
 class ReplayError(ValueError):
-    """The input cannot be replayed; the message names the file, the row or the column."""
+    """The input cannot be replayed; the message names the file, the row or the column, and
+    `text` says it in both languages."""
+
+    def __init__(self, text: Text | str):
+        self.text = text if isinstance(text, Text) else Text(text, text)
+        super().__init__(self.text.en)
+
+    def render(self, lang: str = "en") -> str:
+        return self.text.in_lang(lang)
 
 
 MISSING_MARKERS = frozenset({"", "nan", "-nan", "null", "none", "na", "n/a", "#n/a", "-", "--",
@@ -128,22 +138,6 @@ def _span(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
-def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace"), "utf-8 with BOM"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace"), "utf-16"
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030"), "gb18030"
-    except UnicodeDecodeError:
-        text = data.decode("gb18030", errors="replace")
-        return text, f"gb18030 ({text.count(chr(0xFFFD))} undecodable byte sequence(s) replaced)"
-
-
 def _split(line: str, sep: str) -> list[str]:
     """One line's fields; a stray quote never swallows the lines after it."""
     try:
@@ -192,14 +186,14 @@ def read_export(path: Path, columns: list[str] | None = None, sep: str | None = 
     left: no data rows, an unknown column, no value column."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    text, encoding = _decode(path, data)
-    report = InputReport(path=str(path), encoding=encoding)
-    numbered = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+        # lenient: a bad byte costs its row (skipped and named), not the file
+        file = read_text_file(path, lenient=True)
+    except TextFileError as exc:
+        raise ReplayError(Text(exc.render("en"), exc.render("zh"))) from None
+    report = InputReport(path=str(path), encoding=file.encoding)
+    numbered = [(i + 1, line) for i, line in enumerate(file.text.splitlines()) if line.strip()]
     if not numbered:
-        raise ReplayError(f"{path}: empty file")
+        raise ReplayError(Text(f"{path}: empty file", f"{path}：空文件"))
     sep = sep or _sniff([line for _, line in numbered])
     report.separator = sep
     comma = sep != ","
@@ -220,11 +214,14 @@ def read_export(path: Path, columns: list[str] | None = None, sep: str | None = 
     names = list(columns) if columns else header[1:]
     unknown = [c for c in names if c not in header[1:]]
     if unknown:
-        raise ReplayError(f"{path}: no column(s) {unknown}; the header has {header}"
-                          + (" (no header line: columns are named by position, the time is 0)"
-                             if headless else ""))
+        raise ReplayError(Text(f"{path}: no column(s) {unknown}; the header has {header}"
+                            + (" (no header line: columns are named by position, the time is 0)"
+                               if headless else ""),
+                            f"{path}：没有列 {unknown}；表头为 {header}"
+                            + ("（没有表头行：各列按位置编号，时间列为 0）" if headless else "")))
     if not names:
-        raise ReplayError(f"{path}: no value column after the time column {header[0]!r}")
+        raise ReplayError(Text(f"{path}: no value column after the time column {header[0]!r}",
+                            f"{path}：时间列 {header[0]!r} 之后没有数值列"))
     cols = [header.index(c) for c in names]
     need = max(cols) + 1
     extra_missing = {m.strip().lower() for m in (missing or [])}
@@ -272,9 +269,11 @@ def read_export(path: Path, columns: list[str] | None = None, sep: str | None = 
     probe_t = []
     for _, when, _ in parsed[:2000]:
         try:
-            probe_t.append(epoch(when, zone))
+            probe = epoch(when, zone)
         except (OverflowError, ValueError, OSError):
             continue
+        if math.isfinite(probe):  # (a time read as infinite is refused per row below)
+            probe_t.append(probe)
     if len(probe_t) > 2 and (np.diff(probe_t) < 0).sum() * 2 > len(probe_t) - 1:
         parsed.reverse()
         report.reversed = True
@@ -318,14 +317,18 @@ def read_export(path: Path, columns: list[str] | None = None, sep: str | None = 
         x_out.append(values)
         last = t
     if not t_out:
-        raise ReplayError(f"{path}: no usable data rows ({report.lines} line(s) read, "
-                          f"{report.bad_rows} unreadable"
-                          + (f": {report.bad_examples[0]}" if report.bad_examples else "") + ")")
+        first = f": {report.bad_examples[0]}" if report.bad_examples else ""
+        raise ReplayError(Text(f"{path}: no usable data rows ({report.lines} line(s) read, "
+                            f"{report.bad_rows} unreadable{first})",
+                            f"{path}：没有可用的数据行（读了 {report.lines} 行，{report.bad_rows} "
+                            f"行无法读取{first}）"))
     if report.duplicates > len(t_out):  # e.g. a year alone, read as epoch seconds
-        raise ReplayError(f"{path}: the time column {header[0]!r} repeats the previous row's "
-                          f"value on {report.duplicates} of {report.lines} rows; is it a time? "
-                          "(the first column must be a date and time, epoch s or ms, or Excel "
-                          "serial days)")
+        raise ReplayError(Text(
+            f"{path}: the time column {header[0]!r} repeats the previous row's value on "
+            f"{report.duplicates} of {report.lines} rows; is it a time? (the first column must "
+            "be a date and time, epoch s or ms, or Excel serial days)",
+            f"{path}：时间列 {header[0]!r} 在 {report.lines} 行中有 {report.duplicates} 行与上一行"
+            "相同；它是时间吗？（第一列必须是日期时间、以秒或毫秒计的时间戳，或 Excel 序列日期）"))
     t_arr = np.asarray(t_out, dtype=np.float64)
     x_arr = np.asarray(x_out, dtype=np.float64).reshape(len(t_out), len(names))
     report.rows = len(t_out)

@@ -10,6 +10,7 @@ milliseconds (>= 1e11) or Excel serial days (a column whose median is 10,000 .. 
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -35,9 +36,11 @@ class TimeColumn:
         numbers = []
         for c in cells:
             try:
-                numbers.append(float(c))
+                number = float(c)
             except ValueError:
                 continue
+            if math.isfinite(number):  # an "inf" cell is a bad row, not a vote on the form
+                numbers.append(number)
         self.numeric = "epoch s"
         if numbers:
             med = float(np.median(numbers))

@@ -114,9 +114,12 @@ class _Collector:
 
 
 def read_token(cfg_gateway) -> str | None:
-    """The bearer token of `[gateway] status_token_file` (None when there is none)."""
+    """The bearer token of `[gateway] status_token_file` (None when there is none);
+    gateway.text_files.TextFileError when the file cannot be used."""
+    from gateway.text_files import read_secret
+
     path = cfg_gateway.status_token_file
-    return path.read_text(encoding="utf-8").strip() if path is not None else None
+    return read_secret(path) if path is not None else None
 
 
 def status_url(cfg_gateway, path: str = "/status") -> str:

@@ -19,7 +19,9 @@
     minewatch replay export.csv --config site.toml --out graded.csv
 
 Every command takes --help (with examples) and --lang zh|en (default: Chinese when LC_ALL,
-LC_MESSAGES or LANG starts with zh); tables are for people, --json for scripts.
+LC_MESSAGES or LANG starts with zh), before or after the command; tables are for people,
+--json for scripts (also before or after). A config's problems are printed in the chosen
+language, every one of them.
 
 Serial ports are locked per port (LCK..ttyUSB0 in $MINEWATCH_LOCK_DIR, else /run/lock): the CLI
 and the daemon never open one port at once, and a refusal names the holder.
@@ -28,8 +30,9 @@ Exit codes:
   0  success
   1  a check failed: a device does not answer or answers with an exception, a point is not
      good, a write does not read back, the broker does not acknowledge
-  2  bad usage or a bad config file (file:line, key path and a hint on stderr); a write
-     without --yes when there is no terminal to ask
+  2  bad usage or a bad config file (file:line, key path and a hint on stderr), a file that
+     cannot be read (missing, unreadable, neither UTF-8 nor GB18030: one line naming it), an
+     option value out of its range; a write without --yes when there is no terminal to ask
   3  the daemon does not answer (minewatch status)
   4  the serial port is held by another process (the message names it)
 """

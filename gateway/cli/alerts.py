@@ -19,6 +19,7 @@ from gateway.cli.common import (
     err,
     group_parser,
     load_config,
+    number_arg,
 )
 from gateway.i18n import tr
 
@@ -87,6 +88,9 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
     except OSError as exc:
         err(tr(lang, "broker_unreachable", broker=broker, error=exc))
         return EXIT_FAILED
+    except ValueError as exc:  # the password file changed since the config was checked
+        err(exc.render(lang) if hasattr(exc, "render") else str(exc))
+        return EXIT_CONFIG
     ok = result.get("reason_code", 0x80) < 0x80 and "puback" in result
     report = {"broker": broker, "event_id": event["event_id"], **result, "ok": ok}
     print(json.dumps(report, ensure_ascii=False) if args.json else
@@ -105,7 +109,7 @@ def add_commands(sub) -> None:
   minewatch alerts list --config site.toml --audit     (threshold changes)
 """, cmd_alerts_list)
     lst.add_argument("--config", required=True, type=Path)
-    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--limit", type=number_arg(1, 1_000_000, integer=True), default=100)
     lst.add_argument("--audit", action="store_true", help="the audit log of threshold changes")
     atest = command_parser(asub, "test", "publish one test alert (test: true, own client id, "
                            "no will) and report the broker's PUBACK reason code", """

@@ -26,24 +26,29 @@ TEMPLATES = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant", 
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    from gateway.config import ConfigError, load_site
+    from gateway.config import ConfigError, ConfigFileError, load_site
 
     try:
         cfg = load_site(args.file)
     except ConfigError as exc:
         if args.json:
-            print(json.dumps({"ok": False, "file": str(exc.file), "problems": [
-                {"line": p.line, "key": p.path, "message": p.message, "hint": p.hint}
-                for p in exc.problems]}, ensure_ascii=False, indent=2))
+            doc = {"ok": False, "file": str(exc.file), "encoding": exc.encoding, "problems": [
+                {"line": p.line, "key": p.path, "message": p.message, "hint": p.hint,
+                 "message_zh": p.message_zh, "hint_zh": p.hint_zh} for p in exc.problems]}
+            if isinstance(exc, ConfigFileError):  # not a problem in the file: no file to check
+                doc["unreadable"] = {"message": exc.reason.en, "message_zh": exc.reason.zh}
+            print(json.dumps(doc, ensure_ascii=False, indent=2))
+        elif isinstance(exc, ConfigFileError):
+            err(exc.render(args.lang))
         else:
-            print(exc, file=sys.stderr)
+            print(exc.render(args.lang), file=sys.stderr)
         return EXIT_CONFIG
     from gateway.detector_notes import point_notes
     from gateway.sampling_rules import sampling_warnings
 
     notes = point_notes(cfg)
     warnings = sampling_warnings(cfg)
-    summary = {"ok": True, "file": str(cfg.path), "site": cfg.site.code,
+    summary = {"ok": True, "file": str(cfg.path), "encoding": cfg.encoding, "site": cfg.site.code,
                "gateway": cfg.gateway.id, "buses": len(cfg.buses), "devices": len(cfg.devices),
                "points": len(cfg.points),
                "notes": [{"point": n.point, "detector": n.note.detector,
@@ -53,7 +58,8 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
-        print(tr(args.lang, "valid", file=cfg.path, site=cfg.site.code, gateway=cfg.gateway.id,
+        print(tr(args.lang, "valid", file=f"{cfg.path}{_note(cfg.encoding, args.lang)}",
+                 site=cfg.site.code, gateway=cfg.gateway.id,
                  buses=len(cfg.buses), devices=len(cfg.devices), points=len(cfg.points)))
         for w in warnings:  # not problems: periods the standards advise against
             print(f"  warning: {w.line()}")
@@ -143,13 +149,20 @@ def _threshold_source(field: str, table: dict) -> str:
     return "file" if any(k in table for k in keys) else "default"
 
 
+def _note(encoding: str, lang: str) -> str:
+    """' (read as GB18030)' beside a file that was not plain UTF-8."""
+    from gateway.text_files import TextFile
+
+    return TextFile(Path(), "", encoding).note(lang)
+
+
 def cmd_config_show(args: argparse.Namespace) -> int:
-    import tomllib
+    from gateway.toml_text import read_toml
 
     cfg = load_config(args.file)
     if cfg is None:
         return EXIT_CONFIG
-    raw = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
+    raw, _ = read_toml(args.file)  # the file the loader just read, decoded the same way
     rows = _effective(cfg, raw)
     if args.json:
         print(json.dumps([{"key": k, "value": v, "source": src} for k, v, src in rows],
@@ -164,8 +177,10 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def cmd_config_init(args: argparse.Namespace) -> int:
     """Copy a commented template; a file written with --out is validated where it lands."""
+    from gateway.text_files import read_text_file
+
     template = ROOT / "config" / "templates" / f"{args.template}.toml"
-    text = template.read_text(encoding="utf-8")
+    text = read_text_file(template).text  # an edited template may be GBK like any config
     if args.out is None:
         sys.stdout.write(text)
         return EXIT_OK
@@ -181,7 +196,7 @@ def cmd_config_init(args: argparse.Namespace) -> int:
         load_site(out)
     except ConfigError as exc:
         # a template is tested to validate; this catches a profile library that moved away
-        err(tr(args.lang, "init_invalid", template=args.template) + "\n" + str(exc))
+        err(tr(args.lang, "init_invalid", template=args.template) + "\n" + exc.render(args.lang))
         return EXIT_CONFIG
     print(tr(args.lang, "init_wrote", file=out, template=args.template))
     return EXIT_OK

@@ -13,12 +13,14 @@ from gateway.cli.common import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
+    UsageError,
     command_parser,
     err,
     group_parser,
     load_config,
     nothing,
     numba_cache,
+    number_arg,
     pad,
 )
 from gateway.cli.field import (
@@ -73,6 +75,13 @@ def cmd_device_read(args: argparse.Namespace) -> int:
 
     bus = bus_from_args(args)
     address = args.address - args.address_base
+    most = 2000 if args.table in ("coil", "discrete") else 125  # one Modbus read's limit
+    if args.count > most:
+        raise UsageError(f"--count {args.count}: one read of {args.table} takes at most {most}")
+    if not 0 <= address <= 0xFFFF - args.count + 1:
+        raise UsageError(f"--address {args.address}: {args.count} from there run past the "
+                         f"address space (0..65535 on the wire, --address-base "
+                         f"{args.address_base})")
     with port_lock(bus, args) or nothing():
         try:
             words = asyncio.run(read_raw(bus, args.unit, args.table, address, args.count,
@@ -171,12 +180,12 @@ def add_commands(sub) -> None:
       --address-base 1 --count 2 --type float32
 """, cmd_device_read)
     field_args(read, legacy=True)
-    read.add_argument("--unit", type=int, required=True)
+    read.add_argument("--unit", type=number_arg(0, 255, integer=True), required=True)
     read.add_argument("--table", choices=["holding", "input", "coil", "discrete"],
                       default="holding")
-    read.add_argument("--address", type=int, required=True,
+    read.add_argument("--address", type=number_arg(0, 65536, integer=True), required=True,
                       help="as the manual prints it (see --address-base)")
-    read.add_argument("--count", type=int, default=4)
+    read.add_argument("--count", type=number_arg(1, 2000, integer=True), default=4)
     read.add_argument("--type", help="only this type (int16, uint32, float32 ...)")
     read.add_argument("--order", default="all", help="all, or one of ABCD CDAB BADC DCBA")
 

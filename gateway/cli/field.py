@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from gateway.cli import common as cli_common
-from gateway.cli.common import UsageError
+from gateway.cli.common import UsageError, number_arg
 from gateway.i18n import exception_name, tr
 from gateway.modbus.client import (
     ModbusFailure,
@@ -37,9 +37,11 @@ def parse_bus(text: str):
     transport = {"tcp": "tcp", "rtu-over-tcp": "rtu_over_tcp", "rtu-tcp": "rtu_over_tcp"}.get(
         scheme)
     host, _, port = rest.rpartition(":")
-    if transport is None or not port.isdigit():
+    if transport is None or not (port.isascii() and port.isdigit()):
         raise UsageError(f"--bus {text!r}: use tcp://HOST:PORT, rtu-over-tcp://HOST:PORT, "
                          "rtu:///dev/ttyUSB0 or --port /dev/ttyUSB0")
+    if not 1 <= int(port) <= 65535:
+        raise UsageError(f"--bus {text!r}: port {int(port)} out of range 1..65535")
     return transport, host or "127.0.0.1", int(port), None
 
 
@@ -200,7 +202,8 @@ def field_args(p: argparse.ArgumentParser, *, legacy: bool = False, scan: bool =
         p.add_argument("--baud", "--baudrate", dest="baudrate", type=int, default=9600)
         p.add_argument("--parity", choices=["N", "E", "O"], default="N")
     p.add_argument("--stopbits", type=int, choices=[1, 2], default=1)
-    p.add_argument("--timeout", type=float, default=timeout, help=f"seconds per request "
+    p.add_argument("--timeout", type=number_arg(0.01, 60.0), default=timeout,
+                   help=f"seconds per request "
                    f"(default: {timeout:g})")
     p.add_argument("--address-base", type=int, choices=[0, 1], default=0,
                    help="1 if the manual counts registers from 1 (4xxxx style)")

@@ -23,8 +23,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
                          events_path=args.events, columns=args.columns, sep=args.sep, tz=args.tz,
                          sidecar=args.sidecar, long=args.long, plot_path=args.plot,
                          missing=args.missing)
-    except (ReplayError, ConfigError, OSError) as exc:
-        err(str(exc))
+    except (ReplayError, ConfigError) as exc:
+        err(exc.render(args.lang))
+        return EXIT_CONFIG
+    except OSError as exc:  # the output cannot be written
+        err(f"{exc.filename or ''}: {exc.strerror or exc}")
         return EXIT_CONFIG
     for line in summary["input"]["warnings"]:  # what reading the export skipped or assumed
         err(line)

@@ -8,7 +8,16 @@ import asyncio
 import logging
 from pathlib import Path
 
-from gateway.cli.common import EXIT_CONFIG, EXIT_OK, command_parser, err, load_config, numba_cache
+from gateway.cli.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    command_parser,
+    err,
+    load_config,
+    numba_cache,
+    number_arg,
+    time_arg,
+)
 
 __all__ = ["add_compile", "add_run", "cmd_compile", "cmd_run"]
 
@@ -24,7 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     moved = numba_cache(cfg)
-    from gateway.clock import SimClock, WallClock, parse_epoch
+    from gateway.clock import SimClock, WallClock
     from gateway.daemon import Gateway
     from gateway.logs import setup_logging
 
@@ -35,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.epoch is None:
             err("--time-scale needs --epoch (the simulated time at --anchor)")
             return EXIT_CONFIG
-        clock = SimClock(parse_epoch(args.epoch), args.time_scale or 1.0, args.anchor)
+        clock = SimClock(args.epoch, args.time_scale or 1.0, args.anchor)
     else:
         clock = WallClock()
     try:
@@ -46,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         duration = args.duration
         if args.until is not None:
-            duration = parse_epoch(args.until) - clock.now()
+            duration = args.until - clock.now()
         asyncio.run(gw.run(duration=duration))
     except KeyboardInterrupt:
         pass
@@ -61,12 +70,16 @@ def add_run(sub) -> None:
       --anchor 1790000000      (a simulated clock, shared with firmware-sim serve)
 """, cmd_run, json_flag=False)
     run.add_argument("--config", required=True, type=Path)
-    run.add_argument("--epoch", help="simulation: simulated time at --anchor (ISO 8601 or epoch s)")
-    run.add_argument("--time-scale", type=float, help="simulation: simulated seconds per real second")
-    run.add_argument("--anchor", type=float, help="simulation: wall-clock epoch seconds at which "
-                     "simulated time is --epoch (give firmware-sim the same)")
-    run.add_argument("--duration", type=float, help="stop after this many seconds of clock time")
-    run.add_argument("--until", help="stop when the clock reaches this time (ISO 8601 or epoch s)")
+    run.add_argument("--epoch", type=time_arg,
+                     help="simulation: simulated time at --anchor (ISO 8601 or epoch s)")
+    run.add_argument("--time-scale", type=number_arg(1e-3, 1e6),
+                     help="simulation: simulated seconds per real second")
+    run.add_argument("--anchor", type=time_arg, help="simulation: wall-clock epoch seconds at "
+                     "which simulated time is --epoch (give firmware-sim the same)")
+    run.add_argument("--duration", type=number_arg(0, 10 * 365 * 86400.0),
+                     help="stop after this many seconds of clock time")
+    run.add_argument("--until", type=time_arg,
+                     help="stop when the clock reaches this time (ISO 8601 or epoch s)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", default="json", choices=["json", "text"])
 

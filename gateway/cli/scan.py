@@ -10,7 +10,16 @@ import json
 import sys
 import time
 
-from gateway.cli.common import EXIT_FAILED, EXIT_OK, command_parser, err, nothing, pad
+from gateway.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    command_parser,
+    err,
+    nothing,
+    number_arg,
+    pad,
+)
 from gateway.cli.field import (
     DeviceError,
     bus_from_args,
@@ -96,6 +105,9 @@ async def _scan(args: argparse.Namespace, settings: list, units: list[int]) -> d
 def cmd_device_scan(args: argparse.Namespace) -> int:
     lang = args.lang
     units = parse_units(args.units)
+    if not 0 <= args.address - args.address_base <= 0xFFFF:
+        raise UsageError(f"--address {args.address}: outside the address space with "
+                         f"--address-base {args.address_base}")
     base = bus_from_args(args)
     if base.transport == "rtu":
         bauds = parse_csv(args.baud, int, what="--baud")
@@ -157,6 +169,6 @@ def add_scan(dsub) -> None:
     scan.add_argument("--units", default="1-247", help="unit ids to try: 1-247, or 1,2,10-20")
     scan.add_argument("--table", choices=["holding", "input", "coil", "discrete"],
                       default="holding", help="table of the probe read (default: holding)")
-    scan.add_argument("--address", type=int, default=0, help="register of the probe read "
+    scan.add_argument("--address", type=number_arg(0, 65536, integer=True), default=0, help="register of the probe read "
                       "(default: 0; a device that has none there answers exception 2, which "
                       "counts)")

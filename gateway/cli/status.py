@@ -35,11 +35,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from gateway.status_http import read_token, status_url
 
     url = status_url(cfg.gateway)
+    from gateway.text_files import TextFileError
+
     try:
         token = read_token(cfg.gateway)
-    except OSError as exc:
+    except TextFileError as exc:
         err(tr(lang, "token_unreadable", file=cfg.gateway.status_token_file,
-               error=exc.strerror or exc))
+               error=exc.reason.in_lang(lang)))
         return EXIT_CONFIG
     request = urllib.request.Request(url)
     if token:

@@ -8,7 +8,15 @@ import asyncio
 import json
 import sys
 
-from gateway.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, command_parser, err, nothing
+from gateway.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    command_parser,
+    err,
+    nothing,
+    number_arg,
+)
 from gateway.cli.field import (
     DeviceError,
     bus_from_args,
@@ -46,6 +54,10 @@ def cmd_device_write(args: argparse.Namespace) -> int:
         err(tr(lang, "bad_value", value=args.value, type=args.type))
         return EXIT_CONFIG
     wire = args.address - args.address_base
+    if not 0 <= wire <= 0x10000 - len(words):
+        err(f"--address {args.address}: {len(words)} register(s) from there run past the "
+            f"address space (0..65535 on the wire, --address-base {args.address_base})")
+        return EXIT_CONFIG
     value = _decoded(words, args.type, args.order)
     plan = tr(lang, "write_plan", unit=args.unit, table="holding", address=args.address,
               wire=wire, value=f"{value:g}", type=args.type, order=args.order, words=_hex(words))
@@ -130,8 +142,8 @@ def add_write(dsub) -> None:
       --address-base 1 --value 12.5 --type float32 --order CDAB --yes
 """, cmd_device_write)
     field_args(write)
-    write.add_argument("--unit", type=int, required=True)
-    write.add_argument("--address", type=int, required=True,
+    write.add_argument("--unit", type=number_arg(1, 255, integer=True), required=True)
+    write.add_argument("--address", type=number_arg(0, 65536, integer=True), required=True,
                        help="holding register as the manual prints it (see --address-base)")
     write.add_argument("--value", required=True, help="the value (0x... for hex integers)")
     write.add_argument("--type", default="uint16", choices=sorted(ENCODABLE_TYPES))

@@ -30,9 +30,11 @@ MIN_SECRET = 32
 class KeyProblem(ValueError):
     """A key file that cannot be used; `hint` says what it should hold."""
 
-    def __init__(self, message: str, hint: str = ""):
+    def __init__(self, message: str, hint: str = "", zh: str = "", hint_zh: str = ""):
         super().__init__(message)
         self.hint = hint
+        self.zh = zh or message  # the config loader prints either (docs/contracts.md#site-config)
+        self.hint_zh = hint_zh or hint
 
 
 def signed_bytes(topic: str, request: dict) -> bytes:
@@ -85,16 +87,21 @@ def read_key(path: Path) -> CommandKey:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise KeyProblem(f"cannot read {path}: {exc.strerror or exc}",
-                         "a file readable by the gateway only") from None
+                         "a file readable by the gateway only",
+                         f"无法读取 {path}：{exc.strerror or exc}", "只有网关可读的文件") from None
     except UnicodeDecodeError:
-        raise KeyProblem(f"{path} is not text", "a hex secret or a PEM key") from None
+        raise KeyProblem(f"{path} is not text", "a hex secret or a PEM key",
+                         f"{path} 不是文本文件", "十六进制密钥或 PEM 密钥") from None
     if text.startswith("-----BEGIN"):
         return _pem(path, text)
     if "\n" in text:
-        raise KeyProblem(f"{path} holds more than one line", "one line: the HMAC secret")
+        raise KeyProblem(f"{path} holds more than one line", "one line: the HMAC secret",
+                         f"{path} 不止一行", "一行：HMAC 密钥")
     if len(text) < MIN_SECRET:
         raise KeyProblem(f"{path} holds a secret of {len(text)} characters, fewer than "
-                         f"{MIN_SECRET}", "a long random secret: `openssl rand -hex 32 > FILE`")
+                         f"{MIN_SECRET}", "a long random secret: `openssl rand -hex 32 > FILE`",
+                         f"{path} 中的密钥只有 {len(text)} 个字符，少于 {MIN_SECRET}",
+                         "足够长的随机密钥：`openssl rand -hex 32 > FILE`")
     return CommandKey("hmac-sha256", text.encode("utf-8"))
 
 
@@ -107,7 +114,9 @@ def _pem(path: Path, text: str) -> CommandKey:
         )
     except ImportError:
         raise KeyProblem(f"{path} is a PEM key: Ed25519 needs the cryptography package",
-                         "pip install 'minewatch[ed25519]', or use an HMAC secret") from None
+                         "pip install 'minewatch[ed25519]', or use an HMAC secret",
+                         f"{path} 是 PEM 密钥：Ed25519 需要安装 cryptography",
+                         "pip install 'minewatch[ed25519]'，或改用 HMAC 密钥") from None
     data = text.encode("ascii", errors="replace")
     try:
         if "PRIVATE KEY" in text.splitlines()[0]:
@@ -118,8 +127,13 @@ def _pem(path: Path, text: str) -> CommandKey:
             private = False
     except (ValueError, TypeError) as exc:
         raise KeyProblem(f"{path} is not a readable PEM key: {exc}",
-                         "an Ed25519 public key (openssl pkey -pubout)") from None
+                         "an Ed25519 public key (openssl pkey -pubout)",
+                         f"{path} 不是可读的 PEM 密钥：{exc}",
+                         "Ed25519 公钥（openssl pkey -pubout）") from None
     if not isinstance(key, Ed25519PublicKey | Ed25519PrivateKey):
-        raise KeyProblem(f"{path} holds a {type(key).__name__.removeprefix('_')}, not an Ed25519 "
-                         "key", "openssl genpkey -algorithm ed25519")
+        kind = type(key).__name__.removeprefix("_")
+        raise KeyProblem(f"{path} holds a {kind}, not an Ed25519 key",
+                         "openssl genpkey -algorithm ed25519",
+                         f"{path} 中是 {kind}，不是 Ed25519 密钥",
+                         "openssl genpkey -algorithm ed25519")
     return CommandKey("ed25519", key, private)

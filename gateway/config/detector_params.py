@@ -41,7 +41,13 @@ def detector_param_spec(detector: str) -> dict[str, tuple[str, tuple[int, ...]]]
 def detector_params_problem(detector: str, values: dict[str, Any]) -> str:
     """The detector's own validation of one channel with these values ('' when valid)."""
     params = params_class(detector).defaults(1)
-    apply_detector_params(params, 0, values)
+    for key, value in values.items():
+        try:
+            apply_detector_params(params, 0, {key: value})
+        except (OverflowError, ValueError, TypeError):
+            # numpy refuses a value its array cannot hold (300 in an int8 grade)
+            dtype = getattr(params, key).dtype
+            return f"{key} {value!r} does not fit its {dtype} parameter"
     try:
         params.validate()
     except ValueError as exc:

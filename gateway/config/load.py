@@ -9,8 +9,6 @@ devices), `points` (points, their conversions and detectors), `thresholds`, `com
 
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from gateway.config.commands import build_commands
 from gateway.config.devices import build_buses, build_devices, check_periods
 from gateway.config.model import SiteConfig
 from gateway.config.points import build_points
-from gateway.config.reader import ConfigError, Locator, Problem, Reader
+from gateway.config.reader import ConfigError, ConfigFileError, Locator, Problem, Reader
 from gateway.config.sections import (
     build_alerts,
     build_gateway,
@@ -27,6 +25,9 @@ from gateway.config.sections import (
     build_storage,
     build_uplink,
 )
+from gateway.i18n import Text
+from gateway.text_files import TextFile, TextFileError, read_text_file
+from gateway.toml_text import parse_toml
 
 __all__ = ["load_site"]
 
@@ -35,29 +36,30 @@ _TOP_KEYS = {"site", "gateway", "buses", "devices", "points", "uplink", "storage
 
 
 def load_site(path: str | Path, text: str | None = None) -> SiteConfig:
-    """Read, check and freeze a site config; raise `ConfigError` listing every problem.
+    """Read, check and freeze a site config; raise `ConfigError` listing every problem
+    (`ConfigFileError` when the file cannot be read at all). The file is UTF-8 (a BOM is
+    dropped) or GB18030 (`gateway.text_files`); the config's `encoding` says which.
     `text`: check this text as if it were the file at `path` (its relative paths, profiles
     and key files resolve beside `path`): a config pushed by the platform, before it is written."""
     path = Path(path)
-    if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(path, [Problem("", f"cannot read file: {exc.strerror}")]) from None
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(
-            path, [Problem("", f"not valid TOML: {exc}", int(m.group(1)) if m else None)]
-        ) from None
+        file = read_text_file(path) if text is None else TextFile(path, text, "utf-8")
+        doc = parse_toml(file)
+    except TextFileError as exc:
+        if exc.unreadable:
+            raise ConfigFileError(path, exc.reason, exc.hint) from None
+        where = f" (column {exc.column})" if exc.column else ""
+        where_zh = f"（第 {exc.column} 列）" if exc.column else ""
+        hint = exc.hint or Text("", "")
+        raise ConfigError(path, [Problem("", exc.reason.en + where, exc.line, hint.en,
+                                         exc.reason.zh + where_zh, hint.zh)]) from None
     problems: list[Problem] = []
-    r = Reader(problems, Locator(text))
+    r = Reader(problems, Locator(file.text))
     cfg = _build(path, doc, r)
     if problems:
-        raise ConfigError(path, problems)
+        raise ConfigError(path, problems, file.encoding)
     assert cfg is not None
-    return replace(cfg, source=text)
+    return replace(cfg, source=file.text, encoding=file.encoding)
 
 
 def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:

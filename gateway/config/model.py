@@ -234,6 +234,7 @@ class SiteConfig:
     commands: Commands = field(default_factory=Commands)
     # the TOML text this config was read from (its version is a digest of it)
     source: str = field(default="", repr=False, compare=False)
+    encoding: str = "utf-8"  # how the file was decoded (gateway/text_files.py)
 
     @property
     def version(self) -> str:

@@ -97,3 +97,52 @@ MINE_DERIVED_LEVELS: dict[str, dict] = {
 MINE_KINDS = ("underground_mine", "open_pit")
 # GB 51108-2015 §8.3.4: the phreatic line's orange level is 1.1 times its red burial depth
 PHREATIC_ORANGE_OF_RED = 1.1
+
+# What a value of each quantity can physically be, in its unit above: a threshold outside is a
+# level no reading ever reaches (a red of 1e300 m switches red off as surely as no red at all),
+# so it is refused with this range. Wide on purpose: they catch a slip of the keyboard or a
+# unit mix-up (a water level in mm), never a real site. A point that sets another `unit` is
+# checked only for finite numbers. Elevations run from the Dead Sea shore to the highest mines;
+# gas concentrations from nothing to all of the air.
+ELEVATION = (-500.0, 9000.0)
+SPANS: dict[str, tuple[float, float]] = {
+    "water_level": ELEVATION,
+    "freeboard": (-100.0, 1000.0),  # below zero: the pond is over its crest
+    "dry_beach_length": (0.0, 20000.0),
+    "beach_crest_elev": ELEVATION,
+    "phreatic_depth": (-100.0, 1000.0),  # below zero: water above the ground
+    "piezometric_head": ELEVATION,
+    "pore_pressure": (-200.0, 20000.0),
+    "gnss_disp": (-1e6, 1e6),  # a kilometre of movement, in mm
+    "inclinometer_disp": (-1e5, 1e5),
+    "rainfall_1h": (0.0, 1000.0),
+    "rainfall_24h": (0.0, 5000.0),
+    "seepage_flow": (0.0, 1e6),
+    "turbidity": (0.0, 1e5),
+    "ch4": (0.0, 100.0),
+    "co": (0.0, 1e6),
+    "h2s": (0.0, 1e6),
+    "no2": (0.0, 1e6),
+    "o2": (0.0, 100.0),
+    "combustible_gas": (0.0, 100.0),
+    "nh3": (0.0, 1e6),
+    "cl2": (0.0, 1e6),
+    "tank_level": (-10.0, 1000.0),
+    "tank_temperature": (-273.15, 2000.0),
+    "tank_pressure": (-101.325, 1e6),
+    "cooling_water_flow": (0.0, 1e6),
+    "cooling_water_temp": (-50.0, 200.0),
+    "cooling_flow_diff": (-1e6, 1e6),
+    "temperature": (-273.15, 3000.0),
+    "barometric_pressure": (0.0, 200.0),
+    "generic": (-1e12, 1e12),
+}
+ANY_UNIT = (-1e12, 1e12)  # a point in another unit than its quantity's
+
+
+def value_span(quantity: str, unit: str) -> tuple[float, float]:
+    """The range a value (and so a threshold) of this quantity can take in this unit."""
+    q = QUANTITIES.get(quantity)
+    if q is None or unit != q.unit:
+        return ANY_UNIT
+    return SPANS.get(quantity, ANY_UNIT)

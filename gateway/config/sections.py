@@ -9,6 +9,7 @@ import re
 import zoneinfo
 from pathlib import Path
 
+from gateway.config.files import check_mqtt_files, check_secret
 from gateway.config.model import (
     AlertPolicy,
     GatewayIdentity,
@@ -18,6 +19,7 @@ from gateway.config.model import (
     Site,
 )
 from gateway.config.reader import Reader
+from gateway.i18n import t
 
 __all__ = ["SITE_KINDS", "build_alerts", "build_gateway", "build_outbox", "build_site",
            "build_storage", "build_uplink", "is_loopback"]
@@ -30,12 +32,15 @@ def build_site(doc: dict, r: Reader) -> Site:
     r.known(s, {"code", "name", "kind", "timezone"}, "site")
     kind = r.get(s, "kind", "site", str, "tailings_pond")
     if kind not in SITE_KINDS:
-        r.problem("site.kind", f"unknown site kind {kind!r}", f"one of {', '.join(SITE_KINDS)}")
+        r.problem("site.kind", t(f"unknown site kind {kind!r}", f"未知的站点类型 {kind!r}"),
+                  t(f"one of {', '.join(SITE_KINDS)}", f"可选：{', '.join(SITE_KINDS)}"))
     tz = r.get(s, "timezone", "site", str, "Asia/Shanghai")
     try:
         zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        r.problem("site.timezone", f"unknown time zone {tz!r}", "an IANA name such as Asia/Shanghai")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # (OSError: a name holding a NUL byte or too long for the file system)
+        r.problem("site.timezone", t(f"unknown time zone {tz!r}", f"未知的时区 {tz!r}"),
+                  t("an IANA name such as Asia/Shanghai", "IANA 时区名，例如 Asia/Shanghai"))
     return Site(
         code=r.get(s, "code", "site", str, "", required=True),
         name=r.get(s, "name", "site", str, ""),
@@ -48,20 +53,24 @@ def build_gateway(doc: dict, r: Reader, base_dir: Path, site: Site) -> GatewayId
     g = r.table(doc, "gateway", "gateway", required=True)
     r.known(g, {"id", "state_dir", "listen", "listen_public", "status_token_file"}, "gateway")
     gw_id = r.get(g, "id", "gateway", str, "", required=True)
+    topic_chars = t("letters, digits, '_', '.', '-'", "字母、数字、'_'、'.'、'-'")
     if gw_id and not re.fullmatch(r"[A-Za-z0-9_.-]+", gw_id):
-        r.problem("gateway.id", f"{gw_id!r} is not usable in an MQTT topic",
-                  "letters, digits, '_', '.', '-'")
+        r.problem("gateway.id", t(f"{gw_id!r} is not usable in an MQTT topic",
+                                  f"{gw_id!r} 不能用在 MQTT 主题中"), topic_chars)
     if site.code and not re.fullmatch(r"[A-Za-z0-9_.-]+", site.code):
-        r.problem("site.code", f"{site.code!r} is not usable in an MQTT topic",
-                  "letters, digits, '_', '.', '-'")
+        r.problem("site.code", t(f"{site.code!r} is not usable in an MQTT topic",
+                                 f"{site.code!r} 不能用在 MQTT 主题中"), topic_chars)
     state_dir = base_dir / r.get(g, "state_dir", "gateway", str, "state")
     listen_text = r.get(g, "listen", "gateway", str, "127.0.0.1:9108")
     listen: tuple[str, int] | None = None
     if listen_text != "off":
         host, _, port_text = listen_text.rpartition(":")
-        if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-            r.problem("gateway.listen", f"{listen_text!r} is not HOST:PORT",
-                      "for example \"127.0.0.1:9108\", or \"off\"")
+        if not host or not port_text.isascii() or not port_text.isdigit() \
+                or not 0 <= int(port_text) <= 65535:
+            r.problem("gateway.listen", t(f"{listen_text!r} is not HOST:PORT",
+                                          f"{listen_text!r} 不是 主机:端口 的形式"),
+                      t("for example \"127.0.0.1:9108\", or \"off\"",
+                        "例如 \"127.0.0.1:9108\"，或 \"off\""))
         else:
             listen = (host, int(port_text))
     listen_public = r.get(g, "listen_public", "gateway", bool, False)
@@ -88,26 +97,24 @@ def _check_listen(r: Reader, listen: tuple[str, int] | None, public: bool,
     """The status endpoint stays on loopback unless the config says otherwise, and then only
     with a bearer token (issue 21: an open /status tells anyone the site's state)."""
     if token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            r.problem("gateway.status_token_file", f"cannot read {token_file}: "
-                      f"{exc.strerror or exc}", "a file holding the bearer token on one line")
-        else:
-            if not token:
-                r.problem("gateway.status_token_file", f"{token_file} is empty",
-                          "put a long random token in it, e.g. `openssl rand -hex 32 > FILE`")
+        check_secret(r, "gateway.status_token_file", token_file)
     if listen is None or is_loopback(listen[0]):
         return
     if not public:
-        r.problem("gateway.listen", f"{listen[0]!r} is not a loopback address: /status and "
-                  "/metrics would be open to the network",
-                  "keep \"127.0.0.1:9108\" (scrape through an SSH tunnel or a local agent), or "
-                  "set listen_public = true together with status_token_file")
+        r.problem("gateway.listen", t(
+            f"{listen[0]!r} is not a loopback address: /status and /metrics would be open to "
+            "the network", f"{listen[0]!r} 不是本机回环地址：/status 和 /metrics 将向网络开放"),
+            t("keep \"127.0.0.1:9108\" (scrape through an SSH tunnel or a local agent), or set "
+              "listen_public = true together with status_token_file",
+              "保持 \"127.0.0.1:9108\"（通过 SSH 隧道或本机代理采集），或设置 "
+              "listen_public = true 并同时配置 status_token_file"))
     elif token_file is None:
-        r.problem("gateway.status_token_file", "required with listen_public = true: every "
-                  "request to a public /status or /metrics must carry a bearer token",
-                  "a file holding one line, the token, readable by the gateway only")
+        r.problem("gateway.status_token_file", t(
+            "required with listen_public = true: every request to a public /status or /metrics "
+            "must carry a bearer token",
+            "listen_public = true 时必须配置：对公开的 /status 或 /metrics 的每个请求都要带令牌"),
+            t("a file holding one line, the token, readable by the gateway only",
+              "一个只含一行令牌的文件，只允许网关读取"))
 
 
 _MQTT_KEYS = {"host", "port", "prefix", "protocol", "client_id", "keepalive", "username",
@@ -128,41 +135,51 @@ def _mqtt(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity) -
     r.known(m, _MQTT_KEYS, p)
     protocol = str(r.get(m, "protocol", p, (str, int, float), "5"))
     if protocol not in ("5", "3.1.1"):
-        r.problem(f"{p}.protocol", f"unknown MQTT protocol {protocol!r}", "\"5\" or \"3.1.1\"")
+        r.problem(f"{p}.protocol", t(f"unknown MQTT protocol {protocol!r}",
+                                     f"未知的 MQTT 协议版本 {protocol!r}"),
+                  t("\"5\" or \"3.1.1\"", "\"5\" 或 \"3.1.1\""))
     prefix = r.get(m, "prefix", p, str, "minewatch/v1")
     if any(c in prefix for c in "#+") or prefix.endswith("/"):
-        r.problem(f"{p}.prefix", f"prefix {prefix!r} may not hold wildcards or end in '/'")
+        r.problem(f"{p}.prefix", t(f"prefix {prefix!r} may not hold wildcards or end in '/'",
+                                   f"前缀 {prefix!r} 不能含通配符，也不能以 '/' 结尾"))
 
     def opt_path(key: str) -> Path | None:
         v = r.get(m, key, p, str, None)
         return base_dir / v if v else None
 
+    username = r.get(m, "username", p, str, None)
+    password_file = opt_path("password_file")
+    if password_file is not None and not username:
+        r.problem(f"{p}.password_file", t("a password without a username is never sent",
+                                          "没有 username 时密码不会被发送"),
+                  t("set username too", "请同时设置 username"))
+    tls = (opt_path("tls_ca"), opt_path("tls_cert"), opt_path("tls_key"))
+    check_mqtt_files(r, p, password_file, *tls)
+    reconnect_min = r.duration(m, "reconnect_min", p, 0.5, lo=0.1, hi=300.0)
+    reconnect_max = r.duration(m, "reconnect_max", p, 30.0, lo=1.0, hi=3600.0)
+    if reconnect_min > reconnect_max:
+        r.problem(f"{p}.reconnect_min", t("is longer than reconnect_max",
+                                          "比 reconnect_max 还长"))
     return MqttUplink(
         host=r.get(m, "host", p, str, "127.0.0.1"),
-        port=r.get(m, "port", p, int, 1883),
+        port=r.number(m, "port", p, 1883, 1, 65535, integer=True),
         prefix=prefix,
         protocol=protocol,
         client_id=r.get(m, "client_id", p, str, f"minewatch-{site.code}-{gw.id}"),
-        keepalive=r.get(m, "keepalive", p, int, 30),
-        username=r.get(m, "username", p, str, None),
-        password_file=opt_path("password_file"),
-        tls_ca=opt_path("tls_ca"),
-        tls_cert=opt_path("tls_cert"),
-        tls_key=opt_path("tls_key"),
-        reconnect_min=r.duration(m, "reconnect_min", p, 0.5) or 0.5,
-        reconnect_max=r.duration(m, "reconnect_max", p, 30.0) or 30.0,
+        # 0 would switch MQTT's keep-alive off: a dead link would never be noticed
+        keepalive=r.number(m, "keepalive", p, 30, 5, 65535, integer=True, unit="s"),
+        username=username,
+        password_file=password_file,
+        tls_ca=tls[0],
+        tls_cert=tls[1],
+        tls_key=tls[2],
+        reconnect_min=reconnect_min,
+        reconnect_max=reconnect_max,
         receipts=r.get(m, "receipts", p, bool, False),
-        receipt_timeout=_receipt_timeout(r, m, p),
+        # the platform answers after it has stored the event: less than a second is a resend
+        # storm, more than a day an alert nobody confirms
+        receipt_timeout=r.duration(m, "receipt_timeout", p, 60.0, lo=1.0, hi=86400.0),
     )
-
-
-def _receipt_timeout(r: Reader, m: dict, p: str) -> float:
-    timeout = r.duration(m, "receipt_timeout", p, 60.0)
-    if timeout is not None and timeout < 1.0:
-        r.problem(f"{p}.receipt_timeout", f"{timeout:g} s is too short to wait for a receipt",
-                  "at least \"1s\"; the platform answers after it has stored the event")
-        return 60.0
-    return timeout if timeout is not None else 60.0
 
 
 def build_storage(doc: dict, r: Reader, base_dir: Path, state_dir: Path) -> InfluxStorage | None:
@@ -174,27 +191,36 @@ def build_storage(doc: dict, r: Reader, base_dir: Path, state_dir: Path) -> Infl
     r.known(i, {"url", "org", "bucket", "token_file", "spool_path", "spool_max_bytes",
                 "batch_lines", "flush_interval", "timeout", "retry_max"}, "storage.influx")
     tf = r.get(i, "token_file", "storage.influx", str, None)
+    token_file = base_dir / tf if tf else None
+    if token_file is not None:
+        check_secret(r, "storage.influx.token_file", token_file)
     sp = r.get(i, "spool_path", "storage.influx", str, None)
     return InfluxStorage(
         url=r.get(i, "url", "storage.influx", str, "", required=True),
         org=r.get(i, "org", "storage.influx", str, "minewatch"),
         bucket=r.get(i, "bucket", "storage.influx", str, "minewatch"),
-        token_file=base_dir / tf if tf else None,
+        token_file=token_file,
         spool_path=(base_dir / sp) if sp else state_dir / "influx_spool.sqlite",
-        spool_max_bytes=_positive(r, i, "spool_max_bytes", int, 64 * 1024 * 1024),
-        batch_lines=_positive(r, i, "batch_lines", int, 5000),
-        flush_interval=_positive(r, i, "flush_interval", float, 1.0),
-        timeout=_positive(r, i, "timeout", float, 10.0),
-        retry_max=_positive(r, i, "retry_max", float, 60.0),
+        spool_max_bytes=_positive(r, i, "spool_max_bytes", int, 64 * 1024 * 1024, 1 << 40),
+        batch_lines=_positive(r, i, "batch_lines", int, 5000, 1_000_000),
+        flush_interval=_positive(r, i, "flush_interval", float, 1.0, 3600.0),
+        timeout=_positive(r, i, "timeout", float, 10.0, 600.0),
+        retry_max=_positive(r, i, "retry_max", float, 60.0, 86400.0),
     )
 
 
-def _positive(r, table: dict, key: str, kind: type, default):
-    """A `[storage.influx]` count (int) or duration (float: seconds or "10s") above zero."""
+def _positive(r, table: dict, key: str, kind: type, default, hi: float):
+    """A `[storage.influx]` count (int) or duration (float: seconds or "10s") above zero and
+    at most `hi`."""
     value = r.duration(table, key, "storage.influx", default) if kind is float \
         else r.get(table, key, "storage.influx", kind, default)
     if value is not None and value <= 0:
-        r.problem(f"storage.influx.{key}", f"must be above zero, got {value}")
+        r.problem(f"storage.influx.{key}", t(f"must be above zero, got {value}",
+                                             f"必须大于零，实际为 {value}"))
+        return default
+    if value is not None and value > hi:
+        r.problem(f"storage.influx.{key}", t(f"{value:g} is out of range: allowed up to {hi:g}",
+                                             f"{value:g} 超出允许范围（最大 {hi:g}）"))
         return default
     return value
 
@@ -205,19 +231,13 @@ def build_outbox(doc: dict, r: Reader, base_dir: Path, state_dir: Path) -> Outbo
     ob_path = r.get(ob, "path", "outbox", str, None)
     return Outbox(
         path=(base_dir / ob_path) if ob_path else state_dir / "outbox.sqlite",
-        max_bytes=r.get(ob, "max_bytes", "outbox", int, 256 * 1024 * 1024),
-        reserve_bytes=_at_least(r, ob, "reserve_bytes", 0, 4 * 1024 * 1024),
-        hold_max_bytes=_at_least(r, ob, "hold_max_bytes", 64 * 1024, 16 * 1024 * 1024),
+        max_bytes=r.number(ob, "max_bytes", "outbox", 256 * 1024 * 1024, 16 * 1024, 1 << 40,
+                           integer=True, unit="bytes"),
+        reserve_bytes=r.number(ob, "reserve_bytes", "outbox", 4 * 1024 * 1024, 0, 1 << 30,
+                               integer=True, unit="bytes"),
+        hold_max_bytes=r.number(ob, "hold_max_bytes", "outbox", 16 * 1024 * 1024, 64 * 1024,
+                                4 << 30, integer=True, unit="bytes"),
     )
-
-
-def _at_least(r: Reader, table: dict, key: str, least: int, default: int) -> int:
-    """An `[outbox]` size in bytes, at least `least`."""
-    value = r.get(table, key, "outbox", int, default)
-    if value < least:
-        r.problem(f"outbox.{key}", f"must be at least {least} bytes, got {value}")
-        return default
-    return value
 
 
 def build_alerts(doc: dict, r: Reader) -> AlertPolicy:
@@ -227,17 +247,17 @@ def build_alerts(doc: dict, r: Reader) -> AlertPolicy:
                 "repair_limit"}, p)
     d = AlertPolicy()
     policy = AlertPolicy(
-        storm_raises=r.get(a, "storm_raises", p, int, d.storm_raises),
-        storm_window=r.duration(a, "storm_window", p, d.storm_window),
-        storm_hold=r.duration(a, "storm_hold", p, d.storm_hold),
-        fault_after=r.get(a, "fault_after", p, int, d.fault_after),
-        repair_warning=r.duration(a, "repair_warning", p, d.repair_warning),
-        repair_limit=r.duration(a, "repair_limit", p, d.repair_limit),
+        # 2: a point raised twice within the window is flapping; fewer cannot flap
+        storm_raises=r.number(a, "storm_raises", p, d.storm_raises, 2, 1_000_000, integer=True),
+        storm_window=r.duration(a, "storm_window", p, d.storm_window, lo=60.0, hi=7 * 86400.0),
+        # downgrades and clears wait at most a day: a hold is never a way to keep a level up
+        storm_hold=r.duration(a, "storm_hold", p, d.storm_hold, hi=86400.0),
+        fault_after=r.number(a, "fault_after", p, d.fault_after, 1, 1000, integer=True),
+        repair_warning=r.duration(a, "repair_warning", p, d.repair_warning, lo=3600.0,
+                                  hi=365 * 86400.0),
+        repair_limit=r.duration(a, "repair_limit", p, d.repair_limit, lo=3600.0,
+                                hi=365 * 86400.0),
     )
-    if policy.storm_raises < 2:
-        r.problem(f"{p}.storm_raises", "needs at least 2 raises to call a point flapping")
-    if policy.fault_after < 1:
-        r.problem(f"{p}.fault_after", "needs at least 1 poll")
     if policy.repair_warning > policy.repair_limit:
-        r.problem(f"{p}.repair_warning", "comes after repair_limit")
+        r.problem(f"{p}.repair_warning", t("comes after repair_limit", "晚于 repair_limit"))
     return policy

@@ -24,6 +24,7 @@ from gateway.config.model import InfluxStorage, SiteConfig
 from gateway.state_dir import StorageGuard
 from gateway.storage.line_protocol import alert_line, health_lines, tag_set
 from gateway.storage.spool import PRIORITY_READING, PRIORITY_RECORD, Spool
+from gateway.text_files import read_secret
 
 __all__ = ["InfluxSink", "SinkStats"]
 
@@ -115,7 +116,8 @@ class InfluxSink:
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         s = self.settings
-        token = s.token_file.read_text(encoding="utf-8").strip() if s.token_file else ""
+        # checked when the config loaded; read again here, as the file may have been rotated
+        token = read_secret(s.token_file) if s.token_file else ""
         self._client = InfluxDBClient(url=s.url, token=token, org=s.org,
                                       timeout=int(s.timeout * 1000))
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ssl
 
 from gateway.config.model import MqttUplink
+from gateway.text_files import read_secret
 
 __all__ = ["diagnose", "make_client", "publish_once", "request_once"]
 
@@ -37,7 +38,7 @@ def make_client(m: MqttUplink, client_id: str, *, persistent: bool = False,
     if m.username:
         password = None
         if m.password_file:
-            password = m.password_file.read_text(encoding="utf-8").strip()
+            password = read_secret(m.password_file)  # checked when the config loaded
         client.username_pw_set(m.username, password)
     if m.tls_ca or m.tls_cert:
         client.tls_set(ca_certs=str(m.tls_ca) if m.tls_ca else None,

@@ -41,6 +41,8 @@ KINDS = {
     "oversized": ("malformed", "oversized frame"),
     "odd_count": ("malformed", "wrong byte count"),
     "count_below_data": ("malformed", "byte count does not match the data"),
+    "exception": ("exception_4", "exception_4"),  # an answer, but no data: device_fault
+    "silent": ("timeout", "no reply"),
     "trailing": ("malformed", "bytes after the frame"),
     "truncated": ("truncated", "reply cut short"),
     "reset": ("connection_lost", "connection_lost"),
@@ -145,19 +147,20 @@ def test_a_garbage_device_costs_only_itself(tmp_path: Path, mosquitto) -> None:
         devices = {d["device"]: d for d in doc["devices"]}
         bad = devices["bad_dev"]
         assert not bad["online"] and bad["online_rate"] == 0.0
-        assert {"malformed", "truncated", "connection_lost"} <= set(bad["errors"])
+        assert {"malformed", "truncated", "connection_lost", "exception_4", "timeout"} \
+            <= set(bad["errors"])
         for name in ("radar_wl1", "vw_logger_a"):
             assert devices[name]["online"] and devices[name]["errors"] == {}
             assert devices[name]["missed_deadlines"] == 0, devices[name]
             assert devices[name]["polls"] >= 10
-    for kind in ("malformed", "truncated", "connection_lost"):
+    for kind in ("malformed", "truncated", "connection_lost", "exception_4", "timeout"):
         m = re.search(rf'minewatch_poll_errors_total\{{device="bad_dev",kind="{kind}"\}} (\d+)',
                       metrics)
         assert m and int(float(m.group(1))) >= 4, kind
     assert 'minewatch_device_online{device="bad_dev"} 0.0' in metrics
     (line,) = [x for x in printed.stdout.splitlines() if "bad_dev" in x]  # minewatch status
-    assert re.search(r"OFFLINE.*failed requests: connection_lost \d+, malformed \d+, "
-                     r"truncated \d+", line), printed.stdout
+    assert re.search(r"OFFLINE.*failed requests: connection_lost \d+, exception_4 \d+, "
+                     r"malformed \d+, timeout \d+, truncated \d+", line), printed.stdout
 
     # the journal: one line per new reason of the bad device, nothing from pymodbus or asyncio,
     # never a traceback

@@ -9,11 +9,21 @@ from pathlib import Path
 from firmware_sim.slave import Reply
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
-EXPECTED = ("expected_error.txt", "expected_values.toml")
+EXPECTED = ("expected_error.txt", "expected_values.toml", "expected_ok.txt")
 
 
 def case_folders() -> list[Path]:
     return sorted(p for p in CASES.iterdir() if p.is_dir() and p.name != "__pycache__")
+
+
+def case_file(folder: Path) -> Path:
+    """The file a case gives `config validate`: site.toml, or the one `validate.txt` names
+    (its first line that is not a # comment; it may be absent on purpose)."""
+    named = folder / "validate.txt"
+    if not named.is_file():
+        return folder / "site.toml"
+    lines = [x.strip() for x in named.read_text(encoding="utf-8").splitlines()]
+    return folder / next(x for x in lines if x and not x.startswith("#"))
 
 
 def cases_with(expected: str) -> list[Path]:

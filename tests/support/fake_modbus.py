@@ -31,6 +31,8 @@ Modes (`MODES`):
 - ``silent``: no reply.
 - ``late``: the correct reply after `delay` seconds (a device slower than its timeout).
 - ``bad_crc`` (RTU only): the correct reply with its CRC inverted.
+- ``raw``: whatever `raw(tid, unit, fc, address, count, good)` returns (`good` is the correct
+  frame), for property tests that make up their own replies.
 """
 
 from __future__ import annotations
@@ -40,12 +42,13 @@ import contextlib
 import socket
 import struct
 from collections import Counter
+from collections.abc import Callable
 
 from firmware_sim.wire import crc16
 
 MODES = ("good", "wrong_fc", "wrong_unit", "wrong_tid", "zero_tid", "too_many", "too_few", "odd_count",
          "count_above_data", "count_below_data", "truncated", "oversized", "trailing", "drip", "reset", "exception",
-         "silent", "late", "bad_crc")
+         "silent", "late", "bad_crc", "raw")
 _OTHER_FC = {1: 2, 2: 1, 3: 4, 4: 3}
 
 
@@ -78,6 +81,7 @@ class FakeDevice:
         self.requests = 0
         self.answered: Counter[str] = Counter()  # requests per mode they were answered in
         self.connections = 0
+        self.raw: Callable[[int, int, int, int, int, bytes], bytes] | None = None
 
     async def start(self) -> asyncio.AbstractServer:
         return await asyncio.start_server(self._serve, self.host, self.port)
@@ -104,6 +108,8 @@ class FakeDevice:
                 if mode == "silent":
                     continue
                 frame = self._reply(mode, tid, unit, fc, address, count)
+                if mode == "raw" and self.raw is not None:
+                    frame = self.raw(tid, unit, fc, address, count, frame)
                 if mode == "late":
                     await asyncio.sleep(self.delay)
                 if mode == "drip":

@@ -5,10 +5,9 @@ behaviour (each kind from a fake device, the daemon beside it) is in tests/integ
 
 from __future__ import annotations
 
-import os
 import struct
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.pdu import DecodePDU
 from pymodbus.pdu.bit_message import ReadCoilsRequest
@@ -16,9 +15,9 @@ from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInput
 
 from gateway.modbus.replies import MalformedReply, StrictRtuFramer, StrictSocketFramer
 from gateway.modbus.replies import _Strict as Strict
+from tests.support.fuzz import examples
 
-SETTINGS = settings(max_examples=400, deadline=None,
-                    derandomize=os.environ.get("CI") == "true")
+SETTINGS = examples(400)
 REQUESTS = {3: ReadHoldingRegistersRequest, 4: ReadInputRegistersRequest, 1: ReadCoilsRequest}
 
 
