@@ -40,7 +40,9 @@ class GatewayHealth:
                 "storage": self.storage_health(),
                 "active_alerts": sum(a["kind"] == "safety" for a in active),
                 "active_faults": sum(a["kind"] == "fault" for a in active),
-                **({"sink": self.sink_health()} if self.sink is not None else {})}
+                **({"sink": self.sink_health()} if self.sink is not None else {}),
+                **({"history": self.history.store.health()}
+                   if getattr(self, "history", None) is not None else {})}
 
     def storage_health(self) -> dict:
         """The state directory: path, state (ok, full, read_only, error), free bytes, the

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 from gateway.config.devices import build_buses, build_devices, check_periods
+from gateway.config.history import build_history
 from gateway.config.model import SiteConfig
 from gateway.config.points import build_points
 from gateway.config.reader import ConfigError, Locator, Problem, Reader
@@ -29,7 +30,7 @@ from gateway.config.sections import (
 __all__ = ["load_site"]
 
 _TOP_KEYS = {"site", "gateway", "buses", "devices", "points", "uplink", "storage", "outbox",
-             "alerts", "profiles_dir", "detector_defaults"}
+             "alerts", "profiles_dir", "detector_defaults", "history"}
 
 
 def load_site(path: str | Path) -> SiteConfig:
@@ -77,8 +78,9 @@ def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:
     influx = build_storage(doc, r, base_dir, gateway.state_dir)
     outbox = build_outbox(doc, r, base_dir, gateway.state_dir)
     alerts = build_alerts(doc, r)
+    history = build_history(doc, r, base_dir, gateway.state_dir, devices, points)
     if r.problems:
         return None
     return SiteConfig(path=path, site=site, gateway=gateway, buses=tuple(buses),
                       devices=tuple(devices), points=tuple(points), mqtt=mqtt, influx=influx,
-                      outbox=outbox, alerts=alerts)
+                      outbox=outbox, alerts=alerts, history=history)

@@ -38,7 +38,7 @@ _POINT_PARAMS = {"barometer"}  # the name of another point (on any device)
 _DURATION_PARAMS = {"window", "barometer_max_age"}
 _POINT_KEYS = {"name", "quantity", "unit", "device", "channel", "conversion", "thresholds",
                "detectors", "description", "plausible_min", "plausible_max", "word_order",
-               "formula", "deadband", "max_silence", "detector", "station"}
+               "formula", "deadband", "max_silence", "detector", "station", "manual_tolerance"}
 FORMULAS = {"difference": ("minuend", "subtrahend")}
 
 
@@ -112,6 +112,7 @@ def build_points(doc: dict, r: Reader, devices: dict[str, Device]) -> list[Point
             max_silence=r.duration(pt, "max_silence", p, 3600.0) or 3600.0,
             detector_params=tuple((d, tuple(sorted(v.items()))) for d, v in params.items() if v),
             station=r.get(pt, "station", p, str, ""),
+            manual_tolerance=_tolerance(pt, p, r),
         ))
     by_name = {p.name: p for p in out}
     for i, p in enumerate(out):
@@ -131,6 +132,16 @@ def build_points(doc: dict, r: Reader, devices: dict[str, Device]) -> list[Point
                 r.problem(f"points[{i}].conversion.barometer",
                           f"point {baro!r} is {src.quantity}, not a measured barometric_pressure")
     return out
+
+
+def _tolerance(pt: dict, p: str, r: Reader) -> float | None:
+    """`manual_tolerance`: how far a manual reading may lie from the automatic one."""
+    value = r.get(pt, "manual_tolerance", p, float, None)
+    if value is not None and not (0 < value < float("inf")):
+        r.problem(f"{p}.manual_tolerance", f"must be a positive number, got {value!r}",
+                  "in the point's unit, e.g. 0.05 for a water level in m")
+        return None
+    return value
 
 
 def _formula(pt: dict, p: str, r: Reader) -> Formula | None:
