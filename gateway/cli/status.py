@@ -81,7 +81,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{d['missed_deadlines']}" + (f"  {tr(lang, 'st_errors')}: {errors}" if errors
                                             else ""))
     for a in doc["alerts"]:
-        what = a.get("level") or f"quality {a.get('quality')}"
+        what = a.get("level") or a.get("condition") or f"quality {a.get('quality')}"
         print(f"  {a['kind']:6s} {a['point']:12s} {what}")
     if not doc["alerts"]:
         print("  " + tr(lang, "st_no_alerts"))
