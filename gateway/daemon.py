@@ -28,6 +28,7 @@ from gateway.alerts.storage_fault import StorageFault
 from gateway.batch import Batch
 from gateway.clock import MIN_REAL_PERIOD, Clock
 from gateway.config.model import Device, SiteConfig
+from gateway.daemon_records import GatewayRecords
 from gateway.derive import FormulaPoints
 from gateway.detect import DetectStage
 from gateway.health import GatewayHealth
@@ -49,7 +50,7 @@ def gateway_version() -> str:
         return "0+source"
 
 
-class Gateway(GatewayHealth):
+class Gateway(GatewayHealth, GatewayRecords):
     def __init__(self, cfg: SiteConfig, clock: Clock, drain_timeout: float = 5.0):
         self.clock = clock
         self.drain_timeout = drain_timeout
@@ -65,6 +66,7 @@ class Gateway(GatewayHealth):
                              receipt_timeout=m.receipt_timeout if m else 60.0)
         self.prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
         self.storage_fault = StorageFault(cfg, self.outbox, self.prefix)
+        self._open_records(cfg)  # history store, manual readings, the monthly report
         self.publisher = None
         if cfg.mqtt is not None:
             from gateway.uplink.mqtt import MqttPublisher
@@ -123,7 +125,9 @@ class Gateway(GatewayHealth):
         self._device_items = {d.name: {p.quantity for p in cfg.points if p.device == d.name}
                               for d in cfg.devices}
         self.telemetry = Telemetry(cfg, topic(self.prefix, cfg.site.code, cfg.gateway.id,
-                                              "telemetry"))
+                                              "telemetry"), on_window=self._records_window)
+        if self.history is not None:
+            self.history.set_config(cfg)
         self.formulas = FormulaPoints(cfg)
         if self.sink is not None:
             self.sink.set_points(cfg)
@@ -143,6 +147,7 @@ class Gateway(GatewayHealth):
         if self.batches == 1:
             log.info("first values read and graded", extra={"event": "first_values",
                                                              "device": batch.device})
+        self._records_poll(batch)
         batch = self.formulas.correct(batch)
         self._process(batch)
         derived = self.formulas.update(batch)
@@ -227,12 +232,15 @@ class Gateway(GatewayHealth):
             return False
         fixed = ("site", "gateway", "mqtt", "influx", "outbox")
         changed = [k for k in fixed if getattr(new, k) != getattr(self.cfg, k)]
+        if _history_place(new) != _history_place(self.cfg):
+            changed.append("history")
         if changed:
             log.error("config reload rejected; the running config stays: [%s] changed, which "
                       "takes a restart", ", ".join(changed), extra={"event": "reload_rejected"})
             return False
         await self._stop_workers()
         self.checkpoint()
+        self.telemetry.flush(self.clock.now())  # the open window's stats, for the history
         self._build(new, previous=self.detect)
         self._start_workers()
         self.reloads += 1
@@ -256,6 +264,8 @@ class Gateway(GatewayHealth):
             tasks.append(asyncio.create_task(self.publisher.run(), name="mqtt"))
         if self.sink is not None:
             tasks.append(asyncio.create_task(self.sink.run(), name="sink"))
+        if self.history is not None:
+            self.history.start(self.clock.now())
         self._start_workers()
         self._start_http()
         notifier = SystemdNotifier()
@@ -289,6 +299,7 @@ class Gateway(GatewayHealth):
                     last_save = loop.time()
                 if loop.time() - last_storage >= 1.0:
                     self._storage_tick(now)
+                    self._records_tick(now)
                     last_storage = loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
@@ -331,6 +342,7 @@ class Gateway(GatewayHealth):
                 log.warning("%d lines for the database stay in the spool",
                             self.sink.backlog(), extra={"event": "sink_backlog_at_stop"})
             self.sink.close()
+        await self._records_stop(self.clock.now())
         self.checkpoint()
         if self.publisher is not None:
             await self.publisher.stop()
@@ -374,6 +386,12 @@ def threshold_snapshot(cfg: SiteConfig) -> dict[str, dict]:
             "clear_samples": th.clear_samples, "clear_hold": th.clear_hold,
         }
     return out
+
+
+def _history_place(cfg: SiteConfig) -> tuple:
+    """What of `[history]` needs a restart: on or off, and its file (the cap follows a reload)."""
+    h = cfg.history
+    return (h.enabled, h.path) if h is not None else (False, None)
 
 
 def loop_time() -> float:

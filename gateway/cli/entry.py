@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 
-from gateway.cli import alerts, common, config, device, replay, run, status
+from gateway.cli import alerts, common, config, device, reading, replay, report, run, status
 from gateway.cli.common import EXIT_BUSY, EXIT_CONFIG, EXIT_OK, UsageError, err
 from gateway.i18n import tr
 
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_commands(sub)
     device.add_commands(sub)
     replay.add_commands(sub)
+    report.add_commands(sub)
+    reading.add_commands(sub)
     status.add_commands(sub)
     run.add_compile(sub)
     return parser
