@@ -86,6 +86,8 @@ def add_commands(sub) -> None:
   minewatch report monthly --config site.toml --month 2026-07 --lang en --out report-en.html
   minewatch report monthly --config site.toml --month 2026-07 --json --out 2026-07.json
 """, cmd_report_monthly)
+    # the report is for the city's analyst: Chinese unless asked otherwise, whatever the locale
+    monthly.set_defaults(lang="zh")
     monthly.add_argument("--config", required=True, type=Path)
     monthly.add_argument("--month", required=True, help="YYYY-MM, the site's local month")
     monthly.add_argument("--out", type=Path, help="file to write (default: standard output)")

@@ -3,10 +3,12 @@ the time, who read it. Every refusal says what and why in Chinese and English, a
 (`point`, `value`, `at`, `by`, `note`), so the CLI and the platform's `reading` command answer
 alike.
 
-The point's range is its configured plausible range and, where the conversion keeps the
-register's scale (none, linear, a radar's mount elevation minus the empty height), the sensor's
-measuring range from its profile: a value the instrument itself could not show is a typing error,
-not a reading.
+The point's range is its configured plausible range and the sensor's measuring range from its
+profile, through the point's conversion (none, linear, a radar's mount elevation minus the empty
+height; a vibrating-wire gauge's frequency range through its pressure, head or depth at its
+reference temperature, widened by a tenth of the span either side for the temperature and
+barometric terms): a value the instrument itself could not show is a typing error, not a
+reading.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def point_range(cfg: SiteConfig, p: Point) -> tuple[float, float]:
             elif kind == "linear":
                 a, b = params.get("scale", 1.0), params.get("offset", 0.0)
                 ends = (a * rmin + b, a * rmax + b)
+            elif kind == "vibrating_wire" and math.isfinite(rmin) and math.isfinite(rmax):
+                ends = _vibrating_wire(p.quantity, params, rmin, rmax)
             elif kind == "radar_level":
                 from gateway.convert import UNIT_TO_METRE
 
@@ -58,6 +62,21 @@ def point_range(cfg: SiteConfig, p: Point) -> tuple[float, float]:
             if ends is not None and all(not math.isnan(e) for e in ends):
                 lo, hi = max(lo, min(ends)), min(hi, max(ends))
     return lo, hi
+
+
+def _vibrating_wire(quantity: str, params: dict, fmin: float, fmax: float
+                    ) -> tuple[float, float]:
+    """A gauge's frequency range as the point's quantity (gateway/convert.py's chain at T0)."""
+    from gateway.convert import GRAVITY_KPA_PER_M
+
+    out = []
+    for f in (fmin, fmax):
+        pressure = params["k"] * (f * f / 1000.0 - params["f0"])
+        head = pressure / GRAVITY_KPA_PER_M + params["install_elevation"]
+        out.append({"pore_pressure": pressure, "piezometric_head": head}.get(
+            quantity, params.get("mouth_elevation", 0.0) - head))
+    lo, hi = min(out), max(out)
+    return lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
 
 
 def _point(cfg: SiteConfig, name: str) -> Point:

@@ -200,3 +200,95 @@ def test_rainstorm_report_against_labels_with_manual_readings(tmp_path: Path, mo
     manual_ep = [e for e in doc["episodes"] if e["source"] == "manual"]
     assert len(manual_ep) == 1 and manual_ep[0]["duration_s"] == pytest.approx(3600.0)
     assert "人工比测 3 次" in doc["summary"]["text"]["zh"]
+
+
+FAILING = ("timeout", "exception", "crc", "garbled", "drop_connection")  # a poll gets no data
+# `slow` replies within the timeout (2 s of simulated time); stuck and drift are value faults
+# the detectors do not call faults at hourly polls (a pond level may hold still for two days)
+
+
+@pytest.mark.timeout(300)
+def test_faults_month_report_published_at_month_end_through_a_broker_outage(
+        tmp_path: Path, mosquitto) -> None:
+    scenario = load_scenario("faults_month")
+    period = 3600.0
+    sim_port = free_port()
+    # hourly polls (x36000 keeps them at 100 ms of real time), a short timeout without retries
+    # (Modbus waits in real time: 50 ms is 30 simulated minutes), a fault at the first bad poll
+    cfg = example_site(tmp_path, modbus_port=sim_port, mqtt_port=mosquitto.port, replace={
+        'abnormal_period = "5min"': 'abnormal_period = "1h"', 'period = "10min"': 'period = "1h"',
+        'timeout = "1s"': 'timeout = "50ms"', "retries = 1": "retries = 0",
+        "[uplink.mqtt]": "[alerts]\nfault_after = 1\n\n[uplink.mqtt]"})
+    recorder = MqttRecorder(mosquitto.port, "minewatch/v1/#")
+    run = Run(tmp_path, scenario, cfg, sim_port, 36000.0)
+    month_end = scenario.epoch + scenario.duration  # 2026-07-01 00:00 +08:00
+    try:
+        # its loop looks at the month once a real second, ten simulated hours at this scale
+        first = run.gateway(month_end + 30 * 3600)
+        run.wait_until(month_end - 4 * 3600)
+        mosquitto.stop()  # the broker is down when the month ends
+        wait_for_line(tmp_path / "gateway.log", '"month": "2026-06"', timeout=60)
+        assert first.wait(timeout=60) == 0, (tmp_path / "gateway.log").read_text()[-4000:]
+        # the run began late in May (before the scenario's epoch): May's report went out at once
+        assert [r["month"] for r in recorder.on("report")] == ["2026-05"]
+        recorder.subscribed.clear()
+        mosquitto.start()
+        assert recorder.subscribed.wait(15), "the platform did not reconnect"
+        # the same gateway started again: the report waits in its outbox
+        second = run.gateway(run.now() + 8 * 36000, log="gateway2.log")
+        deadline = time.monotonic() + 30
+        while len(recorder.on("report")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert second.wait(timeout=60) == 0, (tmp_path / "gateway2.log").read_text()[-4000:]
+    finally:
+        run.close()
+        recorder.close()
+    reports = recorder.on("report")
+    assert [r["month"] for r in reports] == ["2026-05", "2026-06"], reports
+    doc = reports[1]
+    jsonschema.validate(doc, _schema("report"))
+    log = (tmp_path / "gateway.log").read_text()
+    assert log.count('"report_committed"') == 2  # May's and June's, each once
+    assert '"report_committed"' not in (tmp_path / "gateway2.log").read_text()  # once
+    missed = max(json.loads(line).get("missed_deadlines", 0) for line in log.splitlines()
+                 if '"device_stats"' in line)
+
+    month_s = doc["period"]["seconds"]
+    assert month_s == scenario.duration
+    assert doc["gateway_running"]["fraction"] >= 0.999
+    assert doc["summary"]["safety_episodes"] == 0  # a month of faults and quiet physics
+    faults = [lb for lb in scenario_labels(scenario) if lb["kind"] == "fault"]
+    points_of = {"radar_wl1": ["WL-01"], "vw_logger_a": ["JRX-01", "JRX-02"]}
+    slop = 600.0 + missed * period  # poll times jitter by simulated minutes at this scale
+    for device, points in points_of.items():
+        windows = [(lb["start"], lb["end"]) for lb in faults
+                   if lb["point"] == device and lb["fault_kind"] in FAILING]
+        lost_min = sum(b - a for a, b in windows)
+        lost_max = sum(math.ceil((b - a) / period) * period for a, b in windows)
+        d = next(x for x in doc["devices"] if x["device"] == device)
+        assert month_s - lost_max - slop <= d["online_s"] <= month_s - lost_min + slop, (
+            device, d, lost_min, lost_max)
+        assert d["offline_episodes"] == len(windows), (device, d)
+        # every labelled window is a fault of each of the device's points, as long as it lasted
+        for point in points:
+            for a, b in windows:
+                hit = [f for f in doc["faults"] if f["point"] == point
+                       and f["raised_at"] / 1000 < b + slop and f["cleared_at"] / 1000 > a]
+                assert len(hit) == 1, (point, a, b, hit)
+                assert b - a - slop <= hit[0]["duration_s"] <= \
+                    math.ceil((b - a) / period) * period + slop, (point, a, b, hit)
+    dropout = next(lb for lb in faults if lb["fault_kind"] == "dropout")
+    hit = [f for f in doc["faults"] if f["point"] == "JRX-02" and f["kind"] == "out_of_range"
+           and abs(f["raised_at"] / 1000 - dropout["start"]) <= slop]
+    assert len(hit) == 1 and abs(hit[0]["duration_s"] - (dropout["end"] - dropout["start"])) \
+        <= slop, hit
+    # no fault the scenario did not cause
+    for f in doc["faults"]:
+        device = next(d for d, pts in points_of.items() if f["point"] in pts)
+        assert any(lb["point"] in (f["point"], device) and lb["start"] - slop
+                   <= f["raised_at"] / 1000 <= lb["end"] + 2 * period for lb in faults), f
+    assert doc["summary"]["fault_hours"] == pytest.approx(
+        sum(f["hours"] for f in doc["faults"]), abs=1e-3)
+    # completeness: the hours whose poll gave no good value
+    wl = next(p for p in doc["points"] if p["point"] == "WL-01")
+    assert 1 - (5 + missed) / 720 <= wl["completeness"] <= 1 - 3 / 720, wl
