@@ -8,9 +8,9 @@ index and page slack included, measured on the store itself (tests/unit/test_his
 checks the figure still holds).
 
 >>> windows_per_point(months=13)
-118080
+124992
 >>> size_estimate([300.0, 3600.0], months=13) // (1024 * 1024)
-7
+8
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ class HistoryStore:
         self.keep_months = keep_months
         self.tz = tz or ZoneInfo("UTC")
         self.guard = guard if guard is not None else StorageGuard(self.path.parent)
-        self.db, _ = open_db(self.path, "NORMAL", self.guard)
+        # exclusive: a disk that cannot take the shared-memory file; other readers wait then
+        self.db, self.exclusive = open_db(self.path, "NORMAL", self.guard)
         self.db.execute("PRAGMA busy_timeout=5000")  # the CLI adds readings to the same file
         try:
             self.db.executescript(SCHEMA)
@@ -191,8 +192,6 @@ class HistoryStore:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for write in other:
-                    write(self.db)
                 # a window seen again (flushed at a stop, then completed) is merged
                 self.db.executemany(
                     "INSERT INTO stats (series, start, count, samples, min, max, sum, quality) "
@@ -209,6 +208,8 @@ class HistoryStore:
                                     "(?, ?, ?) ON CONFLICT (started) DO UPDATE SET "
                                     "last_seen = excluded.last_seen, stopped = excluded.stopped",
                                     run)
+                for write in other:  # after the rows: a prune also takes what just came in
+                    write(self.db)
                 self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
@@ -245,7 +246,10 @@ class HistoryStore:
             def write(db: sqlite3.Connection) -> None:
                 for (sid,) in db.execute("SELECT id FROM series").fetchall():
                     db.execute("DELETE FROM stats WHERE series=? AND start<?", (sid, cutoff))
-                db.execute("DELETE FROM device_state WHERE t<?", (cutoff,))
+                # each device's last state before the cutoff stays: it holds until its next change
+                db.execute("DELETE FROM device_state WHERE t<? AND t<(SELECT max(d.t) FROM "
+                           "device_state d WHERE d.device=device_state.device AND d.t<?)",
+                           (cutoff, cutoff))
                 db.execute("DELETE FROM runs WHERE last_seen<?", (cutoff,))
             return write
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from typing import Any
 
 from gateway.alerts.encoder import topic
 from gateway.report.period import Month, month_of, previous_month
-from gateway.report.source import ReportSource
 
 __all__ = ["MonthlyReports", "GRACE_S", "CHECK_EVERY_S"]
 
@@ -45,16 +45,20 @@ class MonthlyReports:
         if now < month_of(now, tz).start + GRACE_S:
             return None
         last = previous_month(now, tz)
-        src = ReportSource(gw.history.store.path, gw.cfg.outbox.path)
+        db = gw.history.store.db  # the loop's own connection: a few rows, never blocked
         try:
-            done = src.months_reported() | set(self.published)  # a mark still in memory too
-            runs = src.runs(gw.history.oldest_kept(now), last.end)
-        finally:
-            src.close()
+            done = {r[0] for r in db.execute("SELECT month FROM reports")}
+            runs = db.execute("SELECT started, coalesce(stopped, last_seen) FROM runs WHERE "
+                              "started<? AND coalesce(stopped, last_seen)>?",
+                              (last.end, gw.history.oldest_kept(now))).fetchall()
+        except sqlite3.Error as exc:
+            log.warning("months to report not read: %s", exc, extra={"event": "report_failed"})
+            return None
+        done |= set(self.published)  # a mark still waiting for the disk counts too
         months = []
-        for a, _ in runs:
+        for a, b in runs:  # every month a run of the gateway overlaps
             m = month_of(max(a, gw.history.oldest_kept(now)), tz)
-            while m.start < last.end:
+            while m.start < min(b, last.end):
                 months.append(m)
                 m = month_of(m.end, tz)
         pending = sorted({m.label: m for m in months if m.label not in done}.values(),

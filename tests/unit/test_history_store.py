@@ -64,9 +64,13 @@ def test_retention_keeps_thirteen_whole_months_and_the_cap_drops_the_oldest_day(
     keep_from = month_start(now, TZ, back=13)  # 2025-05-01
     for t in (keep_from - 300, keep_from, now - 86400):
         _window(store, t, 1.0, 1.0)
+    for t, online in ((keep_from - 900, True), (keep_from - 600, False), (keep_from + 60, True)):
+        store.device_online("d1", t, online)
     store.prune(now)
     src = ReportSource(tmp_path / "h.sqlite", tmp_path / "none")
     assert list(src.series("A", 0, now).start) == [keep_from, now - 86400]
+    # a device's last state before the cutoff stays: it holds into the oldest kept month
+    assert src.device_states(now) == {"d1": [(keep_from - 600, False), (keep_from + 60, True)]}
     store._pruned_on = ""
     store.max_bytes = 1  # smaller than anything: the oldest day goes, logged
     with caplog.at_level(logging.ERROR, "minewatch.history"):

@@ -148,3 +148,47 @@ def test_the_daemon_and_the_figures_never_import_matplotlib(june) -> None:
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_daemon_publishes_each_finished_month_once(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from gateway.clock import SimClock
+    from gateway.daemon import Gateway
+    from tests.support.history import site_in
+
+    cfg = site_in(tmp_path)
+    may_end = 1_780_243_200.0  # 2026-06-01 00:00 +08:00
+    gw = Gateway(cfg, SimClock(may_end - 86400, 1.0))
+    gw.history.start(may_end - 86400)  # the gateway ran at the end of May
+    gw.history.stop(may_end - 3600)
+    gw = Gateway(cfg, SimClock(may_end, 1.0))
+
+    async def ticks(now: float, n: int = 50) -> None:
+        for _ in range(n):
+            gw.reports._checked = float("-inf")
+            gw.reports.tick(now)
+            await asyncio.sleep(0.02)
+
+    asyncio.run(ticks(may_end + 300))  # within the grace: the month's last window may be open
+    assert gw.reports.published == []
+    asyncio.run(ticks(may_end + 900))
+    asyncio.run(ticks(may_end + 2000))  # ... and once only
+    assert gw.reports.published == ["2026-05"]
+    db = sqlite3.connect(cfg.outbox.path)
+    rows = db.execute("SELECT topic, payload, priority, seq FROM outbox").fetchall()
+    db.close()
+    (topic, payload, priority, seq), = [r for r in rows if r[0].endswith("/report")]
+    assert topic == "minewatch/v1/130825-TP001/gw01/report" and priority == 0 and seq is None
+    doc = json.loads(payload)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["month"] == "2026-05" and doc["gateway_running"]["seconds"] == 86400 - 3600
+    gw.history.stop(may_end + 2000)
+    gw.outbox.close()
+    # a restart does not publish it again; a month without a run has nothing to report
+    gw = Gateway(cfg, SimClock(may_end + 40 * 86400, 1.0))
+    asyncio.run(ticks(may_end + 40 * 86400))
+    assert gw.reports.published == [] and gw.reports.due(may_end + 40 * 86400) is None
+    gw.history.stop(may_end + 40 * 86400)
+    gw.outbox.close()
