@@ -45,6 +45,14 @@ class HistoryRecorder:
             return None
         log.info("history store %s: up to %d bytes, %d whole months kept", h.path, h.max_bytes,
                  h.keep_months, extra={"event": "history_opened", "path": str(h.path)})
+        free = guard.free_bytes()
+        if free is not None and free + store.used_bytes() < h.max_bytes:
+            # not an error: the store grows slowly and the guard degrades at a full disk; but
+            # the operator should know the months will not all fit
+            log.warning("history store %s may grow to %d bytes for %d months, and its disk has "
+                        "%d bytes free: make room or set [history] max_bytes", h.path,
+                        h.max_bytes, h.keep_months, free,
+                        extra={"event": "history_room", "path": str(h.path)})
         return cls(cfg, store)
 
     def set_config(self, cfg: SiteConfig) -> None:
