@@ -50,7 +50,7 @@ class HistoryRecorder:
             # not an error: the store grows slowly and the guard degrades at a full disk; but
             # the operator should know the months will not all fit
             log.warning("history store %s may grow to %d bytes for %d months, and its disk has "
-                        "%d bytes free: make room or set [history] max_bytes", h.path,
+                        "%d bytes free: make room, or put the store on a larger disk ([history] path)", h.path,
                         h.max_bytes, h.keep_months, free,
                         extra={"event": "history_room", "path": str(h.path)})
         return cls(cfg, store)
