@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -107,6 +108,10 @@ class HistoryStore:
         self._other: list[Callable[[sqlite3.Connection], None]] = []  # readings, reports
         self.dropped_rows = 0
         self.pruned_for_cap = 0
+        self._owner = threading.get_ident()
+        self._snapshot = {"path": str(self.path), "bytes": 0, "max_bytes": max_bytes,
+                          "keep_months": keep_months, "waiting_writes": 0, "dropped_rows": 0,
+                          "pending_readings": 0}
         self._pruned_on = ""
 
     def close(self) -> None:
@@ -269,12 +274,17 @@ class HistoryStore:
         self._pruned_on = day
 
     def health(self) -> dict:
+        """The heartbeat's `history` block; from another thread (the status endpoint's) the
+        loop's last figures, so the loop's connection is only ever used by the loop."""
+        if threading.get_ident() != self._owner:
+            return dict(self._snapshot)
         try:
             used = self.used_bytes()
             waiting = self.db.execute("SELECT count(*) FROM readings WHERE state='pending'"
                                       ).fetchone()[0]
         except sqlite3.Error:  # a damaged or locked file: the heartbeat goes out regardless
             used, waiting = 0, 0
-        return {"path": str(self.path), "bytes": used, "max_bytes": self.max_bytes,
-                "keep_months": self.keep_months, "waiting_writes": self.pending(),
-                "dropped_rows": self.dropped_rows, "pending_readings": waiting}
+        self._snapshot = {"path": str(self.path), "bytes": used, "max_bytes": self.max_bytes,
+                          "keep_months": self.keep_months, "waiting_writes": self.pending(),
+                          "dropped_rows": self.dropped_rows, "pending_readings": waiting}
+        return dict(self._snapshot)

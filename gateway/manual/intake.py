@@ -48,7 +48,7 @@ class ManualIntake:
         gw = self.gw
         now = gw.clock.now()
         reading = check_reading(gw.cfg, point, value, now if at is None else at, by, note, now,
-                                source)
+                                source, oldest=gw.history.oldest_kept(now))
         gw.history.store.later(lambda db: insert_reading(db, reading))
         return self.process(reading)
 

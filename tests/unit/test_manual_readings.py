@@ -144,6 +144,9 @@ def test_the_cli_stores_the_reading_and_the_running_gateway_takes_it(cfg, capsys
                  "-5000", "--by", "张工", "--lang", "zh"]) == 2
     assert "超出该测点的量程" in capsys.readouterr().err
     gw = _gateway(cfg)
+    health = gw.health(gw.clock.now())  # the heartbeat says a reading waits
+    jsonschema.validate(health, _schema("health"))
+    assert health["history"]["pending_readings"] == 1
     gw.manual.tick()  # the loop's once-a-second look at pending readings
     gw.history.store.flush()
     from gateway.history.readings import reading_state
