@@ -263,20 +263,24 @@ def test_faults_month_report_published_at_month_end_through_a_broker_outage(
     for device, points in points_of.items():
         windows = [(lb["start"], lb["end"]) for lb in faults
                    if lb["point"] == device and lb["fault_kind"] in FAILING]
-        lost_min = sum(b - a for a, b in windows)
+        # a window of an hour or more holds a poll however late it runs; a shorter one (a
+        # 10-minute drop is 17 ms of real time here) holds one only if the poll was on time
+        sure = [(a, b) for a, b in windows if b - a >= period]
+        lost_min = sum(b - a for a, b in sure)
         lost_max = sum(math.ceil((b - a) / period) * period for a, b in windows)
         d = next(x for x in doc["devices"] if x["device"] == device)
         assert month_s - lost_max - slop <= d["online_s"] <= month_s - lost_min + slop, (
             device, d, lost_min, lost_max)
-        assert d["offline_episodes"] == len(windows), (device, d)
-        # every labelled window is a fault of each of the device's points, as long as it lasted
+        assert len(sure) <= d["offline_episodes"] <= len(windows), (device, d)
+        # each labelled window is a fault of each of the device's points, as long as it lasted
         for point in points:
             for a, b in windows:
                 hit = [f for f in doc["faults"] if f["point"] == point
                        and f["raised_at"] / 1000 < b + slop and f["cleared_at"] / 1000 > a]
-                assert len(hit) == 1, (point, a, b, hit)
-                assert b - a - slop <= hit[0]["duration_s"] <= \
-                    math.ceil((b - a) / period) * period + slop, (point, a, b, hit)
+                assert len(hit) == 1 if (a, b) in sure else len(hit) <= 1, (point, a, b, hit)
+                for f in hit:
+                    assert (b - a - slop if (a, b) in sure else 0) <= f["duration_s"] <= \
+                        math.ceil((b - a) / period) * period + slop, (point, a, b, f)
     dropout = next(lb for lb in faults if lb["fault_kind"] == "dropout")
     hit = [f for f in doc["faults"] if f["point"] == "JRX-02" and f["kind"] == "out_of_range"
            and abs(f["raised_at"] / 1000 - dropout["start"]) <= slop]
@@ -291,4 +295,5 @@ def test_faults_month_report_published_at_month_end_through_a_broker_outage(
         sum(f["hours"] for f in doc["faults"]), abs=1e-3)
     # completeness: the hours whose poll gave no good value
     wl = next(p for p in doc["points"] if p["point"] == "WL-01")
-    assert 1 - (5 + missed) / 720 <= wl["completeness"] <= 1 - 3 / 720, wl
+    # (the figure has six decimals)
+    assert 1 - (3 + missed) / 720 - 1e-6 <= wl["completeness"] <= 1 - 2 / 720 + 1e-6, (wl, missed)
