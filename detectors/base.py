@@ -18,7 +18,9 @@ GRADE_NAMES = ("none", "blue", "yellow", "orange", "red")
 
 
 class Quality(IntEnum):
-    """Quality codes, the same numbers in batches, MQTT and InfluxDB."""
+    """Quality codes, the same numbers in batches, MQTT and InfluxDB. `MANUAL` marks a value a
+    person read (GB 39496-2020 §5.5.1 supplementary and comparison measurements): good data,
+    graded, but never a sample of the automatic series, so it never enters a batch."""
 
     GOOD = 0
     SUSPECT = 1  # plausible but flagged, e.g. stuck
@@ -26,6 +28,7 @@ class Quality(IntEnum):
     OUT_OF_RANGE = 3
     DEVICE_FAULT = 4
     COMM_FAIL = 5
+    MANUAL = 6  # a person's reading (patrol or comparison measurement), never a poll's
 
 
 class DetectorOutput(NamedTuple):

@@ -34,6 +34,7 @@ from gateway.alerts.storage_fault import StorageFault
 from gateway.batch import Batch
 from gateway.clock import MIN_REAL_PERIOD, Clock
 from gateway.config.model import Device, SiteConfig
+from gateway.daemon_records import GatewayRecords
 from gateway.derive import FormulaPoints
 from gateway.detect import DetectStage
 from gateway.health import GatewayHealth
@@ -57,7 +58,7 @@ def gateway_version() -> str:
         return "0+source"
 
 
-class Gateway(GatewayHealth, Reconfigure):
+class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
     def __init__(self, cfg: SiteConfig, clock: Clock, drain_timeout: float = 5.0):
         self.clock = clock
         self.drain_timeout = drain_timeout
@@ -73,6 +74,7 @@ class Gateway(GatewayHealth, Reconfigure):
                              receipt_timeout=m.receipt_timeout if m else 60.0)
         self.prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
         self.storage_fault = StorageFault(cfg, self.outbox, self.prefix)
+        self._open_records(cfg)  # history store, manual readings, the monthly report
         self.publisher = None
         if cfg.mqtt is not None:
             from gateway.uplink.mqtt import MqttPublisher
@@ -150,8 +152,10 @@ class Gateway(GatewayHealth, Reconfigure):
         self._device_items = {d.name: {p.quantity for p in cfg.points if p.device == d.name}
                               for d in cfg.devices}
         self.telemetry = Telemetry(cfg, topic(self.prefix, cfg.site.code, cfg.gateway.id,
-                                              "telemetry"))
+                                              "telemetry"), on_window=self._records_window)
         self.telemetry.maintenance = self.maintenance
+        if self.history is not None:
+            self.history.set_config(cfg)
         self.formulas = FormulaPoints(cfg)
         if self.sink is not None:
             self.sink.set_points(cfg)
@@ -171,6 +175,7 @@ class Gateway(GatewayHealth, Reconfigure):
         if self.batches == 1:
             log.info("first values read and graded", extra={"event": "first_values",
                                                              "device": batch.device})
+        self._records_poll(batch)
         batch = self.formulas.correct(batch)
         self._process(batch)
         derived = self.formulas.update(batch)
@@ -287,6 +292,8 @@ class Gateway(GatewayHealth, Reconfigure):
             tasks.append(asyncio.create_task(self.publisher.run(), name="mqtt"))
         if self.sink is not None:
             tasks.append(asyncio.create_task(self.sink.run(), name="sink"))
+        if self.history is not None:
+            self.history.start(self.clock.now())
         self.polling = True
         self._start_workers()
         self._start_http()
@@ -323,6 +330,7 @@ class Gateway(GatewayHealth, Reconfigure):
                 if loop.time() - last_storage >= 1.0:
                     self._storage_tick(now)
                     self._commands_tick(now)
+                    self._records_tick(now)
                     last_storage = loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
@@ -369,6 +377,7 @@ class Gateway(GatewayHealth, Reconfigure):
                 log.warning("%d lines for the database stay in the spool",
                             self.sink.backlog(), extra={"event": "sink_backlog_at_stop"})
             self.sink.close()
+        await self._records_stop(self.clock.now())
         self.checkpoint()
         if self.publisher is not None:
             await self.publisher.stop()

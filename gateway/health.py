@@ -45,7 +45,9 @@ class GatewayHealth:
                 "maintenance": self.maintenance.active(now),
                 "config": self.config_health(),
                 **({"commands": self.commands.health()} if self.commands is not None else {}),
-                **({"sink": self.sink_health()} if self.sink is not None else {})}
+                **({"sink": self.sink_health()} if self.sink is not None else {}),
+                **({"history": self.history.store.health()}
+                   if getattr(self, "history", None) is not None else {})}
 
     def status_document(self, now: float, outbox_depth: dict | None = None) -> dict:
         """The health document with the version, the config file and every open alert (with

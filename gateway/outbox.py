@@ -222,6 +222,20 @@ class Outbox(Receipts, OutboxViews, OutboxCommands):
         row = self.db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
         return row[0] if row else 0
 
+    def add_record(self, topic: str, payload: bytes) -> bool:
+        """Queue a message that must not be dropped but is no alert (the monthly report, a
+        manual reading): it drains with the events, has no seq and is never dropped at the cap.
+        False when the disk refused it; the caller keeps it and offers it again."""
+        def write() -> None:
+            with self._tx() as db:
+                db.execute("INSERT INTO outbox (priority, topic, payload, qos, created) "
+                           "VALUES (?, ?, ?, 1, ?)", (PRIORITY_EVENT, topic, payload, time.time()))
+
+        if not self._write(write):
+            return False
+        self._bytes += len(payload)
+        return True
+
     # -- telemetry ----------------------------------------------------------------------------
     def add_telemetry(self, messages: list[tuple[str, bytes]]) -> None:
         """Queue telemetry; while the state directory is unhealthy it waits in memory (bounded)

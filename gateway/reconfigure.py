@@ -49,6 +49,10 @@ class Reconfigure:
                 table = _TABLE.get(k, k)
                 out.append(Problem(table, f"[{table}] changed, which takes a restart",
                                    where.line(table), "change it in the file and restart"))
+        if _history_place(new) != _history_place(self.cfg):
+            out.append(Problem("history", "[history] was switched on or off or moved, which "
+                               "takes a restart", where.line("history"),
+                               "change it in the file and restart"))
         try:
             self._check_scale(new)
         except ValueError as exc:
@@ -83,6 +87,7 @@ class Reconfigure:
         async with self.busy:
             await self._stop_workers()
             self.checkpoint()
+            self.telemetry.flush(self.clock.now())  # the open window's stats, for the history
             self._build(new, previous=self.detect, by=by)
             if self.polling:
                 self._start_workers()
@@ -234,3 +239,9 @@ def threshold_snapshot(cfg: SiteConfig) -> dict[str, dict]:
             "clear_samples": th.clear_samples, "clear_hold": th.clear_hold,
         }
     return out
+
+
+def _history_place(cfg: SiteConfig) -> tuple:
+    """What of `[history]` needs a restart: on or off, and its file (the cap follows a reload)."""
+    h = cfg.history
+    return (h.enabled, h.path) if h is not None else (False, None)

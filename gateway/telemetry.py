@@ -6,15 +6,20 @@ The practice of the underground-mine access specification
 (docs/standards.md#nmsa-underground-mine-data-access, docs/requirements.md R7): real-time values
 every 20 s and min/max/mean statistics every 5 min. Statistics are kept as running sums per point
 (bounded state, vectorised per batch); windows are aligned to the clock so every gateway's windows
-line up. Messages go through the outbox at telemetry priority: they drain after alerts and are the
-first to go when the outbox is full. A point in a maintenance window (`gateway/maintenance.py`)
-says `"maintenance": true`; the values of a `measure` command go out as kind `measured`.
+line up, and a sample counts in the window of its own time (a poll after a window's end closes
+it first), so windows stay exact however fast a simulated clock runs. Messages go through the
+outbox at telemetry priority: they drain after alerts and are the first to go when the outbox is
+full. Each closed window is also handed to `on_window` (the local history store keeps it for the
+monthly report); `flush` hands over the open one at a stop or a reload. A point in a maintenance
+window (`gateway/maintenance.py`) says `"maintenance": true`; the values of a `measure` command
+go out as kind `measured`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -23,17 +28,33 @@ from gateway.alerts.encoder import time_fields
 from gateway.batch import Batch
 from gateway.config.model import SiteConfig
 
-__all__ = ["Telemetry", "GAS_QUANTITIES", "STATS_PERIOD", "REALTIME_PERIOD"]
+__all__ = ["Telemetry", "Window", "GAS_QUANTITIES", "STATS_PERIOD", "REALTIME_PERIOD"]
 
 GAS_QUANTITIES = frozenset({"ch4", "co", "h2s", "no2", "o2", "combustible_gas", "nh3", "cl2"})
 STATS_PERIOD = 300.0
 REALTIME_PERIOD = 20.0
 
 
+class Window:
+    """One closed statistics window over all points (arrays indexed by point): what the history
+    store keeps. `count` good samples, `samples` polls of any quality, `sum` of the good values."""
+
+    __slots__ = ("start", "end", "count", "samples", "min", "max", "sum", "quality")
+
+    def __init__(self, start: float, end: float, count: np.ndarray, samples: np.ndarray,
+                 vmin: np.ndarray, vmax: np.ndarray, vsum: np.ndarray, quality: np.ndarray):
+        self.start, self.end = start, end
+        self.count, self.samples, self.min, self.max = count, samples, vmin, vmax
+        self.sum, self.quality = vsum, quality
+
+
 class Telemetry:
     def __init__(self, cfg: SiteConfig, topic: str, stats_period: float = STATS_PERIOD,
-                 realtime_period: float = REALTIME_PERIOD):
+                 realtime_period: float = REALTIME_PERIOD,
+                 on_window: Callable[[Window], None] | None = None):
         self.cfg = cfg
+        self.on_window = on_window
+        self._closed: list[tuple[str, bytes]] = []  # windows closed by a later sample
         self.topic = topic
         self.stats_period = stats_period
         self.realtime_period = realtime_period
@@ -66,6 +87,14 @@ class Telemetry:
         return m.until > t
 
     def add(self, batch: Batch) -> None:
+        if self.window_start is None:
+            self.window_start = math.floor(batch.t / self.stats_period) * self.stats_period
+        elif batch.t >= self.window_start + self.stats_period:
+            # the sample belongs to a later window: close this one first (a late sample of
+            # another bus, t before the open window, counts in the open one)
+            end = self.window_start + self.stats_period
+            self._closed.append(self._stats(self.window_start, end))
+            self.window_start = math.floor(batch.t / self.stats_period) * self.stats_period
         idx, v = batch.idx, batch.values
         good = batch.valid
         gi, gv = idx[good], v[good]
@@ -108,9 +137,10 @@ class Telemetry:
 
     def due(self, now: float) -> list[tuple[str, bytes]]:
         """Messages whose time has come (a closed stats window, a real-time tick)."""
-        out: list[tuple[str, bytes]] = []
+        out, self._closed = self._closed, []
         if self.window_start is None:
             self.window_start = math.floor(now / self.stats_period) * self.stats_period
+        if self.next_realtime is None:
             self.next_realtime = math.ceil(now / self.realtime_period) * self.realtime_period
         end = self.window_start + self.stats_period
         if now >= end:
@@ -143,7 +173,22 @@ class Telemetry:
                "points": points}
         return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def flush(self, now: float) -> None:
+        """Hand the open window, as far as it got, to `on_window` (at a stop or a reload; the
+        history store merges it with the rest of that window from the next run). Nothing is
+        published: the platform gets whole windows only."""
+        if self.window_start is None or self.on_window is None or not self.samples.any():
+            return
+        self.on_window(self._window(self.window_start, min(now, self.window_start
+                                                          + self.stats_period)))
+
+    def _window(self, start: float, end: float) -> Window:
+        return Window(start, end, self.count.copy(), self.samples.copy(), self.min.copy(),
+                      self.max.copy(), self.sum.copy(), self.last_quality.copy())
+
     def _stats(self, start: float, end: float) -> tuple[str, bytes]:
+        if self.on_window is not None and self.samples.any():
+            self.on_window(self._window(start, end))
         points = []
         held = self._held(end)
         for p in self.cfg.points:

@@ -24,8 +24,9 @@ ROMAN = (None, "IV", "III", "II", "I")  # blue = IV (一般) ... red = I (特别
 LEVEL_ZH = ("无", "蓝色", "黄色", "橙色", "红色")
 EVENT_SCHEMA = "minewatch/event/1"
 RECEIPT_SCHEMA = "minewatch/receipt/1"
-QUALITY_NAMES = ("good", "suspect", "stale", "out_of_range", "device_fault", "comm_fail")
-QUALITY_ZH = ("正常", "可疑", "数据过期", "超量程", "设备故障", "通信故障")
+QUALITY_NAMES = ("good", "suspect", "stale", "out_of_range", "device_fault", "comm_fail",
+                 "manual")
+QUALITY_ZH = ("正常", "可疑", "数据过期", "超量程", "设备故障", "通信故障", "人工读数")
 
 
 def topic(prefix: str, site: str, gateway: str, kind: str) -> str:

@@ -38,11 +38,13 @@ from gateway.alerts.criteria import describe
 from gateway.alerts.encoder import (
     EVENT_SCHEMA,
     LEVEL_NAMES,
+    QUALITY_NAMES,
     ROMAN,
     fault_message,
     time_fields,
     topic,
 )
+from gateway.alerts.manual import ManualEvents
 from gateway.config.model import Point, SiteConfig
 from gateway.outbox import AlertState, Outbox
 from gateway.verdict import Verdict
@@ -86,6 +88,7 @@ class AlertEngine:
         # GB 39496-2020 §5.5.4: item levels over measuring stations, then the pond's
         self.aggregation = Aggregation(self.cfg, self.alert_topic, states, self._event_base)
         self.conditions = ConditionFaults(self.cfg, self.fault_topic, states)
+        self.manual = ManualEvents(self.cfg, self.alert_topic, self.fault_topic, states)
         for p in self.points:
             s = states.get(f"safety/{p.name}")
             if s and s.level > 0:
@@ -111,7 +114,18 @@ class AlertEngine:
             if self.fault[i] > 0:
                 out.append({"kind": "fault", "point": p.name, "quality": int(self.fault[i]),
                             "alert_id": self.fault_id[i], "since": float(self.fault_since[i])})
-        return out
+        return out + self.manual.active()
+
+    def process_manual(self, t: float, i: int, value: float, grade: int,
+                       threshold: float | None, evidence: dict, reading: dict,
+                       comparison: dict | None) -> list[dict]:
+        """Events of one graded manual reading of point `i` (`gateway.alerts.manual`),
+        committed to the outbox before this returns."""
+        events: list[tuple[str, dict]] = []
+        states: list[AlertState] = []
+        self.manual.reading(t, i, value, grade, threshold, evidence, reading, comparison,
+                            self._base, lambda: str(uuid.uuid4()), events, states)
+        return self.outbox.commit_events(events, states) if events else []
 
     def process(self, t: float, idx: np.ndarray, values: np.ndarray, quality: np.ndarray,
                 verdict: Verdict, conditions: tuple = ()) -> list[dict]:
@@ -327,7 +341,7 @@ class AlertEngine:
         return ev
 
 
-_QUALITY = ("good", "suspect", "stale", "out_of_range", "device_fault", "comm_fail")
+_QUALITY = QUALITY_NAMES
 _STAGES = ("open", "repair_due_soon", "repair_overdue")
 _LEVEL_ZH = ("无", "蓝色", "黄色", "橙色", "红色")
 

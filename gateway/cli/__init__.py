@@ -17,6 +17,10 @@
     minewatch alerts list --config site.toml              the site's permanent alert log
     minewatch status --config site.toml                   the running daemon's health
     minewatch replay export.csv --config site.toml --out graded.csv
+    minewatch report monthly --config site.toml --month 2026-07 --out report.html
+                                                          the month for the city's analyst
+    minewatch reading add --config site.toml --point JRX-01 --value 12.41 --by NAME
+                                                          a manual (comparison) reading
 
 Every command takes --help (with examples) and --lang zh|en (default: Chinese when LC_ALL,
 LC_MESSAGES or LANG starts with zh), before or after the command; tables are for people,

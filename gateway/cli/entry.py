@@ -10,7 +10,18 @@ import os
 import shlex
 import sys
 
-from gateway.cli import alerts, cmd, common, config, device, replay, run, status
+from gateway.cli import (
+    alerts,
+    cmd,
+    common,
+    config,
+    device,
+    reading,
+    replay,
+    report,
+    run,
+    status,
+)
 from gateway.cli.common import EXIT_BUSY, EXIT_CONFIG, EXIT_OK, UsageError, err, global_options
 from gateway.i18n import default_lang, tr
 from gateway.text_files import decode_arg
@@ -31,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_commands(sub)
     device.add_commands(sub)
     replay.add_commands(sub)
+    report.add_commands(sub)
+    reading.add_commands(sub)
     status.add_commands(sub)
     cmd.add_commands(sub)
     run.add_compile(sub)

@@ -83,7 +83,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{d['missed_deadlines']}" + (f"  {tr(lang, 'st_errors')}: {errors}" if errors
                                             else ""))
     for a in doc["alerts"]:
-        what = a.get("level") or f"quality {a.get('quality')}"
+        what = a.get("level") or a.get("condition") or f"quality {a.get('quality')}"
         acked = f"  ({tr(lang, 'st_acked')})" if a.get("acknowledged") else ""
         print(f"  {a['kind']:6s} {a['point']:12s} {what}{acked}")
     for w in doc.get("maintenance", []):

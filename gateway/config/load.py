@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gateway.config.commands import build_commands
 from gateway.config.devices import build_buses, build_devices, check_periods
+from gateway.config.history import build_history
 from gateway.config.model import SiteConfig
 from gateway.config.points import build_points
 from gateway.config.reader import ConfigError, ConfigFileError, Locator, Problem, Reader
@@ -32,7 +33,7 @@ from gateway.toml_text import parse_toml
 __all__ = ["load_site"]
 
 _TOP_KEYS = {"site", "gateway", "buses", "devices", "points", "uplink", "storage", "outbox",
-             "alerts", "profiles_dir", "detector_defaults", "commands"}
+             "alerts", "profiles_dir", "detector_defaults", "commands", "history"}
 
 
 def load_site(path: str | Path, text: str | None = None) -> SiteConfig:
@@ -85,8 +86,9 @@ def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:
     outbox = build_outbox(doc, r, base_dir, gateway.state_dir)
     alerts = build_alerts(doc, r)
     commands = build_commands(doc, r, base_dir, mqtt)
+    history = build_history(doc, r, base_dir, gateway.state_dir, devices, points)
     if r.problems:
         return None
     return SiteConfig(path=path, site=site, gateway=gateway, buses=tuple(buses),
                       devices=tuple(devices), points=tuple(points), mqtt=mqtt, influx=influx,
-                      outbox=outbox, alerts=alerts, commands=commands)
+                      outbox=outbox, alerts=alerts, commands=commands, history=history)

@@ -135,6 +135,9 @@ class Point:
     # the measuring point (instrument location) this channel belongs to: the axes of one GNSS
     # station, the depths of one inclinometer; "" = the point is its own station
     station: str = ""
+    # a manual reading farther than this from the automatic one (the point's unit) opens a
+    # "comparison" fault: a drifting sensor (GB 39496-2020 §5.5.3); None = not compared
+    manual_tolerance: float | None = None
 
     def params_of(self, detector: str) -> dict[str, object]:
         """This point's configured parameters of one detector (empty: the kernel's defaults)."""
@@ -192,6 +195,16 @@ class Outbox:
 
 
 @dataclass(frozen=True)
+class History:
+    """`[history]`: the local history store (the monthly report's data), on by default."""
+
+    enabled: bool
+    path: Path
+    max_bytes: int  # the store's cap; by default what 13 months of the site's points need
+    keep_months: int = 13  # whole months kept before the current one
+
+
+@dataclass(frozen=True)
 class AlertPolicy:
     """Storm control and fault reporting of the alert engine."""
 
@@ -231,6 +244,7 @@ class SiteConfig:
     influx: InfluxStorage | None
     outbox: Outbox
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    history: History | None = None  # None only for configs built by hand (tests)
     commands: Commands = field(default_factory=Commands)
     # the TOML text this config was read from (its version is a digest of it)
     source: str = field(default="", repr=False, compare=False)

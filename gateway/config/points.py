@@ -47,7 +47,7 @@ _POINT_PARAMS = {"barometer"}  # the name of another point (on any device)
 _DURATION_PARAMS = {"window", "barometer_max_age"}
 _POINT_KEYS = {"name", "quantity", "unit", "device", "channel", "conversion", "thresholds",
                "detectors", "description", "plausible_min", "plausible_max", "word_order",
-               "formula", "deadband", "max_silence", "detector", "station"}
+               "formula", "deadband", "max_silence", "detector", "station", "manual_tolerance"}
 FORMULAS = {"difference": ("minuend", "subtrahend")}
 # a conversion factor of 0 makes every reading the same number: no level is ever reached
 _NONZERO_PARAMS = {"scale": "linear", "k": "vibrating_wire"}
@@ -176,6 +176,7 @@ def build_points(doc: dict, r: Reader, devices: dict[str, Device]) -> list[Point
             max_silence=r.duration(pt, "max_silence", p, 3600.0, lo=1.0, hi=7 * 86400.0),
             detector_params=tuple((d, tuple(sorted(v.items()))) for d, v in params.items() if v),
             station=r.get(pt, "station", p, str, ""),
+            manual_tolerance=_tolerance(pt, p, r),
         ))
     _check_inputs(out, devices, r)
     return out
@@ -237,6 +238,18 @@ def _too_young(r: Reader, path: str, age: float, period: float) -> None:
                       "永远不会被判级"),
               t(f"at least the input's period ({period:g} s)",
                 f"至少等于输入的采集周期（{period:g} 秒）"))
+
+
+def _tolerance(pt: dict, p: str, r: Reader) -> float | None:
+    """`manual_tolerance`: how far a manual reading may lie from the automatic one."""
+    value = r.get(pt, "manual_tolerance", p, float, None)
+    if value is not None and not (0 < value < float("inf")):
+        r.problem(f"{p}.manual_tolerance", t(f"must be a positive number, got {value!r}",
+                                             f"应为正数，实际为 {value!r}"),
+                  t("in the point's unit, e.g. 0.05 for a water level in m",
+                    "单位与测点相同，例如水位取 0.05（米）"))
+        return None
+    return value
 
 
 def _formula(pt: dict, p: str, r: Reader) -> Formula | None:

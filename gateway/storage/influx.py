@@ -95,6 +95,18 @@ class InfluxSink:
                 self.spool.append(lines, PRIORITY_READING)
         self._wake.set()
 
+    def add_manual(self, point: int, t: float, value: float) -> None:
+        """A manual reading: a `reading` line of quality 6 (manual), tagged `source=manual`, so it
+        is a series of its own beside the automatic one and never lands on its timestamps."""
+        from detectors.base import Quality
+        from gateway.storage.line_protocol import reading_lines
+
+        prefix = [self._prefixes[point] + ",source=manual"]
+        self.spool.append(reading_lines(prefix, np.zeros(1, np.int64), np.array([value]),
+                                        np.array([Quality.MANUAL], np.uint8), t),
+                          PRIORITY_RECORD)
+        self._wake.set()
+
     def add_events(self, events: list[dict]) -> None:
         lines = [alert_line(self.site, self.gateway, ev) for ev in events
                  if ev.get("observed_at") is not None]

@@ -2,7 +2,8 @@
 
 Measurements (tags; numeric fields only, so any InfluxDB-compatible store can take them):
 - `reading` (site, gateway, device, point, quantity): `value` (float, absent when the poll
-  produced none) and `quality` (integer, docs/contracts.md#quality-codes);
+  produced none) and `quality` (integer, docs/contracts.md#quality-codes); a manual reading has
+  quality 6 and the extra tag `source=manual`, a series of its own;
 - `alert` (site, gateway, point, quantity, kind, detector): `level` 0..4, `state` (1 raised,
   2 escalated, 3 downgraded, 4 cleared), `seq`, `value`;
 - `raw` (the same tags): the measurands as read before conversion, for points with a conversion:

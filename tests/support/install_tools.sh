@@ -5,8 +5,8 @@ set -u
 optional=0
 if [ "${1:-}" = "--optional" ]; then optional=1; shift; fi
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(mosquitto mbpoll victoria-metrics collectd-core)
-declare -A bin=([mosquitto]=mosquitto [mbpoll]=mbpoll [victoria-metrics]=victoria-metrics [collectd-core]=collectd)
+[ ${#want[@]} -eq 0 ] && want=(mosquitto mbpoll victoria-metrics collectd-core chromium)
+declare -A bin=([mosquitto]=mosquitto [mbpoll]=mbpoll [victoria-metrics]=victoria-metrics [collectd-core]=collectd [chromium]=chromium)
 missing=()
 for pkg in "${want[@]}"; do
   b=${bin[$pkg]:-$pkg}

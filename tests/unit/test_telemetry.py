@@ -81,3 +81,24 @@ def test_a_chemical_site_sends_its_gases_in_real_time_and_its_tanks_by_exception
                      "NH3-204", "CL2-301"}
     assert realtime == gases
     assert by_exception == {p.name for p in cfg.points} - gases  # the tank points
+
+
+def test_a_sample_counts_in_the_window_of_its_own_time_however_fast_the_clock(
+        tmp_path: Path) -> None:
+    # a simulated clock at x36000 runs the loop's 0.2 s as two hours: the windows must still be
+    # the samples' own, each one whole, and every one handed to the history store
+    seen = []
+    tel = Telemetry(_site(tmp_path), "t/telemetry", on_window=seen.append)
+    idx = np.array([0], np.int64)
+    for t, v in ((T0 + 10, 1.0), (T0 + 310, 2.0), (T0 + 320, 4.0), (T0 + 3610, 8.0)):
+        tel.add(Batch("d", t, idx, np.array([v]), np.zeros(1, np.uint8)))
+    stats = [json.loads(m) for _, m in tel.due(T0 + 7200) if b'"stats"' in m]
+    for doc in stats:
+        jsonschema.validate(doc, SCHEMA)
+    got = [(d["window_start"] / 1000 - T0, d["points"][0]["count"], d["points"][0]["mean"])
+           for d in stats]
+    assert got == [(0.0, 1, 1.0), (300.0, 2, 3.0), (3600.0, 1, 8.0)]
+    assert [(w.start - T0, int(w.count[0])) for w in seen] == [(0.0, 1), (300.0, 2), (3600.0, 1)]
+    tel.add(Batch("d", T0 + 7210, idx, np.array([5.0]), np.zeros(1, np.uint8)))
+    tel.flush(T0 + 7250)  # at a stop: the open window as far as it got, for the history only
+    assert (seen[-1].start - T0, seen[-1].end - T0, int(seen[-1].count[0])) == (7200.0, 7250.0, 1)
