@@ -7,9 +7,9 @@ storage watch, outbox, alert engine, telemetry and pollers. With the store off (
 enabled = false`) or unopenable, the gateway runs as before: no history, no monthly report, and
 manual readings are refused with the reason.
 
-`add_reading` is the entry point of the platform's `reading` command (issue 17): its dispatcher
-calls `gateway.add_reading(point, value, at=..., by=..., note=...)` in the daemon's loop and
-answers with the returned result, or with `ReadingError.text(lang)` and `.key`.
+`add_reading` is the entry point of the platform's `reading` command
+(`gateway/commands/handlers/reading.py`), called in the daemon's loop: the result, or a
+`ReadingError` naming the argument at fault.
 """
 
 from __future__ import annotations
