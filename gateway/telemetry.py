@@ -79,8 +79,10 @@ class Telemetry:
         self.pending = np.zeros(n, dtype=bool)
         self.maintenance = None  # gateway.maintenance.Maintenance, set by the daemon
 
-    def _held(self, t: float) -> np.ndarray | None:
-        """Per point: in a maintenance window at `t` (None: no window at all)."""
+    def _held(self, t: float | np.ndarray) -> np.ndarray | None:
+        """Per point: in a maintenance window at `t`, one time or each point's own (None: no
+        window at all). A value is flagged by when it was read, not when it is sent: a value
+        read inside a window and reported after it closed was still taken under maintenance."""
         m = self.maintenance
         if m is None or not m.any or len(m.until) != len(self.names):
             return None
@@ -119,7 +121,7 @@ class Telemetry:
         if not self.pending.any():
             return []
         points = []
-        held = self._held(now)
+        held = self._held(self.last_t)
         for i in np.flatnonzero(self.pending):
             p = self.cfg.points[i]
             v = float(self.last[i])
@@ -159,7 +161,7 @@ class Telemetry:
 
     def measured(self, indices: list[int], now: float, command_id: str) -> tuple[str, bytes]:
         """The latest values of these points, as a `measure` command read them."""
-        held = self._held(now)
+        held = self._held(self.last_t)
         points = []
         for i in indices:
             p = self.cfg.points[i]
@@ -214,7 +216,7 @@ class Telemetry:
 
     def _realtime(self, t: float) -> tuple[str, bytes]:
         points = []
-        held = self._held(t)
+        held = self._held(self.last_t)
         for i in np.flatnonzero(self.gas):
             p = self.cfg.points[i]
             v = float(self.last[i])

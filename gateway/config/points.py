@@ -134,6 +134,10 @@ def build_points(doc: dict, r: Reader, devices: dict[str, Device]) -> list[Point
                                        span, plausible)
             thresholds = replace(derived, derived=True) if derived is not None else None
         default = list(detectors_for(quantity)) if qinfo else ["threshold", "stuck"]
+        if thresholds is not None and "threshold" not in default:
+            # levels given to a quantity whose defaults grade another way (`generic`): the
+            # levels are what the site asked for, so the default set looks at them
+            default.insert(0, "threshold")
         detectors = r.get(pt, "detectors", p, list, default)
         if not all(isinstance(x, str) for x in detectors):
             r.problem(f"{p}.detectors", t("expected a list of detector names",

@@ -178,6 +178,15 @@ def test_detector_parameters_per_point_over_quantity_defaults(tmp_path: Path) ->
 
 
 
+def test_a_generic_point_with_levels_runs_the_threshold_detector_by_default(tmp_path: Path
+                                                                            ) -> None:
+    # `generic`'s defaults grade by the learned model; a site that gives levels wants them used
+    path = _variant(tmp_path, 'quantity = "water_level"', 'quantity = "generic"')
+    wl = load_site(path).points[0]
+    assert wl.quantity == "generic" and wl.thresholds is not None
+    assert "threshold" in wl.detectors and "generic" in wl.detectors
+
+
 LISTEN = 'listen = "127.0.0.1:9108"                 # /metrics (Prometheus) and /status (minewatch status)'
 
 

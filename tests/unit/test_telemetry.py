@@ -102,3 +102,21 @@ def test_a_sample_counts_in_the_window_of_its_own_time_however_fast_the_clock(
     tel.add(Batch("d", T0 + 7210, idx, np.array([5.0]), np.zeros(1, np.uint8)))
     tel.flush(T0 + 7250)  # at a stop: the open window as far as it got, for the history only
     assert (seen[-1].start - T0, seen[-1].end - T0, int(seen[-1].count[0])) == (7200.0, 7250.0, 1)
+
+
+def test_a_value_read_in_a_maintenance_window_is_flagged_when_sent_after_it(
+        tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    cfg = _site(tmp_path)
+    tel = Telemetry(cfg, "t/telemetry")
+    until = np.full(len(cfg.points), -np.inf)
+    until[0] = T0 + 600  # WL-01 under maintenance until T0 + 10 min
+    tel.maintenance = SimpleNamespace(any=True, until=until)
+    idx = np.array([0], np.int64)
+    tel.add(Batch("d", T0 + 599, idx, np.array([1253.0]), np.zeros(1, np.uint8)))
+    (inside,) = [p for p in _values(tel.due(T0 + 601)) if p["point"] == "WL-01"]
+    assert inside["maintenance"] is True  # read at 599 s, sent at 601 s: taken under maintenance
+    tel.add(Batch("d", T0 + 1200, idx, np.array([1254.0]), np.zeros(1, np.uint8)))
+    (after,) = [p for p in _values(tel.due(T0 + 1200)) if p["point"] == "WL-01"]
+    assert "maintenance" not in after
