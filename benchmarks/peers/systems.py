@@ -88,6 +88,32 @@ class MineWatch(System):
         return len(pts), [p["observed_at"] / 1000 for p in pts if p.get("observed_at")]
 
 
+class Floor(System):
+    name = "hand-written poller (the floor)"
+    mqtt_timestamp = "ts of each message (taken before the request)"
+    notes = "asyncio + struct + paho, one FC4 read per device poll, every value a QoS 0 message"
+    per = "value"
+
+    def command(self, site, work, broker):
+        return [sys.executable, "-m", "benchmarks.peers.floor", "--first-port",
+                str(site.first_port), "--devices", str(site.devices), "--points",
+                str(site.points), "--per-bus", str(site.per_bus), "--broker", str(broker),
+                "--per", self.per], {**os.environ, "PYTHONUNBUFFERED": "1"}, ROOT
+
+    def parse(self, topic, payload):
+        if not topic.startswith("floor/"):
+            return 0, []
+        doc = json.loads(payload)
+        n = len(doc["values"]) if "values" in doc else 1
+        return n, [doc["ts"] / 1000] * n
+
+
+class FloorBatched(Floor):
+    name = "hand-written poller, one message per device"
+    notes = "asyncio + struct + paho, one FC4 read and one QoS 1 JSON message per device poll"
+    per = "device"
+
+
 class Collectd(System):
     name = "collectd modbus"
     mqtt_timestamp = "the time in each 'time:value' payload (collectd's read time)"
@@ -276,7 +302,7 @@ class NodeRed(System):
         return (len(values) if isinstance(values, list) else 1), []
 
 
-SYSTEMS = {"minewatch": MineWatch, "collectd": Collectd, "thingsboard": ThingsBoard,
+SYSTEMS = {"floor": Floor, "floor_batched": FloorBatched, "minewatch": MineWatch, "collectd": Collectd, "thingsboard": ThingsBoard,
            "nodered": NodeRed}
 
 
