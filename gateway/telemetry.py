@@ -6,38 +6,50 @@ The practice of the underground-mine access specification
 (docs/standards.md#nmsa-underground-mine-data-access, docs/requirements.md R7): real-time values
 every 20 s and min/max/mean statistics every 5 min. Statistics are kept as running sums per point
 (bounded state, vectorised per batch); windows are aligned to the clock so every gateway's windows
-line up. Messages go through the outbox at telemetry priority: they drain after alerts and are the
-first to go when the outbox is full.
+line up. This module decides what goes out and when, as `Report`s; the uplink's `encoding`
+(`gateway.encodings`: compact JSON by default, zlib, Sparkplug B protobuf or the full JSON) turns
+each into its payload. Messages go through the outbox at telemetry priority: they drain after
+alerts and are the first to go when the outbox is full.
 """
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
 from detectors.base import Quality
-from gateway.alerts.encoder import time_fields
 from gateway.batch import Batch
 from gateway.config.model import SiteConfig
+from gateway.encodings import DEFAULT_DIGITS, Catalog, Report, encoder
 
-__all__ = ["Telemetry", "GAS_QUANTITIES", "STATS_PERIOD", "REALTIME_PERIOD"]
+__all__ = ["Telemetry", "GAS_QUANTITIES", "STATS_PERIOD", "REALTIME_PERIOD", "catalog"]
 
 GAS_QUANTITIES = frozenset({"ch4", "co", "h2s", "no2", "o2", "combustible_gas", "nh3", "cl2"})
 STATS_PERIOD = 300.0
 REALTIME_PERIOD = 20.0
 
 
+def catalog(cfg: SiteConfig) -> Catalog:
+    """The site's points as telemetry names them."""
+    pts = cfg.points
+    return Catalog(cfg.site.code, cfg.gateway.id, tuple(p.name for p in pts),
+                   tuple(p.device for p in pts), tuple(p.quantity for p in pts),
+                   tuple(p.unit for p in pts))
+
+
 class Telemetry:
     def __init__(self, cfg: SiteConfig, topic: str, stats_period: float = STATS_PERIOD,
-                 realtime_period: float = REALTIME_PERIOD):
+                 realtime_period: float = REALTIME_PERIOD, encoding: str | None = None):
         self.cfg = cfg
         self.topic = topic
         self.stats_period = stats_period
         self.realtime_period = realtime_period
+        m = cfg.mqtt
+        self.encoding = encoding or (m.encoding if m is not None else "compact")
+        self.encode = encoder(self.encoding, catalog(cfg),
+                              m.digits if m is not None else DEFAULT_DIGITS)
         n = len(cfg.points)
-        self.names = [p.name for p in cfg.points]
         self.gas = np.array([p.quantity in GAS_QUANTITIES for p in cfg.points], dtype=bool)
         self.min = np.full(n, np.inf)
         self.max = np.full(n, -np.inf)
@@ -80,20 +92,12 @@ class Telemetry:
         """Report-by-exception values gathered since the last call (one message)."""
         if not self.pending.any():
             return []
-        points = []
-        for i in np.flatnonzero(self.pending):
-            p = self.cfg.points[i]
-            v = float(self.last[i])
-            points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
-                           "value": v if math.isfinite(v) else None,
-                           "quality": int(self.last_quality[i]),
-                           "observed_at": int(round(self.last_t[i] * 1000))})
-            self.reported[i] = v
-            self.reported_t[i] = self.last_t[i]
-            self.reported_quality[i] = self.last_quality[i]
+        i = np.flatnonzero(self.pending)
+        self.reported[i] = self.last[i]
+        self.reported_t[i] = self.last_t[i]
+        self.reported_quality[i] = self.last_quality[i]
         self.pending[:] = False
-        doc = {**self._doc("values"), **time_fields("ts", now), "points": points}
-        return [(self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())]
+        return [(self.topic, self.encode(self._latest("values", now, i)))]
 
     def due(self, now: float) -> list[tuple[str, bytes]]:
         """Messages whose time has come (a closed stats window, a real-time tick)."""
@@ -103,50 +107,30 @@ class Telemetry:
             self.next_realtime = math.ceil(now / self.realtime_period) * self.realtime_period
         end = self.window_start + self.stats_period
         if now >= end:
-            out.append(self._stats(self.window_start, end))
+            out.append((self.topic, self.encode(self._stats(self.window_start, end))))
             self.window_start = math.floor(now / self.stats_period) * self.stats_period
         out.extend(self.changes(now))
         if self.gas.any() and self.next_realtime is not None and now >= self.next_realtime:
-            out.append(self._realtime(self.next_realtime))
+            report = self._latest("realtime", self.next_realtime, np.flatnonzero(self.gas))
+            out.append((self.topic, self.encode(report)))
             self.next_realtime = math.floor(now / self.realtime_period) * self.realtime_period \
                 + self.realtime_period
         return out
 
-    def _doc(self, kind: str) -> dict:
-        return {"schema": "minewatch/telemetry/1", "kind": kind, "site": self.cfg.site.code,
-                "gateway": self.cfg.gateway.id}
+    def _latest(self, kind: str, ts: float, i: np.ndarray) -> Report:
+        return Report(kind, ts, i, self.last_quality[i].copy(), value=self.last[i].copy(),
+                      observed=self.last_t[i].copy())
 
-    def _stats(self, start: float, end: float) -> tuple[str, bytes]:
-        points = []
-        for p in self.cfg.points:
-            i = p.index
-            n = int(self.count[i])
-            points.append({
-                "point": p.name, "quantity": p.quantity, "unit": p.unit, "count": n,
-                "samples": int(self.samples[i]),
-                "min": float(self.min[i]) if n else None,
-                "max": float(self.max[i]) if n else None,
-                "mean": float(self.sum[i] / n) if n else None,
-                "quality": int(self.last_quality[i]),
-            })
+    def _stats(self, start: float, end: float) -> Report:
+        n = self.count.copy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.sum / n
+        report = Report("stats", end, np.arange(len(n)), self.last_quality.copy(),
+                        window_start=start, count=n, samples=self.samples.copy(),
+                        vmin=self.min.copy(), vmax=self.max.copy(), mean=mean)
         self.min.fill(np.inf)
         self.max.fill(-np.inf)
         self.sum.fill(0.0)
         self.count.fill(0)
         self.samples.fill(0)
-        doc = {**self._doc("stats"), **time_fields("window_start", start),
-               **time_fields("window_end", end), "points": points}
-        return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-
-    def _realtime(self, t: float) -> tuple[str, bytes]:
-        points = []
-        for i in np.flatnonzero(self.gas):
-            p = self.cfg.points[i]
-            v = float(self.last[i])
-            points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
-                           "value": v if math.isfinite(v) else None,
-                           "quality": int(self.last_quality[i]),
-                           "observed_at": int(round(self.last_t[i] * 1000))
-                           if math.isfinite(self.last_t[i]) else None})
-        doc = {**self._doc("realtime"), **time_fields("ts", t), "points": points}
-        return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        return report

@@ -81,7 +81,9 @@ class MineWatch(System):
     def parse(self, topic, payload):
         if not topic.endswith("/telemetry"):
             return 0, []
-        doc = json.loads(payload)
+        from gateway.encodings.decode import decode
+
+        doc = decode(payload)
         if doc.get("kind") != "values":
             return 0, []
         pts = doc["points"]

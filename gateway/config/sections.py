@@ -112,7 +112,7 @@ def _check_listen(r: Reader, listen: tuple[str, int] | None, public: bool,
 
 _MQTT_KEYS = {"host", "port", "prefix", "protocol", "client_id", "keepalive", "username",
               "password_file", "tls_ca", "tls_cert", "tls_key", "reconnect_min", "reconnect_max",
-              "receipts", "receipt_timeout"}
+              "receipts", "receipt_timeout", "encoding", "digits"}
 
 
 def build_uplink(doc: dict, r: Reader, base_dir: Path, site: Site, gateway: GatewayIdentity
@@ -153,7 +153,37 @@ def _mqtt(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity) -
         reconnect_max=r.duration(m, "reconnect_max", p, 30.0) or 30.0,
         receipts=r.get(m, "receipts", p, bool, False),
         receipt_timeout=_receipt_timeout(r, m, p),
+        encoding=_encoding(r, m, p),
+        digits=_digits(r, m, p),
     )
+
+
+def _encoding(r: Reader, m: dict, p: str) -> str:
+    """How telemetry goes on the wire (`gateway.encodings`); protobuf needs its package."""
+    from gateway.encodings import ENCODINGS
+
+    name = r.get(m, "encoding", p, str, "compact")
+    if name not in ENCODINGS:
+        r.problem(f"{p}.encoding", f"unknown telemetry encoding {name!r}",
+                  " | ".join(f'"{e}"' for e in ENCODINGS) + " (compact: the default; json: "
+                  "the full format of before)")
+        return "compact"
+    if name == "protobuf":
+        import importlib.util
+
+        if importlib.util.find_spec("google.protobuf") is None:
+            r.problem(f"{p}.encoding", "\"protobuf\" needs the protobuf package, which is not "
+                      "installed", "pip install 'minewatch[protobuf]', or encoding = \"zlib\"")
+    return name
+
+
+def _digits(r: Reader, m: dict, p: str) -> int:
+    digits = r.get(m, "digits", p, int, 7)
+    if not 6 <= digits <= 17:
+        r.problem(f"{p}.digits", f"{digits} significant digits is outside 6..17",
+                  "7 (a float32 register's precision) or 17 (every bit of a float64)")
+        return 7
+    return digits
 
 
 def _receipt_timeout(r: Reader, m: dict, p: str) -> float:

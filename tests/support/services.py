@@ -183,7 +183,13 @@ class MqttRecorder:
             raise TimeoutError("the recorder could not subscribe")
 
     def _on_message(self, client, userdata, msg) -> None:
-        doc = json.loads(msg.payload)
+        if msg.topic.endswith("/telemetry"):
+            # any wire encoding, read as the platform reads it (gateway/encodings/decode.py)
+            from gateway.encodings.decode import decode
+
+            doc = decode(msg.payload)
+        else:
+            doc = json.loads(msg.payload)
         with self.lock:
             self.messages.append((msg.topic, doc, bool(msg.retain)))
         base, _, kind = msg.topic.rpartition("/")

@@ -1,20 +1,38 @@
-"""Telemetry: 5-minute statistics, and report by exception with a deadband and a maximum silence."""
+"""Telemetry: 5-minute statistics, and report by exception with a deadband and a maximum silence,
+the same in every wire encoding (each payload checked against its schema, then decoded)."""
 
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import jsonschema
 import numpy as np
+import pytest
 
 from gateway.batch import Batch
 from gateway.config import load_site
+from gateway.encodings import ENCODINGS
+from gateway.encodings.decode import decode, encoding_of
 from gateway.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCHEMA = json.loads((ROOT / "config" / "schema" / "telemetry.schema.json").read_text())
+COMPACT = json.loads((ROOT / "config" / "schema" / "telemetry-compact.schema.json").read_text())
 T0 = 1_784_476_800.0
+
+
+def _docs(messages) -> list[dict]:
+    """Each payload checked against the schema of its encoding, then decoded."""
+    out = []
+    for _, payload in messages:
+        wire = encoding_of(payload)
+        if wire in ("json", "zlib"):
+            raw = json.loads(zlib.decompress(payload) if wire == "zlib" else payload)
+            jsonschema.validate(raw, SCHEMA if raw["schema"].endswith("/1") else COMPACT)
+        out.append(decode(payload))
+    return out
 
 
 def _site(tmp_path: Path):
@@ -27,14 +45,12 @@ def _site(tmp_path: Path):
 
 
 def _values(messages) -> list[dict]:
-    docs = [json.loads(m) for _, m in messages]
-    for d in docs:
-        jsonschema.validate(d, SCHEMA)
-    return [p for d in docs if d["kind"] == "values" for p in d["points"]]
+    return [p for d in _docs(messages) if d["kind"] == "values" for p in d["points"]]
 
 
-def test_report_by_exception_deadband_and_max_silence(tmp_path: Path) -> None:
-    tel = Telemetry(_site(tmp_path), "t/telemetry")
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_report_by_exception_deadband_and_max_silence(tmp_path: Path, encoding: str) -> None:
+    tel = Telemetry(_site(tmp_path), "t/telemetry", encoding=encoding)
     idx = np.array([0], np.int64)
 
     def read(t: float, v: float, q: int = 0) -> list[dict]:
@@ -50,30 +66,30 @@ def test_report_by_exception_deadband_and_max_silence(tmp_path: Path) -> None:
     assert lost["value"] is None and lost["quality"] == 5
 
 
-def test_five_minute_stats_windows(tmp_path: Path) -> None:
-    tel = Telemetry(_site(tmp_path), "t/telemetry")
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_five_minute_stats_windows(tmp_path: Path, encoding: str) -> None:
+    tel = Telemetry(_site(tmp_path), "t/telemetry", encoding=encoding)
     idx = np.array([0, 1], np.int64)
     tel.due(T0)
     for k, v in enumerate((1253.0, 1253.2, 1253.1)):
         tel.add(Batch("d", T0 + 60 * k, idx, np.array([v, 12.0]), np.zeros(2, np.uint8)))
-    stats = [json.loads(m) for _, m in tel.due(T0 + 300) if b'"stats"' in m]
+    stats = [d for d in _docs(tel.due(T0 + 300)) if d["kind"] == "stats"]
     (doc,) = stats
-    jsonschema.validate(doc, SCHEMA)
     wl = doc["points"][0]
     assert (wl["min"], wl["max"], wl["count"]) == (1253.0, 1253.2, 3)
     assert abs(wl["mean"] - 1253.1) < 1e-9
 
 
-def test_a_chemical_site_sends_its_gases_in_real_time_and_its_tanks_by_exception() -> None:
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_chemical_site_sends_its_gases_in_real_time_and_its_tanks_by_exception(
+        encoding: str) -> None:
     # docs/chemical_metallurgy.md#quantities: %LEL and toxic gases every 20 s like mine gases
     cfg = load_site(ROOT / "config" / "examples" / "chemical_plant.toml")
-    tel = Telemetry(cfg, "t/telemetry")
+    tel = Telemetry(cfg, "t/telemetry", encoding=encoding)
     idx = np.arange(len(cfg.points), dtype=np.int64)
     tel.due(T0)
     tel.add(Batch("d", T0 + 5, idx, np.ones(len(idx)), np.zeros(len(idx), np.uint8)))
-    docs = [json.loads(m) for _, m in tel.due(T0 + 20)]
-    for d in docs:
-        jsonschema.validate(d, SCHEMA)
+    docs = _docs(tel.due(T0 + 20))
     realtime = {p["point"] for d in docs if d["kind"] == "realtime" for p in d["points"]}
     by_exception = {p["point"] for d in docs if d["kind"] == "values" for p in d["points"]}
     gases = {p.name for p in cfg.points if p.quantity in ("combustible_gas", "nh3", "cl2")}
