@@ -96,7 +96,11 @@ class RiverHalfSpaceTrees:
 
     def __init__(self, params: RiverParams):
         params.validate()
-        from river import anomaly, preprocessing  # lazily: river is heavy to import
+        try:  # lazily: river (and the scipy it brings) is heavy, and optional
+            from river import anomaly, preprocessing
+        except ImportError:
+            raise ImportError("the river baseline needs river: pip install 'minewatch[river]'"
+                              ) from None
 
         self.params = params
         self.n = params.n
