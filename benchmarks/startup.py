@@ -25,6 +25,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+# `minewatch run` as a site has it: `pip install minewatch` brings no river, so no scipy, whose
+# BLAS numba would otherwise load (26 MB); this development venv has both for the tests and the
+# river baselines, so the benchmarks hide scipy from the gateway process they measure
+GATEWAY = [sys.executable, "-c", "import sys; sys.modules['scipy'] = None; "
+           "from gateway.cli import main; raise SystemExit(main(sys.argv[1:]))"]
 
 
 def generated_site(out: Path, devices: int, points: int, first_port: int, per_bus: int = 20
@@ -93,7 +98,7 @@ def _memory(pid: int) -> dict[str, int]:
 def measure(site: Path, cache: Path, settle: float, log: Path) -> dict:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
-    gw = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(site)],
+    gw = subprocess.Popen([*GATEWAY, "run", "--config", str(site)],
                           cwd=ROOT, env=env, stdout=open(log, "w"),  # noqa: SIM115
                           stderr=subprocess.STDOUT)
     first = None
@@ -157,8 +162,9 @@ def main() -> int:
             sim.wait(10)
         results[name] = {"cold": cold, "warm": warm}
     print("\n== start-up: spawn to first values read and graded; memory after the settle time "
-          "(same run). RSS = private + file pages; the file pages are mostly numba's LLVM "
-          "library (clean, shared, given back under memory pressure)")
+          "(same run), the gateway as installed on a site (no river, so no scipy). RSS = private + "
+          "file pages; peak RSS is at the load of numba's LLVM, whose clean pages the gateway gives "
+          "back once its kernels are loaded (gateway/memory.py)")
     print(f"{'site':42s} {'cold s':>7s} {'warm s':>7s} {'RSS MB':>7s} {'peak MB':>8s} "
           f"{'private':>8s} {'peak priv':>9s} {'files':>6s}")
     for name, r in results.items():

@@ -200,13 +200,16 @@ class DetectStage:
         quality is the batch's with the detectors' fault merged, the one quality of the sample."""
         idx = batch.idx
         parts: list[Part] = []
-        valid = batch.valid
+        # the kernels' own types (float64, bool, C order), so no call compiles a new variant;
+        # a no-op for what acquisition makes
+        values = np.ascontiguousarray(batch.values, dtype=np.float64)
+        valid = np.ascontiguousarray(batch.valid)
         t = float(batch.t)
         for name, det, j, sub in self._plan(idx):
             if sub is idx:  # every point of the batch runs it: no copies
-                out = det.update_checked_by_caller(idx, t, batch.values, valid)
+                out = det.update_checked_by_caller(sub, t, values, valid)
             else:
-                out = det.update_checked_by_caller(sub, t, batch.values[j], valid[j])
+                out = det.update_checked_by_caller(sub, t, values[j], valid[j])
             parts.append(Part(name, det.evidence_names, j, *out))
         combined = combine(parts, idx.shape)
         return Verdict(combined, merge_quality(batch.quality, combined.fault), parts)

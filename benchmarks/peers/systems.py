@@ -76,7 +76,9 @@ class MineWatch(System):
         cfg.write_text(text)
         env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache_dir()),
                "PYTHONUNBUFFERED": "1"}
-        return [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)], env, ROOT
+        from benchmarks.startup import GATEWAY
+
+        return [*GATEWAY, "run", "--config", str(cfg)], env, ROOT
 
     def parse(self, topic, payload):
         if not topic.endswith("/telemetry"):
