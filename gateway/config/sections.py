@@ -171,7 +171,11 @@ def _encoding(r: Reader, m: dict, p: str) -> str:
     if name == "protobuf":
         import importlib.util
 
-        if importlib.util.find_spec("google.protobuf") is None:
+        try:  # find_spec of a submodule imports its parent, which may be missing too
+            found = importlib.util.find_spec("google.protobuf") is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
             r.problem(f"{p}.encoding", "\"protobuf\" needs the protobuf package, which is not "
                       "installed", "pip install 'minewatch[protobuf]', or encoding = \"zlib\"")
     return name

@@ -95,3 +95,22 @@ def test_the_compact_encodings_cost_a_value_less_than_the_full_json() -> None:
                       np.zeros(len(idx), np.uint8)))
         size[encoding] = sum(len(p) for _, p in tel.due(T0 + 2) if decode(p)["kind"] == "values")
     assert max(size["compact"], size["zlib"], size["protobuf"]) < 0.6 * size["json"]
+
+
+def test_protobuf_without_its_package_is_a_config_problem(tmp_path: Path) -> None:
+    """A site asking for protobuf where the package is not installed hears so at validation,
+    with the line and the install command, not at the first telemetry message."""
+    import subprocess
+    import sys
+
+    text = (ROOT / "config" / "examples" / "tailings_pond.toml").read_text(encoding="utf-8")
+    path = tmp_path / "site.toml"
+    path.write_text(text.replace("[uplink.mqtt]", '[uplink.mqtt]\nencoding = "protobuf"'),
+                    encoding="utf-8")
+    hide = ("import sys; sys.modules['google'] = None; from gateway.cli import main; "
+            "raise SystemExit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", hide, "config", "validate", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "uplink.mqtt.encoding" in out and "pip install 'minewatch[protobuf]'" in out, out
