@@ -184,6 +184,7 @@ class ChannelDetector:
         # the kernel itself for a small batch
         self._state_getter = attrgetter(*self._spec, "n")  # "n" keeps it a tuple for one key
         self._p = self._kernel_params(params)
+        self._update_kernel = self._kernels()[0]
 
     @property
     def n_evidence(self) -> int:
@@ -222,10 +223,19 @@ class ChannelDetector:
         t = float(t)
         if not math.isfinite(t):
             raise ValueError(f"t must be finite, got {t}")
-        e = self.n_evidence
+        return self.update_checked_by_caller(idx, t, x, valid)
+
+    def update_checked_by_caller(self, idx: np.ndarray, t: float, x: np.ndarray,
+                                 valid: np.ndarray) -> DetectorOutput:
+        """`update` without its input checks, for a caller that guarantees them (the detect
+        stage: idx int64 channels in range, x float64, valid bool, 1-D C-contiguous arrays of one
+        length, t a finite float). The checks cost more than the kernel for a batch of one
+        device's points; anything else calls `update`."""
+        k = idx.shape[0]
         out = DetectorOutput(np.empty(k, np.float32), np.empty(k, np.int8),
-                             np.empty(k, np.uint8), np.empty((k, e), np.float32))
-        self._kernels()[0](idx, t, x, valid, self._p, self._s(), *out)
+                             np.empty(k, np.uint8), np.empty((k, len(self.evidence_names)),
+                                                             np.float32))
+        self._update_kernel(idx, t, x, valid, self._p, self._state_getter(self)[:-1], *out)
         return out
 
     def run(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray | None = None) -> BlockOutput:

@@ -94,7 +94,7 @@ class GenericParams:
         check((g < 1) | (g > 4), "grade_level must be 1..4")
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
     (tau, daily, tz, prof_tau, warmup, min_scale, rel_scale, q, z_mult, z_min, raise_n,
      clear_s, slowdown, max_event, grade_level) = P
@@ -173,18 +173,30 @@ def _step(i, j, t, v, ok, P, S, out_score, out_grade, out_fault, out_ev):
     out_ev[j, 3] = events[i]
 
 
-@numba.njit(cache=True, nogil=True)
-def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _row(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """One time step for the channels idx, in order: the one compiled copy of `_step` (inlined
+    here), called once per time step by both kernels. Compiled without numba's reference counting
+    (`_nrt=False`: it allocates nothing, and every array it sees belongs to its caller for the
+    call), which otherwise increments and decrements every array of P and S for each
+    channel-sample and cost several times the rule itself (docs/contracts.md#detector-protocol)."""
     for j in range(idx.shape[0]):
         _step(idx[j], j, t, x[j], valid[j], P, S, out_score, out_grade, out_fault, out_ev)
 
 
 @numba.njit(cache=True, nogil=True)
+def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """The live path: one sample at time t for the channels idx (in order)."""
+    _row(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev)
+
+
+@numba.njit(cache=True, nogil=True)
 def _block_kernel(t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """Replay: row r is `_update_kernel` over every channel at t[r] (the same `_row`)."""
+    cols = np.arange(x.shape[1])
     for r in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            _step(c, c, t[r], x[r, c], valid[r, c], P, S, out_score[r], out_grade[r],
-                  out_fault[r], out_ev[r])
+        _row(cols, t[r], x[r], valid[r], P, S, out_score[r], out_grade[r],
+             out_fault[r], out_ev[r])
 
 
 class GenericDetector(ChannelDetector):

@@ -102,7 +102,7 @@ class InverseVelocityParams(Debounce):
         self.check_debounce()
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fault, out_ev):
     (rn, rh, cn, ch, red, direction, bucket_s, vel_span, per_s, v_floor, min_pts, min_r2, accel,
      neg_lead, neg_rest, jump_z) = P
@@ -215,23 +215,35 @@ def _intercept_sd(tv, iv, m, c0, c1):
     return s / abs(c1) * np.sqrt(1.0 / m + (tf - mt) ** 2 / stt)
 
 
-@numba.njit(cache=True, nogil=True)
-def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
-    nb = S[7].shape[1]
-    tm, xm, nm, tv, iv = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _row(idx, t, x, valid, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fault, out_ev):
+    """One time step for the channels idx, in order: the one compiled copy of `_step` (inlined
+    here), called once per time step by both kernels. Compiled without numba's reference counting
+    (`_nrt=False`: it allocates nothing, and every array it sees belongs to its caller for the
+    call), which otherwise increments and decrements every array of P and S for each
+    channel-sample and cost several times the rule itself (docs/contracts.md#detector-protocol)."""
     for j in range(idx.shape[0]):
         _step(idx[j], j, t, x[j], valid[j], P, S, tm, xm, nm, tv, iv, out_score, out_grade,
               out_fault, out_ev)
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_kernel(t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """The live path: one sample at time t for the channels idx (in order)."""
     nb = S[7].shape[1]
     tm, xm, nm, tv, iv = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+    _row(idx, t, x, valid, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fault, out_ev)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_kernel(t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """Replay: row r is `_update_kernel` over every channel at t[r] (the same `_row`)."""
+    nb = S[7].shape[1]
+    tm, xm, nm, tv, iv = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+    cols = np.arange(x.shape[1])
     for r in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            _step(c, c, t[r], x[r, c], valid[r, c], P, S, tm, xm, nm, tv, iv, out_score[r],
-                  out_grade[r], out_fault[r], out_ev[r])
+        _row(cols, t[r], x[r], valid[r], P, S, tm, xm, nm, tv, iv, out_score[r], out_grade[r],
+             out_fault[r], out_ev[r])
 
 
 class InverseVelocityDetector(ChannelDetector):

@@ -96,7 +96,7 @@ class RiverHalfSpaceTrees:
 
     def __init__(self, params: RiverParams):
         params.validate()
-        from river import anomaly, preprocessing  # lazily: river is heavy to import
+        from river import anomaly, preprocessing  # lazily: river and its scipy are heavy
 
         self.params = params
         self.n = params.n

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from detectors.base import Quality
-from detectors.buckets import sort_prefix
+from detectors.buckets import median_prefix
 from detectors.cadence import at_least, observe_period
 from detectors.channels import (
     ChannelDetector,
@@ -76,7 +76,7 @@ class SpikeParams(Debounce):
         self.check_debounce()
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _step(i, j, t, v, ok, P, S, scratch, out_score, out_grade, out_fault, out_ev):
     rn, rh, cn, ch, red, z_fault, min_scale, max_age, min_n, safety, z_levels, z_restore = P
     grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, buf, buf_t, pos, score, c_t, c_ldt, c_n = S
@@ -94,13 +94,10 @@ def _step(i, j, t, v, ok, P, S, scratch, out_score, out_grade, out_fault, out_ev
                 scratch[m] = buf[i, u]
                 m += 1
         if m >= min_n[i]:
-            sort_prefix(scratch, m)
-            h = m // 2
-            med = scratch[h] if m % 2 else 0.5 * (scratch[h - 1] + scratch[h])
+            med = median_prefix(scratch, m)
             for u in range(m):
                 scratch[u] = abs(scratch[u] - med)
-            sort_prefix(scratch, m)
-            mad = scratch[h] if m % 2 else 0.5 * (scratch[h - 1] + scratch[h])
+            mad = median_prefix(scratch, m)
             scale = max(_MAD_TO_SD * mad, min_scale[i])
             z = abs(v - med) / scale
             out_ev[j, 0] = med
@@ -123,21 +120,32 @@ def _step(i, j, t, v, ok, P, S, scratch, out_score, out_grade, out_fault, out_ev
     out_grade[j] = grade[i]
 
 
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _row(idx, t, x, valid, P, S, scratch, out_score, out_grade, out_fault, out_ev):
+    """One time step for the channels idx, in order: the one compiled copy of `_step` (inlined
+    here), called once per time step by both kernels. Compiled without numba's reference counting
+    (`_nrt=False`: it allocates nothing, and every array it sees belongs to its caller for the
+    call), which otherwise increments and decrements every array of P and S for each
+    channel-sample and cost several times the rule itself (docs/contracts.md#detector-protocol)."""
+    for j in range(idx.shape[0]):
+        _step(idx[j], j, t, x[j], valid[j], P, S, scratch, out_score, out_grade, out_fault, out_ev)
+
+
 @numba.njit(cache=True, nogil=True)
 def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """The live path: one sample at time t for the channels idx (in order)."""
     scratch = np.empty(S[7].shape[1])
-    for j in range(idx.shape[0]):
-        _step(idx[j], j, t, x[j], valid[j], P, S, scratch, out_score, out_grade, out_fault,
-              out_ev)
+    _row(idx, t, x, valid, P, S, scratch, out_score, out_grade, out_fault, out_ev)
 
 
 @numba.njit(cache=True, nogil=True)
 def _block_kernel(t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """Replay: row r is `_update_kernel` over every channel at t[r] (the same `_row`)."""
     scratch = np.empty(S[7].shape[1])
+    cols = np.arange(x.shape[1])
     for r in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            _step(c, c, t[r], x[r, c], valid[r, c], P, S, scratch, out_score[r], out_grade[r],
-                  out_fault[r], out_ev[r])
+        _row(cols, t[r], x[r], valid[r], P, S, scratch, out_score[r], out_grade[r],
+             out_fault[r], out_ev[r])
 
 
 class SpikeDetector(ChannelDetector):

@@ -123,7 +123,7 @@ def _signed(d, vel):
     return vel if d == 1 else (-vel if d == -1 else abs(vel))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fault, out_ev):
     (rn, rh, cn, ch, red, direction, bucket_s, min_b, per_s, v_ref, learn_s, v_floor, noise_z,
      disp_floor, angles, angle_restore, jump_z) = P
@@ -234,25 +234,37 @@ def _learned_v_ref(n, st, sx, stt, stx, sxx, d, per_s, v_floor):
     return max(vel, se * per_s, v_floor), np.sqrt(max(sse, 0.0) / (n - 2))
 
 
-@numba.njit(cache=True, nogil=True)
-def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
-    nb = S[7].shape[1]
-    tm, xm, nm = np.empty(nb), np.empty(nb), np.empty(nb)
-    pairs = np.empty(nb * (nb - 1) // 2 + 1)
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _row(idx, t, x, valid, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fault, out_ev):
+    """One time step for the channels idx, in order: the one compiled copy of `_step` (inlined
+    here), called once per time step by both kernels. Compiled without numba's reference counting
+    (`_nrt=False`: it allocates nothing, and every array it sees belongs to its caller for the
+    call), which otherwise increments and decrements every array of P and S for each
+    channel-sample and cost several times the rule itself (docs/contracts.md#detector-protocol)."""
     for j in range(idx.shape[0]):
         _step(idx[j], j, t, x[j], valid[j], P, S, tm, xm, nm, pairs, out_score, out_grade,
               out_fault, out_ev)
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_kernel(t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+def _update_kernel(idx, t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """The live path: one sample at time t for the channels idx (in order)."""
     nb = S[7].shape[1]
     tm, xm, nm = np.empty(nb), np.empty(nb), np.empty(nb)
     pairs = np.empty(nb * (nb - 1) // 2 + 1)
+    _row(idx, t, x, valid, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fault, out_ev)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_kernel(t, x, valid, P, S, out_score, out_grade, out_fault, out_ev):
+    """Replay: row r is `_update_kernel` over every channel at t[r] (the same `_row`)."""
+    nb = S[7].shape[1]
+    tm, xm, nm = np.empty(nb), np.empty(nb), np.empty(nb)
+    pairs = np.empty(nb * (nb - 1) // 2 + 1)
+    cols = np.arange(x.shape[1])
     for r in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            _step(c, c, t[r], x[r, c], valid[r, c], P, S, tm, xm, nm, pairs, out_score[r],
-                  out_grade[r], out_fault[r], out_ev[r])
+        _row(cols, t[r], x[r], valid[r], P, S, tm, xm, nm, pairs, out_score[r], out_grade[r],
+             out_fault[r], out_ev[r])
 
 
 class TangentAngleDetector(ChannelDetector):

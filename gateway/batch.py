@@ -10,6 +10,8 @@ from detectors.base import Quality
 
 __all__ = ["Batch", "Quality"]
 
+_GOOD = int(Quality.GOOD)  # an IntEnum member costs an attribute lookup per batch
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:
@@ -32,4 +34,4 @@ class Batch:
 
     @property
     def valid(self) -> np.ndarray:
-        return (self.quality == Quality.GOOD) & np.isfinite(self.values)
+        return (self.quality == _GOOD) & np.isfinite(self.values)

@@ -159,6 +159,10 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         self.formulas = FormulaPoints(cfg)
         if self.sink is not None:
             self.sink.set_points(cfg)
+        # the kernels are loaded: LLVM's pages go back until a reload needs them
+        from gateway.memory import release_llvm_pages
+
+        release_llvm_pages()
 
     def abnormal_items(self) -> set[str]:
         """Items (quantities) with a point at blue or above: their devices poll faster (R7)."""

@@ -128,6 +128,7 @@ class DetectStage:
         self.threshold = self.detectors["threshold"][0] if "threshold" in self.detectors else \
             ThresholdDetector(ThresholdParams.defaults(n))
         self.checkpoint = checkpoint
+        self._plans: dict[int, tuple[np.ndarray, list]] = {}
         if restore and checkpoint is not None and checkpoint.is_file():
             self._restore(checkpoint)
 
@@ -199,15 +200,40 @@ class DetectStage:
         quality is the batch's with the detectors' fault merged, the one quality of the sample."""
         idx = batch.idx
         parts: list[Part] = []
-        valid = batch.valid
-        for name, (det, mask) in self.detectors.items():
-            j = np.flatnonzero(mask[idx])
-            if not j.size:
-                continue
-            out = det.update(idx[j], batch.t, batch.values[j], valid[j])
-            parts.append(Part(name, tuple(det.evidence_names), j, *out))
+        # the kernels' own types (float64, bool, C order), so no call compiles a new variant;
+        # a no-op for what acquisition makes
+        values = np.ascontiguousarray(batch.values, dtype=np.float64)
+        valid = np.ascontiguousarray(batch.valid)
+        t = float(batch.t)
+        for name, det, j, sub in self._plan(idx):
+            if sub is idx:  # every point of the batch runs it: no copies
+                out = det.update_checked_by_caller(sub, t, values, valid)
+            else:
+                out = det.update_checked_by_caller(sub, t, values[j], valid[j])
+            parts.append(Part(name, det.evidence_names, j, *out))
         combined = combine(parts, idx.shape)
         return Verdict(combined, merge_quality(batch.quality, combined.fault), parts)
+
+    def _plan(self, idx: np.ndarray) -> list[tuple[str, object, np.ndarray, np.ndarray]]:
+        """Per detector that serves some of the points idx: (name, detector, their positions in
+        the batch, their point indices). A device's batches share one idx array, so the plan is
+        made once per device, not once per poll; the cache holds idx itself, so an id is never
+        taken for another array's."""
+        key = idx
+        hit = self._plans.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+        if idx.dtype != np.int64 or not idx.flags.c_contiguous:
+            idx = np.ascontiguousarray(idx, dtype=np.int64)
+        plan = []
+        for name, (det, mask) in self.detectors.items():
+            j = np.flatnonzero(mask[idx])
+            if j.size:
+                plan.append((name, det, j, idx if j.size == idx.size else idx[j]))
+        if len(self._plans) > 4096:  # batches of formula points bring new arrays
+            self._plans.clear()
+        self._plans[id(key)] = (key, plan)
+        return plan
 
     def run_block(self, t: np.ndarray, idx: np.ndarray, x: np.ndarray, valid: np.ndarray
                   ) -> list[Part]:

@@ -7,32 +7,42 @@ The practice of the underground-mine access specification
 every 20 s and min/max/mean statistics every 5 min. Statistics are kept as running sums per point
 (bounded state, vectorised per batch); windows are aligned to the clock so every gateway's windows
 line up, and a sample counts in the window of its own time (a poll after a window's end closes
-it first), so windows stay exact however fast a simulated clock runs. Messages go through the
-outbox at telemetry priority: they drain after alerts and are the first to go when the outbox is
+it first), so windows stay exact however fast a simulated clock runs. This module decides what
+goes out and when, as `Report`s; the uplink's `encoding` (`gateway.encodings`: compact JSON by
+default, zlib, Sparkplug B protobuf or the full JSON) turns each into its payload. Messages go
+through the outbox at telemetry priority: they drain after alerts and are the first to go when the outbox is
 full. Each closed window is also handed to `on_window` (the local history store keeps it for the
 monthly report); `flush` hands over the open one at a stop or a reload. A point in a maintenance
-window (`gateway/maintenance.py`) says `"maintenance": true`; the values of a `measure` command
-go out as kind `measured`.
+window (`gateway/maintenance.py`) is flagged as such (by its read time); the values of a
+`measure` command go out as kind `measured` with the command's id.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 
 import numpy as np
 
 from detectors.base import Quality
-from gateway.alerts.encoder import time_fields
 from gateway.batch import Batch
 from gateway.config.model import SiteConfig
+from gateway.encodings import DEFAULT_DIGITS, Catalog, Report, encoder
 
-__all__ = ["Telemetry", "Window", "GAS_QUANTITIES", "STATS_PERIOD", "REALTIME_PERIOD"]
+__all__ = ["Telemetry", "Window", "GAS_QUANTITIES", "STATS_PERIOD", "REALTIME_PERIOD",
+           "catalog"]
 
 GAS_QUANTITIES = frozenset({"ch4", "co", "h2s", "no2", "o2", "combustible_gas", "nh3", "cl2"})
 STATS_PERIOD = 300.0
 REALTIME_PERIOD = 20.0
+
+
+def catalog(cfg: SiteConfig) -> Catalog:
+    """The site's points as telemetry names them."""
+    pts = cfg.points
+    return Catalog(cfg.site.code, cfg.gateway.id, tuple(p.name for p in pts),
+                   tuple(p.device for p in pts), tuple(p.quantity for p in pts),
+                   tuple(p.unit for p in pts))
 
 
 class Window:
@@ -51,8 +61,12 @@ class Window:
 class Telemetry:
     def __init__(self, cfg: SiteConfig, topic: str, stats_period: float = STATS_PERIOD,
                  realtime_period: float = REALTIME_PERIOD,
-                 on_window: Callable[[Window], None] | None = None):
+                 on_window: Callable[[Window], None] | None = None, encoding: str | None = None):
         self.cfg = cfg
+        m = cfg.mqtt
+        self.encoding = encoding or (m.encoding if m is not None else "compact")
+        self.encode = encoder(self.encoding, catalog(cfg),
+                              m.digits if m is not None else DEFAULT_DIGITS)
         self.on_window = on_window
         self._closed: list[tuple[str, bytes]] = []  # windows closed by a later sample
         self.topic = topic
@@ -120,22 +134,12 @@ class Telemetry:
         """Report-by-exception values gathered since the last call (one message)."""
         if not self.pending.any():
             return []
-        points = []
-        held = self._held(self.last_t)
-        for i in np.flatnonzero(self.pending):
-            p = self.cfg.points[i]
-            v = float(self.last[i])
-            points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
-                           "value": v if math.isfinite(v) else None,
-                           "quality": int(self.last_quality[i]),
-                           "observed_at": int(round(self.last_t[i] * 1000)),
-                           **_flag(held, i)})
-            self.reported[i] = v
-            self.reported_t[i] = self.last_t[i]
-            self.reported_quality[i] = self.last_quality[i]
+        i = np.flatnonzero(self.pending)
+        self.reported[i] = self.last[i]
+        self.reported_t[i] = self.last_t[i]
+        self.reported_quality[i] = self.last_quality[i]
         self.pending[:] = False
-        doc = {**self._doc("values"), **time_fields("ts", now), "points": points}
-        return [(self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())]
+        return [(self.topic, self.encode(self._latest("values", now, i)))]
 
     def due(self, now: float) -> list[tuple[str, bytes]]:
         """Messages whose time has come (a closed stats window, a real-time tick)."""
@@ -150,30 +154,23 @@ class Telemetry:
             self.window_start = math.floor(now / self.stats_period) * self.stats_period
         out.extend(self.changes(now))
         if self.gas.any() and self.next_realtime is not None and now >= self.next_realtime:
-            out.append(self._realtime(self.next_realtime))
+            report = self._latest("realtime", self.next_realtime, np.flatnonzero(self.gas))
+            out.append((self.topic, self.encode(report)))
             self.next_realtime = math.floor(now / self.realtime_period) * self.realtime_period \
                 + self.realtime_period
         return out
 
-    def _doc(self, kind: str) -> dict:
-        return {"schema": "minewatch/telemetry/1", "kind": kind, "site": self.cfg.site.code,
-                "gateway": self.cfg.gateway.id}
+    def _latest(self, kind: str, ts: float, i: np.ndarray, command_id: str | None = None
+                ) -> Report:
+        held = self._held(self.last_t)
+        return Report(kind, ts, i, self.last_quality[i].copy(), value=self.last[i].copy(),
+                      observed=self.last_t[i].copy(),
+                      maintenance=held[i] if held is not None else None, command_id=command_id)
 
     def measured(self, indices: list[int], now: float, command_id: str) -> tuple[str, bytes]:
         """The latest values of these points, as a `measure` command read them."""
-        held = self._held(self.last_t)
-        points = []
-        for i in indices:
-            p = self.cfg.points[i]
-            v, t = float(self.last[i]), float(self.last_t[i])
-            points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
-                           "value": v if math.isfinite(v) else None,
-                           "quality": int(self.last_quality[i]),
-                           "observed_at": int(round(t * 1000)) if math.isfinite(t) else None,
-                           **_flag(held, i)})
-        doc = {**self._doc("measured"), **time_fields("ts", now), "command_id": command_id,
-               "points": points}
-        return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        report = self._latest("measured", now, np.asarray(indices, np.int64), command_id)
+        return self.topic, self.encode(report)
 
     def flush(self, now: float) -> None:
         """Hand the open window, as far as it got, to `on_window` (at a stop or a reload; the
@@ -191,43 +188,16 @@ class Telemetry:
     def _stats(self, start: float, end: float) -> tuple[str, bytes]:
         if self.on_window is not None and self.samples.any():
             self.on_window(self._window(start, end))
-        points = []
+        n = self.count.copy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.sum / n
         held = self._held(end)
-        for p in self.cfg.points:
-            i = p.index
-            n = int(self.count[i])
-            points.append({
-                "point": p.name, "quantity": p.quantity, "unit": p.unit, "count": n,
-                "samples": int(self.samples[i]),
-                "min": float(self.min[i]) if n else None,
-                "max": float(self.max[i]) if n else None,
-                "mean": float(self.sum[i] / n) if n else None,
-                "quality": int(self.last_quality[i]),
-                **_flag(held, i),
-            })
+        report = Report("stats", end, np.arange(len(n)), self.last_quality.copy(),
+                        window_start=start, count=n, samples=self.samples.copy(),
+                        vmin=self.min.copy(), vmax=self.max.copy(), mean=mean, maintenance=held)
         self.min.fill(np.inf)
         self.max.fill(-np.inf)
         self.sum.fill(0.0)
         self.count.fill(0)
         self.samples.fill(0)
-        doc = {**self._doc("stats"), **time_fields("window_start", start),
-               **time_fields("window_end", end), "points": points}
-        return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-
-    def _realtime(self, t: float) -> tuple[str, bytes]:
-        points = []
-        held = self._held(self.last_t)
-        for i in np.flatnonzero(self.gas):
-            p = self.cfg.points[i]
-            v = float(self.last[i])
-            points.append({"point": p.name, "quantity": p.quantity, "unit": p.unit,
-                           "value": v if math.isfinite(v) else None,
-                           "quality": int(self.last_quality[i]),
-                           "observed_at": int(round(self.last_t[i] * 1000))
-                           if math.isfinite(self.last_t[i]) else None, **_flag(held, i)})
-        doc = {**self._doc("realtime"), **time_fields("ts", t), "points": points}
-        return self.topic, json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _flag(held: np.ndarray | None, i: int) -> dict:
-    return {"maintenance": True} if held is not None and held[i] else {}
+        return self.topic, self.encode(report)

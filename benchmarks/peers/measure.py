@@ -47,6 +47,14 @@ def tree(root: int) -> dict[int, tuple[float, int]]:
     return out
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (/proc/stat): the
+    difference over a window says how loaded the machine was, other jobs included."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields) - idle) / TICK, sum(fields) / TICK
+
+
 class TreeSampler:
     """Samples a process tree every `period` s in a thread: CPU seconds and summed RSS over time.
     CPU of children that exit in between is lost; the peers here keep theirs for the run."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from benchmarks.peers.measure import (
     Subscriber,
     TreeSampler,
+    machine_cpu,
     simulator_requests,
     start_simulator,
 )
@@ -40,7 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SIM_BOUND = 0.8  # simulator CPU share of one core above which a run is flagged
 METRICS = ("points_per_s", "missed_points", "requests_per_poll", "cpu_s_per_10k_points",
-           "peak_rss_mb", "delay_p50_ms", "delay_p95_ms", "sim_cpu_share", "sim_requests")
+           "peak_rss_mb", "delay_p50_ms", "delay_p95_ms", "sim_cpu_share", "sim_requests",
+           "other_busy_cores")
+FLOOR = "hand-written poller (the floor)"
 
 
 def make_site(work: Path, devices: int, points: int) -> Site:
@@ -94,10 +97,12 @@ def run_once(system: System, site: Site, seconds: float, work: Path, warmup: flo
             with sub.lock:
                 sub.values, sub.delays[:] = 0, []
             req0, t0 = simulator_requests(stats_file), time.monotonic()
+            busy0 = machine_cpu()
             time.sleep(seconds)
             with sub.lock:
                 values, delays = sub.values, sorted(sub.delays)
             req1, t1 = simulator_requests(stats_file), time.monotonic()
+            busy1 = machine_cpu()
             time.sleep(0.6)  # one more sample of both trees past t1
     finally:
         sub.close()
@@ -126,6 +131,11 @@ def run_once(system: System, site: Site, seconds: float, work: Path, warmup: flo
         "sim_cpu_share": sim_share, "sim_requests": requests,
         "simulator_bottleneck": sim_share > SIM_BOUND, "request_counter": sim_how,
         "wall_s": wall,
+        # cores busy on the whole machine during the window, and of that what neither this
+        # system nor its simulator used (the broker, the recorder, and other jobs)
+        "machine_busy_cores": (busy1[0] - busy0[0]) / max(1e-9, wall),
+        "other_busy_cores": max(0.0, (busy1[0] - busy0[0] - g["cpu_s"] - s["cpu_s"]) / wall),
+        "load_avg_1m": os.getloadavg()[0],
         "series": {"t": [round(t - t0, 2) for t, _, _ in gw_cpu.samples],
                    "cpu_s": [round(c, 3) for _, c, _ in gw_cpu.samples],
                    "rss_mb": [round(r, 1) for _, _, r in gw_cpu.samples]},
@@ -140,6 +150,19 @@ def summarise(runs: list[dict]) -> dict:
                   if vals else None)
     out["simulator_bottleneck"] = any(r["simulator_bottleneck"] for r in runs)
     return out
+
+
+def relative_to_floor(doc: dict) -> None:
+    """Each system's CPU per 10k points over the floor's in the same round of runs (the ratio the
+    issue's targets are written in), as median (min-max) over the rounds."""
+    floor = doc["systems"].get(FLOOR, {}).get("runs", [])
+    for row in doc["systems"].values():
+        ratios = [r["cpu_s_per_10k_points"] / f["cpu_s_per_10k_points"]
+                  for r, f in zip(row.get("runs", []), floor, strict=False)
+                  if f["cpu_s_per_10k_points"] > 0]
+        if ratios and "summary" in row:
+            row["summary"]["cpu_vs_floor"] = {"median": statistics.median(ratios),
+                                              "min": min(ratios), "max": max(ratios)}
 
 
 def _cell(s: dict | None, fmt: str) -> str:
@@ -157,13 +180,17 @@ def markdown(doc: dict) -> str:
              "", f"Same machine, same invocation ({doc['machine']['cpus']} CPUs, "
              f"{doc['started']}). Medians with (min–max). MineWatch runs with its detectors, "
              "alert engine and MQTT uplink on. Simulator CPU is of one core; a row marked "
-             "SIM-BOUND had the simulator above 80 % and says little about the system.", "",
-             "| system | points/s | missed points | Modbus req/poll | CPU s /10k pts | "
-             "peak RSS MB | delay p50 ms | delay p95 ms | sim CPU | sim requests | note |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "SIM-BOUND had the simulator above 80 % and says little about the system. CPU vs floor: "
+             "CPU per 10k points over the hand-written poller's in the same round of runs. Other "
+             "load: cores busy on the machine in the window besides the system and its simulator "
+             "(the broker, the recorder and any other job).", "",
+             "| system | points/s | missed points | Modbus req/poll | CPU s /10k pts | CPU vs floor | "
+             "peak RSS MB | delay p50 ms | delay p95 ms | sim CPU | sim requests | other load "
+             "(cores) | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in doc["systems"].items():
         if row.get("error"):
-            lines.append(f"| {name} | error: `{row['error']}` |||||||||| |")
+            lines.append(f"| {name} | error: `{row['error']}` |||||||||||| |")
             continue
         s = row["summary"]
         sim = s["sim_cpu_share"] and {k: 100 * v for k, v in s["sim_cpu_share"].items()}
@@ -171,10 +198,12 @@ def markdown(doc: dict) -> str:
         lines.append(
             f"| {name} | {_cell(s['points_per_s'], '.0f')} | {_cell(s['missed_points'], '.0f')} "
             f"| {_cell(s['requests_per_poll'], '.1f')} | {_cell(s['cpu_s_per_10k_points'], '.3f')} "
+            f"| {_cell(s.get('cpu_vs_floor'), '.2f')} "
             f"| {_cell(s['peak_rss_mb'], '.0f')} | {_cell(s['delay_p50_ms'], '.0f')} "
             f"| {_cell(s['delay_p95_ms'], '.0f')} | "
             f"{_cell(sim, '.0f')} % "
-            f"| {_cell(s['sim_requests'], '.0f')} | {note} |")
+            f"| {_cell(s['sim_requests'], '.0f')} | {_cell(s['other_busy_cores'], '.2f')} "
+            f"| {note} |")
     lines += ["", "Delay: sample time in the system's own timestamp to arrival at the subscriber."]
     lines += [f"- {name}: {row['timestamp']}" for name, row in doc["systems"].items()
               if "timestamp" in row]
@@ -252,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=120.0, help="longest wait for values")
     parser.add_argument("--quick", action="store_true",
-                        help="CI preset: minewatch,collectd; 20 x 20 for 20 s, one run")
+                        help="CI preset: floor,minewatch,collectd; 20 x 20 for 20 s, one run")
     parser.add_argument("--out", default="peers", help="file prefix under benchmarks/results/")
     parser.add_argument("--results", type=Path, default=RESULTS, help="output folder")
     parser.add_argument("--no-setup", action="store_true", help="skip benchmarks/peers/setup.sh")
@@ -262,10 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         args.systems, args.devices, args.points, args.seconds, args.repeat = \
-            "minewatch,collectd", 20, 20, 20.0, 1
+            "floor,minewatch,collectd", 20, 20, 20.0, 1
         args.out = args.out if args.out != "peers" else "peers_quick"
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
-    setup = [] if args.no_setup else versions([n for n in names if n != "minewatch"])
+    setup = [] if args.no_setup else versions([n for n in names if n in ("collectd", "thingsboard", "nodered")])
     setup_errors = {line.split()[1].rstrip(":"): line for line in setup
                     if line.startswith("error ")}
     work = Path(tempfile.mkdtemp(prefix="minewatch-bench-peers-"))
@@ -275,24 +304,32 @@ def main(argv: list[str] | None = None) -> int:
                  "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                  "versions": [v for v in setup if v.startswith("ok ")], "systems": {},
                  "workdir": str(work)}
-    for key in names:
-        system = SYSTEMS[key]()
-        row: dict = {"notes": system.notes, "timestamp": system.mqtt_timestamp, "runs": []}
-        doc["systems"][system.name] = row
-        peer = {"thingsboard": "thingsboard", "nodered": "nodered", "collectd": "collectd"}
-        error = setup_errors.get(peer.get(key, "")) or system.missing()
-        for i in range(args.repeat if not error else 0):
+    systems = {key: SYSTEMS[key]() for key in names}
+    peer = {"thingsboard": "thingsboard", "nodered": "nodered", "collectd": "collectd"}
+    errors: dict[str, str | None] = {}
+    for key, system in systems.items():
+        doc["systems"][system.name] = {"notes": system.notes, "timestamp": system.mqtt_timestamp,
+                                       "runs": []}
+        errors[key] = setup_errors.get(peer.get(key, "")) or system.missing()
+    # the systems take turns run by run, so a change in the machine's load (other jobs on a
+    # shared machine) falls on all of them alike and the ratios to the floor stay fair
+    for i in range(args.repeat):
+        for key, system in systems.items():
+            if errors[key]:
+                continue
             print(f"-- {system.name}: run {i + 1}/{args.repeat}", flush=True)
             try:
-                row["runs"].append(run_once(system, site, args.seconds, work / f"{key}-{i}",
-                                            args.warmup))
+                doc["systems"][system.name]["runs"].append(
+                    run_once(system, site, args.seconds, work / f"{key}-{i}", args.warmup))
             except Exception as exc:  # the row carries the exact error; the command fails
-                error = str(exc)
-                break
-        if error:
-            row["error"] = error
+                errors[key] = str(exc)
+    for key, system in systems.items():
+        row = doc["systems"][system.name]
+        if errors[key]:
+            row["error"] = errors[key]
         else:
             row["summary"] = summarise(row["runs"])
+    relative_to_floor(doc)
     out: Path = args.results
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(doc)

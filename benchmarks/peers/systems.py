@@ -76,16 +76,46 @@ class MineWatch(System):
         cfg.write_text(text)
         env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache_dir()),
                "PYTHONUNBUFFERED": "1"}
-        return [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)], env, ROOT
+        from benchmarks.startup import GATEWAY
+
+        return [*GATEWAY, "run", "--config", str(cfg)], env, ROOT
 
     def parse(self, topic, payload):
         if not topic.endswith("/telemetry"):
             return 0, []
-        doc = json.loads(payload)
+        from gateway.encodings.decode import decode
+
+        doc = decode(payload)
         if doc.get("kind") != "values":
             return 0, []
         pts = doc["points"]
         return len(pts), [p["observed_at"] / 1000 for p in pts if p.get("observed_at")]
+
+
+class Floor(System):
+    name = "hand-written poller (the floor)"
+    mqtt_timestamp = "ts of each message (taken before the request)"
+    notes = "asyncio + struct + paho, one FC4 read per device poll, every value a QoS 0 message"
+    per = "value"
+
+    def command(self, site, work, broker):
+        return [sys.executable, "-m", "benchmarks.peers.floor", "--first-port",
+                str(site.first_port), "--devices", str(site.devices), "--points",
+                str(site.points), "--per-bus", str(site.per_bus), "--broker", str(broker),
+                "--per", self.per], {**os.environ, "PYTHONUNBUFFERED": "1"}, ROOT
+
+    def parse(self, topic, payload):
+        if not topic.startswith("floor/"):
+            return 0, []
+        doc = json.loads(payload)
+        n = len(doc["values"]) if "values" in doc else 1
+        return n, [doc["ts"] / 1000] * n
+
+
+class FloorBatched(Floor):
+    name = "hand-written poller, one message per device"
+    notes = "asyncio + struct + paho, one FC4 read and one QoS 1 JSON message per device poll"
+    per = "device"
 
 
 class Collectd(System):
@@ -276,7 +306,7 @@ class NodeRed(System):
         return (len(values) if isinstance(values, list) else 1), []
 
 
-SYSTEMS = {"minewatch": MineWatch, "collectd": Collectd, "thingsboard": ThingsBoard,
+SYSTEMS = {"floor": Floor, "floor_batched": FloorBatched, "minewatch": MineWatch, "collectd": Collectd, "thingsboard": ThingsBoard,
            "nodered": NodeRed}
 
 

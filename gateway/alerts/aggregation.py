@@ -58,9 +58,11 @@ class Aggregation:
         self.items = sorted({p.quantity for p in points})
         keys = sorted({(p.quantity, p.station or p.name) for p in points})
         self.stations = [name for _, name in keys]
-        self.station_of_point = np.array([keys.index((p.quantity, p.station or p.name))
+        at = {key: k for k, key in enumerate(keys)}  # list.index per point is quadratic
+        item_at = {q: k for k, q in enumerate(self.items)}
+        self.station_of_point = np.array([at[(p.quantity, p.station or p.name)]
                                           for p in points], dtype=np.int64)
-        self.item_of_station = np.array([self.items.index(q) for q, _ in keys], dtype=np.int64)
+        self.item_of_station = np.array([item_at[q] for q, _ in keys], dtype=np.int64)
         per_item = np.bincount(self.item_of_station, minlength=len(self.items))
         self.enabled = np.array([q in TAILINGS_ITEMS and per_item[k] >= 2
                                  for k, q in enumerate(self.items)], dtype=bool)

@@ -37,15 +37,17 @@ class ConditionFaults:
         self.open_id: list[str | None] = [None] * n
         self.kind: list[str | None] = [None] * n
         self.since = np.full(n, np.nan)
+        self._open = 0  # how many open_id are set: asked for every batch, so kept, not counted
         for p in cfg.points:
             s = states.get(f"condition/{p.name}")
             if s and s.level > 0:
                 self.open_id[p.index], self.kind[p.index] = s.alert_id, s.detail or None
+                self._open += 1
                 self.since[p.index] = s.since if s.since is not None else np.nan
 
     @property
     def any_open(self) -> bool:
-        return any(a is not None for a in self.open_id)
+        return self._open > 0
 
     def events(self, t: float, idx: np.ndarray, conditions: tuple, base, events: list,
                states: list) -> None:
@@ -56,6 +58,7 @@ class ConditionFaults:
             seen.add(i)
             if self.open_id[i] is None:
                 self.open_id[i], self.kind[i], self.since[i] = str(uuid.uuid4()), condition, t
+                self._open += 1
                 events.append((self.topic, self._event(i, t, "raised", detail, base)))
                 states.append(AlertState(f"condition/{self.cfg.points[i].name}", 1,
                                          self.open_id[i], t, condition))
@@ -64,6 +67,7 @@ class ConditionFaults:
                 events.append((self.topic, self._event(i, t, "cleared", {}, base)))
                 states.append(AlertState(f"condition/{self.cfg.points[i].name}", 0, None, None))
                 self.open_id[i], self.kind[i], self.since[i] = None, None, np.nan
+                self._open -= 1
 
     def _event(self, i: int, t: float, state: str, detail: dict, base) -> dict:
         p = self.cfg.points[i]

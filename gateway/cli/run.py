@@ -36,6 +36,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.clock import SimClock, WallClock
     from gateway.daemon import Gateway
     from gateway.logs import setup_logging
+    from gateway.memory import release_llvm_pages
+
+    # `import numba` (by the daemon) faulted in 100 MB of LLVM: give them back before the
+    # kernels load, which fault back what loading uses (13 MB off the example pond's peak RSS)
+    release_llvm_pages()
 
     setup_logging(args.log_level, json_lines=args.log_format == "json")
     if moved:

@@ -166,6 +166,10 @@ class MqttUplink:
     # receipt covers it, and is sent again every receipt_timeout (real seconds) until then
     receipts: bool = False
     receipt_timeout: float = 60.0
+    # telemetry on the wire (gateway/encodings): compact JSON, zlib, Sparkplug B protobuf or the
+    # full JSON of before; the compact ones round values to `digits` significant digits
+    encoding: str = "compact"
+    digits: int = 7
 
 
 @dataclass(frozen=True)

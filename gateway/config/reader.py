@@ -187,6 +187,10 @@ class Locator:
             if hit is None:
                 hit = next((i for i in range(start, end)
                             if key_line.match(self.lines[i]) or inline.search(self.lines[i])), None)
+            if hit is None and found is None:  # a top-level table only written dotted: uplink
+                dotted = re.compile(r"^\s*\[\s*" + r"\.".join(map(re.escape, prefix)) + r"\.")
+                if any(dotted.match(line) for line in self.lines[start:end]):
+                    continue
             if hit is None:
                 return found
             found = hit + 1

@@ -119,7 +119,7 @@ def _check_listen(r: Reader, listen: tuple[str, int] | None, public: bool,
 
 _MQTT_KEYS = {"host", "port", "prefix", "protocol", "client_id", "keepalive", "username",
               "password_file", "tls_ca", "tls_cert", "tls_key", "reconnect_min", "reconnect_max",
-              "receipts", "receipt_timeout"}
+              "receipts", "receipt_timeout", "encoding", "digits"}
 
 
 def build_uplink(doc: dict, r: Reader, base_dir: Path, site: Site, gateway: GatewayIdentity
@@ -179,7 +179,36 @@ def _mqtt(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity) -
         # the platform answers after it has stored the event: less than a second is a resend
         # storm, more than a day an alert nobody confirms
         receipt_timeout=r.duration(m, "receipt_timeout", p, 60.0, lo=1.0, hi=86400.0),
+        encoding=_encoding(r, m, p),
+        digits=r.number(m, "digits", p, 7, 6, 17, integer=True),
     )
+
+
+def _encoding(r: Reader, m: dict, p: str) -> str:
+    """How telemetry goes on the wire (`gateway.encodings`); protobuf needs its package."""
+    from gateway.encodings import ENCODINGS
+
+    name = r.get(m, "encoding", p, str, "compact")
+    if name not in ENCODINGS:
+        choices = " | ".join(f'"{e}"' for e in ENCODINGS)
+        r.problem(f"{p}.encoding", t(f"unknown telemetry encoding {name!r}",
+                                     f"未知的遥测编码 {name!r}"),
+                  t(f"{choices} (compact: the default; json: the full format of before)",
+                    f"{choices}（compact 为默认；json 为以前的完整格式）"))
+        return "compact"
+    if name == "protobuf":
+        import importlib.util
+
+        try:  # find_spec of a submodule imports its parent, which may be missing too
+            found = importlib.util.find_spec("google.protobuf") is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            r.problem(f"{p}.encoding", t("\"protobuf\" needs the protobuf package, which is not "
+                                         "installed", "\"protobuf\" 需要 protobuf 包，但未安装"),
+                      t("pip install 'minewatch[protobuf]', or encoding = \"zlib\"",
+                        "pip install 'minewatch[protobuf]'，或 encoding = \"zlib\""))
+    return name
 
 
 def build_storage(doc: dict, r: Reader, base_dir: Path, state_dir: Path) -> InfluxStorage | None:

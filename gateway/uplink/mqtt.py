@@ -16,6 +16,10 @@ With `[commands] enabled` it also subscribes to `<prefix>/<site>/<gateway>/cmd/+
 request, with its MQTT 5 Response Topic and Correlation Data, to the command service
 (`gateway/commands/service.py`); a result leaves the outbox like an event, carrying the
 request's Correlation Data when it has one.
+
+Reconnects back off from `reconnect_min` to `reconnect_max`, doubling, with jitter: each wait is
+half its step plus a random part of the other half, so the gateways a broker restart dropped at
+the same instant come back spread out instead of all at once (`benchmarks/fleet.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -77,6 +82,7 @@ class MqttPublisher:
         self._failures = 0
         self._last_failure = ""
         self._subscriptions: list[tuple[str, Callable[[Incoming], None]]] = []
+        self._attempt = 0  # reconnect attempts since the last connection: the backoff's step
 
     def subscribe(self, topic_filter: str, handler: Callable[[Incoming], None]) -> None:
         """Subscribe to `topic_filter` at QoS 1 at every connect (before `start`); `handler`
@@ -91,6 +97,7 @@ class MqttPublisher:
             return
         self._failures = 0
         self._last_failure = ""
+        self._attempt = 0
         log.info("MQTT connected to %s:%d", self.m.host, self.m.port,
                  extra={"event": "mqtt_connected"})
         client.publish(self.status_topic, status_payload("online", self.cfg.site.code,
@@ -113,6 +120,7 @@ class MqttPublisher:
         self._call(self.wakeup.set)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        client.reconnect_delay_set(self.reconnect_delay(), self.m.reconnect_max)
         if not self._stopping and self.connected.is_set():
             log.warning("MQTT disconnected: %s", reason_code,
                         extra={"event": "mqtt_disconnected", "reason": str(reason_code)})
@@ -168,9 +176,18 @@ class MqttPublisher:
                   len(r.event_ids), confirmed, extra={"event": "receipt", "seq": r.seq})
 
     def _on_connect_fail(self, client, userdata) -> None:
+        client.reconnect_delay_set(self.reconnect_delay(), self.m.reconnect_max)
         # paho does not say why; find out with one plain attempt (this is paho's network thread,
         # which is waiting to retry anyway)
         self._log_failure(diagnose(self.m), "mqtt_connect_failed")
+
+    def reconnect_delay(self) -> float:
+        """Seconds before the next reconnect: the step doubles from reconnect_min up to
+        reconnect_max; half of it is waited, the other half at random ("equal jitter"). Set
+        through paho's reconnect_delay_set, which its loop reads for the next wait."""
+        step = min(self.m.reconnect_max, self.m.reconnect_min * 2.0 ** min(self._attempt, 30))
+        self._attempt += 1
+        return step / 2 + random.uniform(0.0, step / 2)
 
     def _log_failure(self, reason: str, event: str) -> None:
         """One clear line per new reason, then every 20th repeat, never a secret."""

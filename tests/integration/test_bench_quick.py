@@ -1,5 +1,6 @@
-"""The quick peer comparison runs end to end: MineWatch and collectd's modbus plugin polled the
-same tiny simulated site, and the JSON has both rows filled with plausible figures.
+"""The quick peer comparison runs end to end: the hand-written poller (the floor), MineWatch and
+collectd's modbus plugin polled the same tiny simulated site, and the JSON has their rows filled
+with plausible figures, MineWatch's CPU also as a ratio to the floor's of the same round.
 
 collectd is a real part here: missing, it fails under CI=true (it is installed by
 benchmarks/peers/setup.sh) and is skipped with the reason elsewhere. No timing is asserted
@@ -22,20 +23,20 @@ pytestmark = pytest.mark.integration
 DEVICES, POINTS, SECONDS = 5, 10, 8
 
 
-def test_quick_comparison_fills_minewatch_and_collectd_rows(tmp_path: Path) -> None:
+def test_quick_comparison_fills_the_floor_minewatch_and_collectd_rows(tmp_path: Path) -> None:
     require_binary("mosquitto", "/usr/sbin/mosquitto")
     # collectd-core ships the modbus plugin with the daemon
     require_binary("collectd", "/usr/sbin/collectd")
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peers", "--systems", "minewatch,collectd",
+        [sys.executable, "-m", "benchmarks.peers", "--systems", "floor,minewatch,collectd",
          "--devices", str(DEVICES), "--points", str(POINTS), "--seconds", str(SECONDS),
          "--repeat", "1", "--warmup", "40", "--no-setup", "--results", str(tmp_path),
          "--out", "quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=150)
+        cwd=ROOT, capture_output=True, text=True, timeout=200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = json.loads((tmp_path / "quick.json").read_text())
     rows = doc["systems"]
-    assert set(rows) == {"MineWatch", "collectd modbus"}
+    assert set(rows) == {"hand-written poller (the floor)", "MineWatch", "collectd modbus"}
     for name, row in rows.items():
         assert not row.get("error"), f"{name}: {row.get('error')}"
         run = row["runs"][0]
@@ -50,3 +51,6 @@ def test_quick_comparison_fills_minewatch_and_collectd_rows(tmp_path: Path) -> N
     assert 0.5 <= mw <= 2.0, mw
     assert POINTS * 0.5 <= cd <= POINTS * 2.0, cd
     assert (tmp_path / "quick.md").read_text().count("| MineWatch |") == 1
+    # the floor is 1.00 of itself, MineWatch a positive ratio of the same round
+    assert rows["hand-written poller (the floor)"]["summary"]["cpu_vs_floor"]["median"] == 1.0
+    assert rows["MineWatch"]["summary"]["cpu_vs_floor"]["median"] > 0

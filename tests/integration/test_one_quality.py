@@ -7,7 +7,6 @@ directly (the acquisition path is tested elsewhere), so the test knows which are
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from gateway.batch import Batch
 from gateway.clock import SimClock
 from gateway.config import load_site
 from gateway.daemon import Gateway
+from gateway.encodings.decode import decode
 from tests.support.services import VictoriaMetrics, free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def test_a_stuck_sensor_is_suspect_in_telemetry_and_in_the_database(tmp_path: Pa
     assert (stuck_from - T0 * 1000) / 3.6e6 == pytest.approx(48.0, abs=1.0)
     assert all(q == 1 for t, q in series["reading_quality"].items() if t >= stuck_from)
     # and the telemetry the platform receives says so too
-    reported = [p["quality"] for _, payload in sent for p in json.loads(payload)["points"]
+    reported = [p["quality"] for _, payload in sent for p in decode(payload)["points"]
                 if p["point"] == name]
     assert reported[0] == 0 and reported[-1] == 1, reported
     gw.outbox.close()

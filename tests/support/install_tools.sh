@@ -5,8 +5,8 @@ set -u
 optional=0
 if [ "${1:-}" = "--optional" ]; then optional=1; shift; fi
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(mosquitto mbpoll victoria-metrics collectd-core chromium)
-declare -A bin=([mosquitto]=mosquitto [mbpoll]=mbpoll [victoria-metrics]=victoria-metrics [collectd-core]=collectd [chromium]=chromium)
+[ ${#want[@]} -eq 0 ] && want=(mosquitto mbpoll victoria-metrics collectd-core chromium rabbitmq-server)
+declare -A bin=([mosquitto]=mosquitto [mbpoll]=mbpoll [victoria-metrics]=victoria-metrics [collectd-core]=collectd [chromium]=chromium [rabbitmq-server]=rabbitmq-server)
 missing=()
 for pkg in "${want[@]}"; do
   b=${bin[$pkg]:-$pkg}
@@ -19,6 +19,10 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     # the Debian package starts a system broker on 1883; the tests start their own
     if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null 2>&1; then
       systemctl stop mosquitto >/dev/null 2>&1 || true
+    fi
+    # likewise RabbitMQ (the tests start private nodes with their own ports and epmd)
+    if [[ " ${missing[*]} " == *" rabbitmq-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl stop rabbitmq-server >/dev/null 2>&1 || true
     fi
     exit 0
   fi

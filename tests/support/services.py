@@ -170,7 +170,7 @@ class MqttRecorder:
     it holds every event. `known` seeds what a platform that reconnects already holds."""
 
     def __init__(self, port: int, topic: str = "#", receipts: bool = True,
-                 known: list[dict] | None = None):
+                 known: list[dict] | None = None, protocol: str = "5"):
         from paho.mqtt.client import CallbackAPIVersion, Client
         from paho.mqtt.enums import MQTTProtocolVersion
         from paho.mqtt.packettypes import PacketTypes
@@ -184,23 +184,35 @@ class MqttRecorder:
             self.held.setdefault(f"minewatch/v1/{ev['site']}/{ev['gateway']}", {})[
                 ev["seq"]] = ev["event_id"]
         self.subscribed = threading.Event()
+        v5 = protocol == "5"
         self.client = Client(CallbackAPIVersion.VERSION2, client_id=f"platform-{port}-{os.getpid()}",
-                             protocol=MQTTProtocolVersion.MQTTv5)
+                             protocol=MQTTProtocolVersion.MQTTv5 if v5 else
+                             MQTTProtocolVersion.MQTTv311, clean_session=None if v5 else False)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 2)
         # a persistent session, like the platform's: with a persistent broker, QoS 1 messages
-        # published while this subscriber reconnects are queued for it, not lost
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        # published while this subscriber reconnects are queued for it, not lost (MQTT 3.1.1:
+        # clean_session false)
+        if v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+            self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         if not self.subscribed.wait(10):
             raise TimeoutError("the recorder could not subscribe")
 
     def _on_message(self, client, userdata, msg) -> None:
-        doc = json.loads(msg.payload)
+        if msg.topic.endswith("/telemetry"):
+            # any wire encoding, read as the platform reads it (gateway/encodings/decode.py)
+            from gateway.encodings.decode import decode
+
+            doc = decode(msg.payload)
+        else:
+            doc = json.loads(msg.payload)
         with self.lock:
             self.messages.append((msg.topic, doc, bool(msg.retain)))
         base, _, kind = msg.topic.rpartition("/")

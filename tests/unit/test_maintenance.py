@@ -15,11 +15,12 @@ from gateway.alerts.encoder import with_sent_at
 from gateway.batch import Batch
 from gateway.clock import SimClock
 from gateway.config import load_site
+from gateway.encodings.decode import decode
 from gateway.maintenance import Maintenance
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EVENT = json.loads((ROOT / "config" / "schema" / "event.schema.json").read_text())
-TELEMETRY = json.loads((ROOT / "config" / "schema" / "telemetry.schema.json").read_text())
+COMPACT = json.loads((ROOT / "config" / "schema" / "telemetry-compact.schema.json").read_text())
 T0 = 1_784_476_800.0
 DAY = 86400.0
 
@@ -52,11 +53,12 @@ def test_a_point_in_maintenance_raises_nothing_until_its_window_ends(gw) -> None
     for k in range(6):
         _radar(gw, T0 + 600 * k, 1256.5)  # red the whole time
     assert _events(gw) == []
-    msgs = [json.loads(p) for _, p in gw.telemetry.due(T0 + 3000)]
+    wire = [p for _, p in gw.telemetry.due(T0 + 3000)]
+    for p in wire:  # the default encoding, compact JSON
+        jsonschema.validate(json.loads(p), COMPACT)
+    msgs = [decode(p) for p in wire]
     points = [p for m in msgs for p in m["points"] if p["point"] == "WL-01"]
     assert points and all(p["maintenance"] is True for p in points)
-    for m in msgs:
-        jsonschema.validate(m, TELEMETRY)
     status = gw.status_document(T0 + 3000)
     assert status["maintenance"][0]["point"] == "WL-01"
     assert status["maintenance"][0]["by"] == "张工"
