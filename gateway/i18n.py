@@ -139,6 +139,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "broker_unreachable": ("cannot reach the broker {broker}: {error}",
                            "无法连接 MQTT 服务器 {broker}：{error}"),
     "no_mqtt": ("{file} has no [uplink.mqtt]", "{file} 没有 [uplink.mqtt] 配置"),
+    "no_target": ("{file} has no uplink target {target!r} (its targets: {known})",
+                  "{file} 没有名为 {target!r} 的上行目标（已有：{known}）"),
     # --- status
     "daemon_unreachable": ("the daemon does not answer at {url}: {error}",
                            "守护进程在 {url} 无响应：{error}"),

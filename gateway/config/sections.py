@@ -176,8 +176,7 @@ def build_mqtt_target(m: dict, r: Reader, base_dir: Path, site: Site, gw: Gatewa
         receipt_timeout=r.duration(m, "receipt_timeout", p, 60.0, lo=1.0, hi=86400.0),
         name=r.get(m, "name", p, str, name),
         # a window over 1000 messages buys nothing on any link and holds that many in memory
-        max_inflight=r.number(m, "max_inflight", p, 20, 1, 1000, integer=True,
-                              unit="messages"),
+        max_inflight=r.number(m, "max_inflight", p, 20, 1, 1000, integer=True),
     )
 
 
