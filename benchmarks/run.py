@@ -6,7 +6,8 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["benchmarks.acquisition", "benchmarks.uplink", "benchmarks.startup",
+BENCHMARKS = ["benchmarks.acquisition", "benchmarks.uplink", "benchmarks.uplink_window",
+              "benchmarks.startup",
               "benchmarks.detector_cost", "benchmarks.real_data", "benchmarks.disk_reserve",
               "benchmarks.peers.report"]
 
