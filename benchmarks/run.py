@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ["benchmarks.acquisition", "benchmarks.uplink", "benchmarks.startup",
+BENCHMARKS = ["benchmarks.acquisition", "benchmarks.uplink", "benchmarks.uplink_window",
+              "benchmarks.startup",
               "benchmarks.detector_cost", "benchmarks.wire", "benchmarks.real_data",
               "benchmarks.disk_reserve", "benchmarks.fleet", "benchmarks.peers.report"]
 

@@ -2,7 +2,8 @@
 
 One asyncio process: a task per bus polls, each Batch goes through the detectors and the alert
 engine synchronously (both are fast, and doing it inline keeps events in sample order), events
-are committed to the outbox before anything is sent, and the MQTT publisher drains the outbox.
+are committed to the outbox before anything is sent, and the MQTT publishers (one per northbound
+target, `gateway/uplink/targets.py`) drain the outbox.
 On SIGTERM or SIGINT it stops polling, gives the publisher a few seconds to deliver what is
 pending (what is not delivered stays in the outbox for the next start), checkpoints the detectors
 and says "offline" on the status topic.
@@ -67,18 +68,21 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         # one watch over every writer of state: a full or read-only disk degrades, never crashes
         self.storage = StorageGuard(cfg.gateway.state_dir, cfg.outbox.reserve_bytes)
         self.storage.ensure_reserve()
-        m = cfg.mqtt
+        from gateway.uplink.targets import outbox_targets
+
+        # one outbox, drained by every northbound target at its own pace
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes, guard=self.storage,
                              hold_max_bytes=cfg.outbox.hold_max_bytes,
-                             receipts=bool(m and m.receipts),
-                             receipt_timeout=m.receipt_timeout if m else 60.0)
+                             targets=outbox_targets(cfg))
         self.prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
         self.storage_fault = StorageFault(cfg, self.outbox, self.prefix)
         self._open_records(cfg)  # history store, manual readings, the monthly report
         self.publisher = None
         if cfg.mqtt is not None:
-            from gateway.uplink.mqtt import MqttPublisher
-            self.publisher = MqttPublisher(cfg, self.outbox, clock.now, gateway_version())
+            from gateway.uplink.targets import Uplinks
+            self.publisher = Uplinks(cfg, self.outbox, clock.now, gateway_version())
+            if cfg.commands.enabled:  # results go back where the commands come from
+                self.outbox.results_target = cfg.mqtt.name
         self.health_topic = topic(self.prefix, cfg.site.code, cfg.gateway.id, "health")
         self.health_period = 60.0  # R9: a heartbeat with per-device online state every 60 s
         self.started = clock.now()
@@ -369,8 +373,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         if self.publisher is not None:
             # pending alerts get a few seconds; with receipts, until the platform has them
             deadline = loop_time() + self.drain_timeout
-            while (self.outbox.depth()["events"] or self.outbox.unconfirmed()[0]) \
-                    and self.publisher.connected.is_set() and loop_time() < deadline:
+            while self.publisher.pending() and loop_time() < deadline:
                 await asyncio.sleep(0.05)
         for t in tasks:
             t.cancel()
@@ -400,7 +403,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
             return
         health = self.health(now)
         if self.publisher is not None:
-            self.publisher.publish_now(self.health_topic, health)
+            self.publisher.publish_all(self.health_topic, health)
         if self.sink is not None:
             self.sink.add_health(health)
 

@@ -1,8 +1,8 @@
 """The gateway's health, as the heartbeat on the `health` topic (docs/requirements.md R9), `/status`
 and `/metrics` report it: per device its online state, online rate, polls, missed deadlines and
-errors; the outbox's backlog (and, with receipts, what the platform has not confirmed); the
-state directory's condition and what waits in memory because the disk refused it; the
-database sink's backlog; the active alerts and faults; the maintenance windows in force; the
+errors; the outbox's backlog (and, with receipts, what the platform has not confirmed), overall
+and per northbound target with its connection; the state directory's condition and what waits
+in memory because the disk refused it; the database sink's backlog; the active alerts and faults; the maintenance windows in force; the
 config's version (and a pushed config's probation); the platform's commands taken and refused.
 `status_document` is what `/status` serves and the `status` command answers with."""
 
@@ -44,6 +44,8 @@ class GatewayHealth:
                 "active_faults": sum(a["kind"] == "fault" for a in active),
                 "maintenance": self.maintenance.active(now),
                 "config": self.config_health(),
+                **({"uplinks": self.publisher.health(depth.get("targets"))}
+                   if self.publisher is not None else {}),
                 **({"commands": self.commands.health()} if self.commands is not None else {}),
                 **({"sink": self.sink_health()} if self.sink is not None else {}),
                 **({"history": self.history.store.health()}

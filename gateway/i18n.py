@@ -139,6 +139,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "broker_unreachable": ("cannot reach the broker {broker}: {error}",
                            "无法连接 MQTT 服务器 {broker}：{error}"),
     "no_mqtt": ("{file} has no [uplink.mqtt]", "{file} 没有 [uplink.mqtt] 配置"),
+    "no_target": ("{file} has no uplink target {target!r} (its targets: {known})",
+                  "{file} 没有名为 {target!r} 的上行目标（已有：{known}）"),
     # --- status
     "daemon_unreachable": ("the daemon does not answer at {url}: {error}",
                            "守护进程在 {url} 无响应：{error}"),
@@ -158,6 +160,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
                   "待发送：{events} 条事件，{telemetry} 条遥测"),
     "st_unconfirmed": ("{n} sent, waiting for the platform's receipt (oldest {age})",
                        "{n} 条已发送、待平台回执（最早 {age}）"),
+    "st_uplink": ("uplink {name} ({broker}): {state}, waiting {events} events, {telemetry} "
+                  "telemetry; {in_flight} in flight",
+                  "上行 {name}（{broker}）：{state}，待发送 {events} 条事件、{telemetry} 条遥测；"
+                  "{in_flight} 条在途"),
+    "st_connected": ("connected", "已连接"),
+    "st_disconnected": ("DISCONNECTED", "未连接"),
     "st_storage": ("STATE DIRECTORY {path} {state}: {reason}; {held} events held in memory",
                    "状态目录 {path} {state}：{reason}；内存暂存 {held} 条事件"),
     "st_on": ("online", "在线"),

@@ -2,12 +2,13 @@
 
 An alert or fault event is committed in ONE transaction together with the per-gateway sequence
 counter, the point's alert state and the permanent alert log, before anything is sent. It leaves
-the outbox after a successful PUBACK or, with end-to-end receipts on, once the platform's receipt
-covers it: a PUBACKed event waits as "sent, unconfirmed" and is sent again every
-`receipt_timeout` until then (`outbox_receipts.py`). So a crash, a power cut after the commit or
-a broker outage delays an event but never loses it or leaves a gap in `seq`. Alerts and faults
-(priority 0) drain before telemetry (priority 1); telemetry is dropped oldest-first at the size
-cap and counted, alerts never are.
+the outbox once every uplink target's broker has PUBACKed it or, for a target with end-to-end
+receipts, once that platform's receipt covers it: a PUBACKed event waits as "sent, unconfirmed"
+and is sent again every `receipt_timeout` until then (`outbox_receipts.py`). Each target keeps
+its own place in the outbox (`outbox_cursors.py`) and drains it through `outbox_drain.py`. So a
+crash, a power cut after the commit or a broker outage delays an event but never loses it or
+leaves a gap in `seq`. Alerts and faults (priority 0) drain before telemetry (priority 1);
+telemetry is dropped oldest-first at the size cap and counted, alerts never are.
 
 A full or read-only disk stops nothing: what cannot be committed is held in memory with its seq
 (`outbox_hold.py`), handed to the publisher in order, and committed once the disk allows; an
@@ -26,37 +27,26 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.outbox_commands import OutboxCommands
+from gateway.outbox_cursors import Deliveries, Target
+from gateway.outbox_drain import PRIORITY_EVENT, PRIORITY_TELEMETRY, Drain, OutboxRow
 from gateway.outbox_hold import HeldEvent, Hold
 from gateway.outbox_receipts import Receipts
 from gateway.outbox_schema import prepare
 from gateway.outbox_views import OutboxViews
 from gateway.state_dir import StorageGuard, open_db
 
-__all__ = ["Outbox", "OutboxRow", "AlertState", "PRIORITY_EVENT", "PRIORITY_TELEMETRY"]
+__all__ = ["Outbox", "OutboxRow", "AlertState", "PRIORITY_EVENT", "PRIORITY_TELEMETRY",
+           "DEFAULT_TARGET", "Target"]
 
 log = logging.getLogger("minewatch.outbox")
 
-PRIORITY_EVENT = 0
-PRIORITY_TELEMETRY = 1
 WAL_CHECKPOINT_PAGES = 100
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    priority: int
-    topic: str
-    payload: bytes
-    qos: int
-    seq: int | None
-    event_id: str | None
-    attempts: int
-    held: bool = False  # in memory only: the disk did not take it yet
-    correlation: bytes | None = None  # a command result's MQTT 5 Correlation Data
+DEFAULT_TARGET = "platform"  # the name of a single [uplink.mqtt] that gives none
 
 
 @dataclass(frozen=True)
@@ -70,10 +60,16 @@ class AlertState:
     detail: str = ""
 
 
-class Outbox(Receipts, OutboxViews, OutboxCommands):
+class Outbox(Drain, Receipts, OutboxViews, OutboxCommands):
+    """`targets`: the uplink targets that drain it, in config order (the first takes over an
+    older file's deliveries). Without them, one target named "platform" with `receipts` and
+    `receipt_timeout`, read only when something drains (so `minewatch alerts list` beside a
+    running daemon changes nothing)."""
+
     def __init__(self, path: str | Path, max_bytes: int = 256 * 1024 * 1024, *,
                  guard: StorageGuard | None = None, hold_max_bytes: int = 16 * 1024 * 1024,
-                 receipts: bool = False, receipt_timeout: float = 60.0):
+                 receipts: bool = False, receipt_timeout: float = 60.0,
+                 targets: Sequence[Target] | None = None):
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.guard = guard if guard is not None else StorageGuard(self.path.parent)
@@ -86,13 +82,27 @@ class Outbox(Receipts, OutboxViews, OutboxCommands):
         self._seq = self._read_seq()
         self._bytes = self._payload_bytes()
         self._dropped = 0
-        # PUBACKs the disk did not take yet: row id -> (time, kept as unconfirmed, seq, size)
-        self._acked: dict[int, tuple[float, bool, int | None, int]] = {}
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._snapshot: dict = {}
         self._unwritten = {}
-        Receipts.__init__(self, receipts, receipt_timeout)
+        self.targets = list(targets) if targets is not None else [
+            Target(DEFAULT_TARGET, receipts, receipt_timeout)]
+        self.results_target: str | None = None  # the target that carries commands
+        Receipts.__init__(self, any(t.receipts for t in self.targets))
+        self._deliveries: Deliveries | None = None
+        if targets is not None:
+            self.deliveries  # noqa: B018 (read where each target is now, and tidy up)
+
+    @property
+    def deliveries(self) -> Deliveries:
+        """Where each target is (read at the first use)."""
+        if self._deliveries is None:
+            d = Deliveries(self.targets)
+            d.load(self.db)
+            self._deliveries = d
+            self._write_deliveries()
+        return self._deliveries
 
     @property
     def dropped_telemetry(self) -> int:
@@ -147,7 +157,8 @@ class Outbox(Receipts, OutboxViews, OutboxCommands):
         if (self.hold.events or self.hold.states) and \
                 not self._write(self._commit_held, alerts=True):
             return False
-        if (self._acked or self.pending_receipts()) and not self._write(self._apply_acked):
+        if self._deliveries is not None and self._deliveries.pending \
+                and not self._write(self._apply_deliveries):
             return False
         if self._unwritten and not self._write(self._commit_ledger):
             return False
@@ -181,16 +192,22 @@ class Outbox(Receipts, OutboxViews, OutboxCommands):
 
     def _commit_held(self) -> None:
         added = 0
+        targets = self.deliveries.targets
+        taken: list[tuple[int, HeldEvent]] = []  # what the targets already have, once committed
         with self._tx() as db:
             for h in self.hold.events:
                 ev = h.event
-                if h.confirmed is None and (h.delivered is None or self.receipts):
-                    db.execute(
+                # a row while some target still has to send it or wait for its receipt
+                if not targets or any(not h.has(t.name) or (t.receipts and h.waiting(t.name))
+                                      for t in targets):
+                    waiting = [at for t, at in h.sent.items() if h.waiting(t)]
+                    cur = db.execute(
                         "INSERT INTO outbox (priority, topic, payload, qos, seq, event_id, created, "
                         "attempts, sent) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
                         (PRIORITY_EVENT, h.topic, h.payload, h.seq, ev["event_id"], h.created,
-                         h.attempts, h.sent))
+                         h.attempts, max(waiting, default=None)))
                     added += len(h.payload)
+                    taken.append((cur.lastrowid, h))
                 db.execute(
                     "INSERT INTO alert_log (seq, event_id, alert_id, kind, state, level, point, "
                     "observed_at, payload, delivered_at, confirmed_at) "
@@ -208,6 +225,10 @@ class Outbox(Receipts, OutboxViews, OutboxCommands):
                     (s.key, s.level, s.alert_id, s.since, s.detail))
         self._bytes += added
         self.hold.take_events()
+        for rid, h in taken:
+            self.deliveries.adopt(self.db, PRIORITY_EVENT, rid, None, h.seq, h.event["event_id"],
+                                  h.created, h.sent, h.confirmed_by)
+        self._write_deliveries()
         if self.max_bytes and self._bytes > self.max_bytes:
             self._enforce_cap()
 
@@ -248,13 +269,23 @@ class Outbox(Receipts, OutboxViews, OutboxCommands):
 
     def _commit_telemetry(self) -> None:
         held = list(self.hold.telemetry)
+        insert = ("INSERT INTO outbox (priority, topic, payload, qos, created, correlation, "
+                  "target) VALUES (?, ?, ?, 1, ?, ?, ?)")
+        taken = []
         with self._tx() as db:
-            db.executemany("INSERT INTO outbox (priority, topic, payload, qos, created, "
-                           "correlation) VALUES (?, ?, ?, 1, ?, ?)",
-                           [(m.priority, m.topic, m.payload, m.created, m.correlation)
-                            for m in held])
+            db.executemany(insert, [(m.priority, m.topic, m.payload, m.created, m.correlation,
+                                     m.target) for m in held if not m.acked])
+            for m in held:  # sent from memory to some targets already: they keep that
+                if m.acked:
+                    cur = db.execute(insert, (m.priority, m.topic, m.payload, m.created,
+                                              m.correlation, m.target))
+                    taken.append((cur.lastrowid, m))
         self.hold.take_telemetry({m.key for m in held})
         self._bytes += sum(len(m.payload) for m in held)
+        for rid, m in taken:
+            self.deliveries.adopt(self.db, m.priority, rid, m.target, None, None, m.created,
+                                  dict.fromkeys(m.acked, m.created), {})
+        self._write_deliveries()
         if self.max_bytes and self._bytes > self.max_bytes:
             self._enforce_cap()
 
@@ -285,109 +316,6 @@ class Outbox(Receipts, OutboxViews, OutboxCommands):
                 return
             self._bytes -= freed
             self._dropped += len(drop)
-
-    # -- draining -----------------------------------------------------------------------------
-    def peek(self, limit: int = 1) -> list[OutboxRow]:
-        """The next messages to send, in drain order: events before telemetry, oldest first;
-        events held in memory after the committed ones (their seq is higher)."""
-        due = self.resend_due()
-        out = self._db_rows(PRIORITY_EVENT, due, limit)
-        for h in list(self.hold.events):
-            if len(out) >= limit:
-                return out
-            if h.confirmed is None and (h.sent is None or (self.receipts and h.sent <= due)):
-                out.append(OutboxRow(h.seq, PRIORITY_EVENT, h.topic, h.payload, 1, h.seq,
-                                     h.event["event_id"], h.attempts, held=True))
-        held = sorted(self.hold.telemetry, key=lambda m: m.priority)  # command results first
-        for m in [m for m in held if m.priority == PRIORITY_EVENT][:max(0, limit - len(out))]:
-            out.append(OutboxRow(m.key, m.priority, m.topic, m.payload, 1, None, None, 0,
-                                 held=True, correlation=m.correlation))
-        if len(out) < limit:
-            out += self._db_rows(PRIORITY_TELEMETRY, due, limit - len(out))
-        for m in [m for m in held if m.priority != PRIORITY_EVENT][:max(0, limit - len(out))]:
-            out.append(OutboxRow(m.key, m.priority, m.topic, m.payload, 1, None, None, 0,
-                                 held=True))
-        return out
-
-    def _db_rows(self, priority: int, due: float, limit: int) -> list[OutboxRow]:
-        try:
-            rows = self.db.execute(
-                "SELECT id, priority, topic, payload, qos, seq, event_id, attempts, 0, "
-                "correlation FROM outbox "
-                "WHERE priority=? AND (sent IS NULL OR sent <= ?) ORDER BY id LIMIT ?",
-                (priority, due, limit + len(self._acked))).fetchall()
-        except sqlite3.OperationalError as exc:
-            self.guard.failed(self.path, exc)
-            return []
-        out = []
-        for r in rows:
-            acked = self._acked.get(r[0])
-            if acked is not None and (not acked[1] or acked[0] > due):
-                continue
-            if self.covered(r[5], r[6]):
-                continue
-            out.append(OutboxRow(*r[:8], correlation=r[9]))
-        return out[:limit]
-
-    def ack(self, row: OutboxRow) -> None:
-        """The broker accepted the message: telemetry leaves; an event leaves too, or with
-        receipts on waits as sent and unconfirmed; the alert log notes the delivery."""
-        now = time.time()
-        if row.held and row.seq is None:  # telemetry or a command's result
-            self.hold.remove_telemetry(row.id)
-            return
-        if row.held:
-            h = self.hold.event(row.seq)
-            if h is not None:
-                h.sent = now
-                h.delivered = h.delivered or now
-                return
-            found = self.db.execute("SELECT id FROM outbox WHERE seq=?", (row.seq,)).fetchone()
-            if found is None:  # committed as confirmed meanwhile
-                return
-            row = replace(row, id=found[0], held=False)  # committed while it was in flight
-        keep = self.receipts and row.seq is not None
-
-        def write() -> None:
-            with self._tx() as db:
-                self._ack_row(db, row.id, keep, row.seq, now)
-
-        if self._write(write):
-            if not keep:
-                self._bytes -= len(row.payload)
-        else:
-            self._acked[row.id] = (now, keep, row.seq, len(row.payload))
-
-    def _ack_row(self, db: sqlite3.Connection, rowid: int, keep: bool, seq: int | None,
-                 at: float) -> None:
-        if keep:
-            db.execute("UPDATE outbox SET sent=? WHERE id=?", (at, rowid))
-        else:
-            db.execute("DELETE FROM outbox WHERE id=?", (rowid,))
-        if seq is not None:
-            db.execute("UPDATE alert_log SET delivered_at=coalesce(delivered_at, ?) WHERE seq=?",
-                       (at, seq))
-
-    def _apply_acked(self) -> None:
-        with self._tx() as db:
-            for rowid, (at, keep, seq, _) in self._acked.items():
-                self._ack_row(db, rowid, keep, seq, at)
-            self.apply_receipts(db)
-        self._acked.clear()
-        self._bytes = self._payload_bytes()  # acks and receipts may have covered the same rows
-
-    def record_failure(self, row: OutboxRow, error: str) -> None:
-        if row.held and row.seq is None:
-            return
-        if row.held:
-            h = self.hold.event(row.seq)
-            if h is not None:
-                h.attempts += 1
-            return
-        # a counter: not worth a disk alarm
-        with contextlib.suppress(sqlite3.DatabaseError), self._tx() as db:
-            db.execute("UPDATE outbox SET attempts=attempts+1, last_error=? WHERE id=?",
-                       (error, row.id))
 
     def _payload_bytes(self) -> int:
         row = self.db.execute("SELECT coalesce(sum(length(payload)), 0) FROM outbox").fetchone()

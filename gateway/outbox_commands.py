@@ -1,6 +1,7 @@
 """The platform's commands in the outbox: the ledger of requests (a redelivered request is
 answered from here with its first result, never executed again), their results as outbox
-messages (so a result survives an uplink outage like an event), the maintenance windows they
+messages for the uplink target the commands come from (so a result survives an uplink outage
+like an event), the maintenance windows they
 set, and the audit log's entries with who made the change.
 
 A mixin of `Outbox`: it writes through the outbox's connection and its write path, so a full
@@ -41,6 +42,7 @@ class OutboxCommands:
     _bytes: int
     _write: Callable[..., bool]
     _tx: Callable[[], Any]
+    results_target: str | None  # results go to the uplink target the commands come from
 
     _unwritten: dict[str, CommandEntry]  # ledger entries the disk did not take yet
 
@@ -82,7 +84,7 @@ class OutboxCommands:
                            "result = excluded.result",
                            (entry.id, entry.command, entry.received, entry.digest, entry.by,
                             result.decode()))
-                self._insert_results(db, messages, now)
+                self._insert_results(db, messages, now, self.results_target)
 
         if self._write(write):
             self._ledger().pop(entry.id, None)
@@ -90,7 +92,7 @@ class OutboxCommands:
         else:
             self._ledger()[entry.id] = CommandEntry(entry.id, entry.command, entry.received,
                                                     entry.digest, entry.by, result)
-            self.hold.add_results(messages, now)
+            self.hold.add_results(messages, now, self.results_target)
 
     def _commit_ledger(self) -> None:
         """Write the ledger entries the disk refused before (`Outbox.flush`)."""
@@ -109,18 +111,19 @@ class OutboxCommands:
 
         def write() -> None:
             with self._tx() as db:
-                self._insert_results(db, messages, now)
+                self._insert_results(db, messages, now, self.results_target)
 
         if self._write(write):
             self._bytes += sum(len(m[1]) for m in messages)
         else:
-            self.hold.add_results(messages, now)
+            self.hold.add_results(messages, now, self.results_target)
 
     @staticmethod
-    def _insert_results(db: sqlite3.Connection, messages: list, now: float) -> None:
-        db.executemany("INSERT INTO outbox (priority, topic, payload, qos, created, correlation) "
-                       "VALUES (?, ?, ?, 1, ?, ?)",
-                       [(PRIORITY_EVENT, t, p, now, c) for t, p, c in messages])
+    def _insert_results(db: sqlite3.Connection, messages: list, now: float,
+                        target: str | None) -> None:
+        db.executemany("INSERT INTO outbox (priority, topic, payload, qos, created, correlation, "
+                       "target) VALUES (?, ?, ?, 1, ?, ?, ?)",
+                       [(PRIORITY_EVENT, t, p, now, c, target) for t, p, c in messages])
 
     def unanswered_commands(self) -> list[CommandEntry]:
         rows = self.db.execute("SELECT id, command, received, digest, by FROM command_log "

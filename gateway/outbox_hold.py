@@ -1,9 +1,9 @@
 """What the outbox holds in memory while its database cannot be written (disk full, read-only).
 
-Events keep the `seq` the outbox gave them and their order, and the publisher sends them like
-committed ones, so the platform gets every event in order while the disk is full; they are
-committed (with the alert states and the alert log) as soon as the disk allows. Telemetry waits
-beside them. Memory is bounded by `max_bytes`: at the bound the oldest telemetry goes first, then
+Events keep the `seq` the outbox gave them and their order, and the publishers send them like
+committed ones, so every uplink target gets every event in order while the disk is full; they
+are committed (with the alert states and the alert log, and what each target already has) as
+soon as the disk allows. Telemetry waits beside them. Memory is bounded by `max_bytes`: at the bound the oldest telemetry goes first, then
 events the broker already acknowledged (only the local alert log loses them), and events nobody
 has acknowledged only when nothing else is left. Every drop is counted and logged.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,9 +31,17 @@ class HeldEvent:
     payload: bytes
     created: float
     attempts: int = 0
-    sent: float | None = None  # the latest PUBACK
-    delivered: float | None = None  # the first PUBACK
-    confirmed: float | None = None  # the platform's receipt
+    sent: dict[str, float] = field(default_factory=dict)  # per target: its latest PUBACK
+    confirmed_by: dict[str, float] = field(default_factory=dict)  # per target: its receipt
+    delivered: float | None = None  # when every target had PUBACKed it
+    confirmed: float | None = None  # when every target with receipts had its receipt
+
+    def has(self, target: str) -> bool:
+        return target in self.sent or target in self.confirmed_by
+
+    def waiting(self, target: str) -> bool:
+        """PUBACKed by `target`, whose platform has not confirmed it yet."""
+        return target in self.sent and target not in self.confirmed_by
 
 
 @dataclass
@@ -46,6 +54,8 @@ class HeldMessage:
     created: float
     priority: int = 1
     correlation: bytes | None = None
+    target: str | None = None  # a result is for the target its request came from
+    acked: set[str] = field(default_factory=set)  # the targets that PUBACKed it
 
 
 class Hold:
@@ -75,17 +85,25 @@ class Hold:
             self.bytes += len(payload)
         self._bound()
 
-    def add_results(self, messages: list[tuple[str, bytes, bytes | None]], now: float) -> None:
+    def add_results(self, messages: list[tuple[str, bytes, bytes | None]], now: float,
+                    target: str | None = None) -> None:
         """Command results the disk did not take: sent directly, never dropped for room."""
         for topic, payload, correlation in messages:
             self._key += 1
-            self.telemetry.append(HeldMessage(self._key, topic, payload, now, 0, correlation))
+            self.telemetry.append(HeldMessage(self._key, topic, payload, now, 0, correlation,
+                                              target))
             self.bytes += len(payload)
 
     def event(self, seq: int | None) -> HeldEvent | None:
         for h in self.events:
             if h.seq == seq:
                 return h
+        return None
+
+    def message(self, key: int) -> HeldMessage | None:
+        for m in self.telemetry:
+            if m.key == key:
+                return m
         return None
 
     def remove_telemetry(self, key: int) -> None:

@@ -2,13 +2,16 @@
 
 The broker's PUBACK says the broker has an event, not the platform: a broker restarted without
 persistence, or one that drops a queue while the platform's subscriber is offline, loses what it
-acknowledged. With `receipts = true` under `[uplink.mqtt]` a PUBACKed event stays in the outbox
-as "sent, unconfirmed" (surviving restarts) and is sent again every `receipt_timeout` until a
-receipt on `<prefix>/<site>/<gateway>/receipt` (`config/schema/receipt.schema.json`) covers it:
+acknowledged. With `receipts = true` under an `[uplink.mqtt]` target a PUBACKed event stays in
+the outbox as "sent, unconfirmed" for that target (surviving restarts) and is sent again every
+`receipt_timeout` until a receipt on that target's `<prefix>/<site>/<gateway>/receipt`
+(`config/schema/receipt.schema.json`) covers it:
 the highest `seq` up to which the platform holds every event, or a list of `event_id`s. The
 platform dedupes resends by `event_id`. A receipt for a `seq` this gateway never assigned, or
 whose `seq_event_id` is not the event of that seq here, belongs to another history (a retained
 receipt after the state directory was replaced) and is ignored. Telemetry needs no receipt.
+
+Each target's platform confirms for itself (`outbox_cursors.py` keeps what each awaits).
 
 A mixin of `Outbox`: it uses the outbox's connection, hold and write path.
 """
@@ -18,10 +21,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gateway.outbox_cursors import Deliveries
     from gateway.outbox_hold import Hold
 
 __all__ = ["Receipts"]
@@ -33,89 +37,56 @@ class Receipts:
     db: sqlite3.Connection
     hold: Hold
     _seq: int
-    _bytes: int
-    _acked: dict
     _snapshot: dict
+    deliveries: Deliveries
+    _write_deliveries: Callable[[], bool]
 
-    def __init__(self, enabled: bool, timeout: float):
-        self.receipts = enabled
-        self.receipt_timeout = timeout
+    def __init__(self, enabled: bool):
+        self.receipts = enabled  # some target waits for its platform's receipts
         self.receipts_applied = 0
         self.receipts_ignored = 0
-        self._resend_floor = 0.0
-        self._receipt_seq = 0  # receipts the disk did not take yet
-        self._receipt_ids: set[str] = set()
 
-    def resend_due(self) -> float:
+    def resend_due(self, target: str | None = None) -> float:
         """Unconfirmed events PUBACKed at or before this time are due to be sent again."""
-        return max(time.time() - self.receipt_timeout, self._resend_floor)
+        return self.deliveries.state(target).due()
 
-    def resend_unconfirmed(self) -> None:
+    def resend_unconfirmed(self, target: str | None = None) -> None:
         """The broker had no session for us (it restarted without persistence): what it
-        acknowledged may be gone with it, so every unconfirmed event is sent again now."""
-        self._resend_floor = time.time()
-
-    def covered(self, seq: int | None, event_id: str | None) -> bool:
-        """Whether a receipt the disk did not take yet covers this committed event."""
-        return seq is not None and (seq <= self._receipt_seq or event_id in self._receipt_ids)
-
-    def pending_receipts(self) -> bool:
-        return bool(self._receipt_seq or self._receipt_ids)
+        acknowledged may be gone with it, so every event unconfirmed there is sent again now."""
+        self.deliveries.state(target).resend_floor = time.time()
 
     def receipt(self, seq: int | None = None, event_ids: Iterable[str] = (),
-                seq_event_id: str | None = None) -> int:
-        """The platform holds every event up to `seq` and those in `event_ids`: they leave the
-        outbox (a disk that refuses keeps the receipt in memory meanwhile). Returns how many
-        events it confirmed now."""
+                seq_event_id: str | None = None, target: str | None = None) -> int:
+        """`target`'s platform (default: the first target's) holds every event up to `seq` and
+        those in `event_ids`: they need no resend there, and leave the outbox once every target
+        has them (a disk that refuses keeps this in memory meanwhile). Returns how many events
+        it confirmed now."""
         ids = set(event_ids)
         if seq is not None and not self._ours(seq, seq_event_id):
             seq = None
         if not seq and not ids:
             return 0
+        d = self.deliveries
+        name = d.state(target).name
+        with_receipts = [t.name for t in d.targets if t.receipts]
         now = time.time()
         n = 0
         for h in self.hold.events:
-            if h.confirmed is None and ((seq and h.seq <= seq) or h.event["event_id"] in ids):
-                h.confirmed = now
+            if name not in h.confirmed_by and ((seq and h.seq <= seq)
+                                               or h.event["event_id"] in ids):
+                h.confirmed_by[name] = now
                 n += 1
-        confirmed = [0]
-
-        def write() -> None:
-            with self._tx() as db:
-                freed, count = self._confirm(db, seq, ids, now)
-            self._bytes -= freed
-            confirmed[0] = count
-
-        if not self._write(write):
-            self._receipt_seq = max(self._receipt_seq, seq or 0)
-            self._receipt_ids |= ids
+                if all(t in h.confirmed_by for t in with_receipts):
+                    h.confirmed = now
+        where = ["seq <= ?"] if seq else []
+        where += ["event_id IN (" + ",".join("?" * len(ids)) + ")"] if ids else []
+        rows = self.db.execute(f"SELECT id, seq FROM outbox WHERE priority = 0 AND seq IS NOT "
+                               f"NULL AND ({' OR '.join(where)})",
+                               ([seq] if seq else []) + sorted(ids)).fetchall()
+        n += d.confirmed(self.db, name, rows, seq, now)
+        self._write_deliveries()
         self.receipts_applied += 1
-        return n + confirmed[0]
-
-    def apply_receipts(self, db: sqlite3.Connection) -> int:
-        """Write the receipts the disk refused before (inside the caller's transaction)."""
-        if not self.pending_receipts():
-            return 0
-        freed, _ = self._confirm(db, self._receipt_seq or None, self._receipt_ids, time.time())
-        self._receipt_seq = 0
-        self._receipt_ids = set()
-        return freed
-
-    def _confirm(self, db: sqlite3.Connection, seq: int | None, ids: set[str], now: float
-                 ) -> tuple[int, int]:
-        freed = count = 0
-        # priority 0 are the events; the (priority, id) index keeps these scans to them
-        where = [("seq <= ?", seq)] if seq else []
-        where += [("event_id = ?", eid) for eid in ids]
-        for clause, value in where:
-            size, n = db.execute(f"SELECT coalesce(sum(length(payload)), 0), count(*) FROM outbox "
-                                 f"WHERE priority = 0 AND {clause}", (value,)).fetchone()
-            db.execute(f"DELETE FROM outbox WHERE priority = 0 AND {clause}", (value,))
-            db.execute(f"UPDATE alert_log SET confirmed_at = ? WHERE {clause} "
-                       "AND confirmed_at IS NULL", (now, value))
-            freed += size
-            count += n
-        return freed, count
+        return n
 
     def _ours(self, seq: int, seq_event_id: str | None) -> bool:
         if seq > self._seq:
@@ -140,16 +111,18 @@ class Receipts:
                         self.receipts_ignored, extra={"event": "receipt_ignored", "seq": seq})
         return False
 
-    def unconfirmed(self) -> tuple[int, float | None]:
-        """PUBACKed events no receipt covers yet: how many, and when the oldest was committed."""
+    def unconfirmed(self, target: str | None = None) -> tuple[int, float | None]:
+        """PUBACKed events a platform's receipt does not cover yet: how many, and when the
+        oldest was committed; for one target, or any target with receipts."""
         if not self.receipts:
             return 0, None
-        n, oldest = self.db.execute("SELECT count(*), min(created) FROM outbox WHERE priority = 0 "
-                                    "AND sent IS NOT NULL").fetchone()
-        held = [h.created for h in self.hold.events
-                if h.delivered is not None and h.confirmed is None]
-        n += len(held) + sum(1 for _, keep, seq, _ in self._acked.values()
-                             if keep and not self.covered(seq, None))
-        oldest = min([x for x in (oldest, *held) if x is not None], default=None)
-        self._snapshot.update(unconfirmed=n, oldest_unconfirmed=oldest)
+        d = self.deliveries
+        states = [d.state(target)] if target is not None else \
+            [s for s in d.states.values() if s.target.receipts]
+        created = {rid: u.created for s in states for rid, u in s.unconfirmed.items()}
+        held = [h.created for h in self.hold.events if any(h.waiting(s.name) for s in states)]
+        oldest = min([*created.values(), *held], default=None)
+        n = len(created) + len(held)
+        if target is None:
+            self._snapshot.update(unconfirmed=n, oldest_unconfirmed=oldest)
         return n, oldest

@@ -1,7 +1,8 @@
 """The outbox's SQLite schema and its migration: the tables (outbox, alert state, settings, the
 audit log, the permanent alert log, the platform's commands and the maintenance windows they
-set) and the columns added after the first release, which an older outbox file gets when it is
-opened."""
+set, and where each uplink target is in the outbox: `cursors`, `ahead`, `unconfirmed`, kept by
+`outbox_cursors.py`) and the columns added after the first release, which an older outbox file
+gets when it is opened."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    sent REAL,                     -- PUBACKed, waiting for the platform's receipt
-    correlation BLOB               -- a command result's MQTT 5 Correlation Data
+    sent REAL,                     -- PUBACKed, waiting for a platform's receipt
+    correlation BLOB,              -- a command result's MQTT 5 Correlation Data
+    target TEXT                    -- for this uplink target only (a command's result); NULL: all
 );
 CREATE INDEX IF NOT EXISTS outbox_drain ON outbox (priority, id);
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -76,12 +78,38 @@ CREATE TABLE IF NOT EXISTS maintenance (
     reason TEXT NOT NULL,
     command_id TEXT
 );
+-- per uplink target and lane (0 events, records and results; 1 telemetry): every row of the
+-- lane up to `done` has been PUBACKed by the target (or is not for it)
+CREATE TABLE IF NOT EXISTS cursors (
+    target TEXT NOT NULL,
+    lane INTEGER NOT NULL,
+    done INTEGER NOT NULL,
+    PRIMARY KEY (target, lane)
+);
+-- rows beyond a target's cursor that it has PUBACKed already (a window's PUBACKs out of order)
+CREATE TABLE IF NOT EXISTS ahead (
+    target TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    lane INTEGER NOT NULL,
+    PRIMARY KEY (target, id)
+);
+-- events a target with receipts has PUBACKed and its platform has not confirmed yet
+CREATE TABLE IF NOT EXISTS unconfirmed (
+    target TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    seq INTEGER,
+    event_id TEXT,
+    created REAL NOT NULL,
+    sent REAL NOT NULL,
+    PRIMARY KEY (target, id)
+);
 """
 # indexes on columns that older files lack until ADDED has run
 INDEXES = "CREATE INDEX IF NOT EXISTS alert_log_alert ON alert_log (alert_id, seq);"
 # columns added after the first release: (table, column, type)
 ADDED = (("outbox", "sent", "REAL"), ("alert_log", "confirmed_at", "REAL"),
-         ("outbox", "correlation", "BLOB"), ("audit_log", "by", "TEXT"))
+         ("outbox", "correlation", "BLOB"), ("audit_log", "by", "TEXT"),
+         ("outbox", "target", "TEXT"))
 
 
 def prepare(db: sqlite3.Connection, path: Path) -> None:

@@ -26,8 +26,8 @@ __all__ = ["FIXED", "Reconfigure", "threshold_snapshot"]
 
 log = logging.getLogger("minewatch.daemon")
 
-FIXED = ("site", "gateway", "mqtt", "influx", "outbox", "commands")
-_TABLE = {"mqtt": "uplink.mqtt", "influx": "storage.influx"}
+FIXED = ("site", "gateway", "mqtt", "uplinks", "influx", "outbox", "commands")
+_TABLE = {"mqtt": "uplink.mqtt", "uplinks": "uplink.mqtt", "influx": "storage.influx"}
 
 
 class Reconfigure:
@@ -45,7 +45,8 @@ class Reconfigure:
         where = Locator(new.source)
         out = []
         for k in FIXED:
-            if getattr(new, k) != getattr(self.cfg, k):
+            if getattr(new, k) != getattr(self.cfg, k) and not (
+                    k == "uplinks" and new.mqtt != self.cfg.mqtt):  # said once, not twice
                 table = _TABLE.get(k, k)
                 out.append(Problem(table, f"[{table}] changed, which takes a restart",
                                    where.line(table), "change it in the file and restart"))

@@ -93,6 +93,7 @@ class _Collector:
                                 "Age of the oldest undelivered alert or fault event",
                                 value=time.time() - oldest if oldest else 0.0)
         yield from storage_metrics(gw, st)
+        yield from uplink_metrics(gw, st)
         yield from command_metrics(gw)
         yield CounterMetricFamily("minewatch_telemetry_dropped",
                                   "Telemetry dropped at the outbox cap",
@@ -197,6 +198,27 @@ class StatusServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def uplink_metrics(gw: Gateway, outbox: dict):
+    """Each northbound target: connected, what waits for it, what is in flight."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    uplinks = getattr(gw, "publisher", None)
+    if uplinks is None or not hasattr(uplinks, "health"):
+        return
+    up = GaugeMetricFamily("minewatch_uplink_connected", "1 while the target's broker is "
+                           "connected", labels=["target"])
+    backlog = GaugeMetricFamily("minewatch_uplink_backlog", "Messages the target's broker has "
+                                "not accepted yet", labels=["target", "kind"])
+    flying = GaugeMetricFamily("minewatch_uplink_in_flight", "Messages published to the target "
+                               "and waiting for their PUBACK", labels=["target"])
+    for t in uplinks.health(outbox.get("targets")):
+        up.add_metric([t["name"]], 1.0 if t["connected"] else 0.0)
+        backlog.add_metric([t["name"], "events"], t["events"])
+        backlog.add_metric([t["name"], "telemetry"], t["telemetry"])
+        flying.add_metric([t["name"]], t["in_flight"])
+    yield from (up, backlog, flying)
 
 
 def storage_metrics(gw: Gateway, outbox: dict):

@@ -76,7 +76,12 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
     from gateway.alerts.encoder import commissioning_event, topic
     from gateway.uplink.client import publish_once
 
-    m = cfg.mqtt
+    targets = {t.name: t for t in cfg.mqtt_targets}
+    if args.target is not None and args.target not in targets:
+        err(tr(lang, "no_target", file=cfg.path, target=args.target,
+               known=", ".join(targets)))
+        return EXIT_CONFIG
+    m = targets[args.target] if args.target is not None else cfg.mqtt
     event = commissioning_event(cfg.site.code, cfg.gateway.id, time.time())
     broker = f"{m.host}:{m.port}"
     try:
@@ -92,7 +97,8 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
         err(exc.render(lang) if hasattr(exc, "render") else str(exc))
         return EXIT_CONFIG
     ok = result.get("reason_code", 0x80) < 0x80 and "puback" in result
-    report = {"broker": broker, "event_id": event["event_id"], **result, "ok": ok}
+    report = {"target": m.name, "broker": broker, "event_id": event["event_id"], **result,
+              "ok": ok}
     print(json.dumps(report, ensure_ascii=False) if args.json else
           tr(lang, "alert_test", event_id=event["event_id"], broker=broker,
              connect=result.get("connect"), puback=result.get("puback", "none"),
@@ -115,5 +121,8 @@ def add_commands(sub) -> None:
                            "no will) and report the broker's PUBACK reason code", """
   minewatch alerts test --config site.toml
   minewatch alerts test --config site.toml --json
+  minewatch alerts test --config site.toml --target province
 """, cmd_alerts_test)
     atest.add_argument("--config", required=True, type=Path)
+    atest.add_argument("--target", help="the [[uplink.mqtt]] target to test, by its name "
+                       "(default: the first)")

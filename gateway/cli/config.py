@@ -121,8 +121,12 @@ def _effective(cfg, raw: dict) -> list[tuple[str, object, str]]:
             if p.thresholds.derived_levels:  # e.g. the phreatic line's orange = 1.1 x red
                 rows[start:] = [(k, v, "derived" if k == f"{mark}.derived_levels" else src)
                                 for k, v, src in rows[start:]]
-    if cfg.mqtt:
-        walk("uplink.mqtt", cfg.mqtt, raw.get("uplink", {}).get("mqtt", {}))
+    raw_mqtt = raw.get("uplink", {}).get("mqtt", {})
+    if isinstance(raw_mqtt, dict) and cfg.mqtt:
+        walk("uplink.mqtt", cfg.mqtt, raw_mqtt)
+    elif isinstance(raw_mqtt, list):  # several [[uplink.mqtt]]
+        for i, m in enumerate(cfg.mqtt_targets):
+            walk(f"uplink.mqtt[{i}]", m, raw_mqtt[i])
     walk("outbox", cfg.outbox, raw.get("outbox", {}))
     walk("alerts", cfg.alerts, raw.get("alerts", {}))
     return rows

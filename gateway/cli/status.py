@@ -70,6 +70,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         age = doc["outbox"].get("oldest_unconfirmed_s")
         print("  " + tr(lang, "st_unconfirmed", n=doc["outbox"]["unconfirmed"],
                         age="-" if age is None else f"{age:.0f} s"))
+    for u in doc.get("uplinks", []):
+        print("  " + tr(lang, "st_uplink", name=u["name"], broker=u["broker"],
+                        state=tr(lang, "st_connected" if u["connected"] else "st_disconnected"),
+                        events=u["events"], telemetry=u["telemetry"], in_flight=u["in_flight"]))
+        if u.get("unconfirmed"):
+            age = u.get("oldest_unconfirmed_s")
+            print("    " + tr(lang, "st_unconfirmed", n=u["unconfirmed"],
+                              age="-" if age is None else f"{age:.0f} s"))
     storage = doc.get("storage") or {}
     if storage.get("state", "ok") != "ok":
         print(tr(lang, "st_storage", path=storage["path"], state=storage["state"].upper(),

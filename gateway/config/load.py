@@ -3,7 +3,7 @@
 Every problem is collected (not just the first) and reported with the file, the line where it can
 be found, the key path and, where it helps, a hint (`gateway.config.reader`). A config that has
 any error is never returned, so a bad file can never replace a good one. Each section has its
-builder: `sections` (site, gateway, uplink, storage, outbox, alerts), `devices` (buses and
+builder: `sections` (site, gateway, storage, outbox, alerts), `uplinks` (the MQTT targets), `devices` (buses and
 devices), `points` (points, their conversions and detectors), `thresholds`, `commands`.
 """
 
@@ -24,8 +24,8 @@ from gateway.config.sections import (
     build_outbox,
     build_site,
     build_storage,
-    build_uplink,
 )
+from gateway.config.uplinks import build_uplinks
 from gateway.i18n import Text
 from gateway.text_files import TextFile, TextFileError, read_text_file
 from gateway.toml_text import parse_toml
@@ -81,7 +81,8 @@ def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:
     points = build_points(doc, r, {d.name: d for d in devices})
     check_periods(devices, points, r, doc)
 
-    mqtt = build_uplink(doc, r, base_dir, site, gateway)
+    uplinks = build_uplinks(doc, r, base_dir, site, gateway)
+    mqtt = uplinks[0] if uplinks else None
     influx = build_storage(doc, r, base_dir, gateway.state_dir)
     outbox = build_outbox(doc, r, base_dir, gateway.state_dir)
     alerts = build_alerts(doc, r)
@@ -90,5 +91,6 @@ def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:
     if r.problems:
         return None
     return SiteConfig(path=path, site=site, gateway=gateway, buses=tuple(buses),
-                      devices=tuple(devices), points=tuple(points), mqtt=mqtt, influx=influx,
+                      devices=tuple(devices), points=tuple(points), mqtt=mqtt, uplinks=uplinks,
+                      influx=influx,
                       outbox=outbox, alerts=alerts, commands=commands, history=history)

@@ -149,6 +149,8 @@ class Point:
 
 @dataclass(frozen=True)
 class MqttUplink:
+    """One northbound target, `[uplink.mqtt]` or one of several `[[uplink.mqtt]]`."""
+
     host: str
     port: int
     prefix: str
@@ -170,6 +172,12 @@ class MqttUplink:
     # full JSON of before; the compact ones round values to `digits` significant digits
     encoding: str = "compact"
     digits: int = 7
+    # the target's name: in the outbox (its cursor), health and logs; "platform" when one
+    # [uplink.mqtt] gives none
+    name: str = "platform"
+    # messages published and not yet PUBACKed at once: 1 is stop-and-wait; ~20 keeps a 4G
+    # link's round trip busy (docs/contracts.md#topics says what stays in order)
+    max_inflight: int = 20
 
 
 @dataclass(frozen=True)
@@ -244,15 +252,22 @@ class SiteConfig:
     buses: tuple[Bus, ...]
     devices: tuple[Device, ...]
     points: tuple[Point, ...]
-    mqtt: MqttUplink | None
+    mqtt: MqttUplink | None  # the first (or only) uplink target: commands come over it
     influx: InfluxStorage | None
     outbox: Outbox
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     history: History | None = None  # None only for configs built by hand (tests)
     commands: Commands = field(default_factory=Commands)
+    # every uplink target in the file's order, `mqtt` first; () = just `mqtt`, if any
+    uplinks: tuple[MqttUplink, ...] = ()
     # the TOML text this config was read from (its version is a digest of it)
     source: str = field(default="", repr=False, compare=False)
     encoding: str = "utf-8"  # how the file was decoded (gateway/text_files.py)
+
+    @property
+    def mqtt_targets(self) -> tuple[MqttUplink, ...]:
+        """Every northbound target, the first being `mqtt`."""
+        return self.uplinks or ((self.mqtt,) if self.mqtt is not None else ())
 
     @property
     def version(self) -> str:

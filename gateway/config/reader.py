@@ -168,8 +168,9 @@ class Locator:
         for name, idx in parts:
             prefix.append(name)
             header_arr = re.compile(r"^\s*\[\[\s*" + r"\.".join(map(re.escape, prefix)) + r"\s*\]\]")
-            # [uplink] or [uplink.mqtt] both hold what uplink.* names
-            header_tab = re.compile(r"^\s*\[\s*" + r"\.".join(map(re.escape, prefix)) + r"\s*[\].]")
+            # [uplink], [uplink.mqtt] or [[uplink.mqtt]] all hold what uplink.* names
+            header_tab = re.compile(r"^\s*\[\[?\s*" + r"\.".join(map(re.escape, prefix))
+                                    + r"\s*[\].]")
             key_line = re.compile(r"^\s*" + re.escape(name) + r"\s*=")
             inline = re.compile(r"[{,]\s*" + re.escape(name) + r"\s*=")
             if idx:

@@ -1,6 +1,6 @@
 """The sections of a site config around the field: `[site]`, `[gateway]` (its id, state folder
-and the status endpoint, kept on loopback unless a bearer token guards it), `[uplink.mqtt]`,
-`[storage.influx]`, `[outbox]` and `[alerts]`."""
+and the status endpoint, kept on loopback unless a bearer token guards it), one `[uplink.mqtt]`
+target (`uplinks.py` reads one or several), `[storage.influx]`, `[outbox]` and `[alerts]`."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from gateway.config.model import (
 from gateway.config.reader import Reader
 from gateway.i18n import t
 
-__all__ = ["SITE_KINDS", "build_alerts", "build_gateway", "build_outbox", "build_site",
-           "build_storage", "build_uplink", "is_loopback"]
+__all__ = ["SITE_KINDS", "build_alerts", "build_gateway", "build_mqtt_target", "build_outbox",
+           "build_site", "build_storage", "is_loopback"]
 
 SITE_KINDS = ("tailings_pond", "underground_mine", "open_pit", "chemical_plant", "metallurgy")
 
@@ -119,19 +119,14 @@ def _check_listen(r: Reader, listen: tuple[str, int] | None, public: bool,
 
 _MQTT_KEYS = {"host", "port", "prefix", "protocol", "client_id", "keepalive", "username",
               "password_file", "tls_ca", "tls_cert", "tls_key", "reconnect_min", "reconnect_max",
-              "receipts", "receipt_timeout", "encoding", "digits"}
+              "receipts", "receipt_timeout", "encoding", "digits", "name", "max_inflight"}
 
 
-def build_uplink(doc: dict, r: Reader, base_dir: Path, site: Site, gateway: GatewayIdentity
-                 ) -> MqttUplink | None:
-    up = r.table(doc, "uplink", "uplink")
-    r.known(up, {"mqtt"}, "uplink")
-    return _mqtt(r.table(up, "mqtt", "uplink.mqtt"), r, base_dir, site, gateway) \
-        if "mqtt" in up else None
-
-
-def _mqtt(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity) -> MqttUplink:
-    p = "uplink.mqtt"
+def build_mqtt_target(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity,
+                      p: str = "uplink.mqtt", name: str = "platform",
+                      client_id: str | None = None) -> MqttUplink:
+    """One northbound target at key path `p` (`gateway/config/uplinks.py` reads one or many);
+    `name` and `client_id` are its defaults."""
     r.known(m, _MQTT_KEYS, p)
     protocol = str(r.get(m, "protocol", p, (str, int, float), "5"))
     if protocol not in ("5", "3.1.1"):
@@ -165,7 +160,7 @@ def _mqtt(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity) -
         port=r.number(m, "port", p, 1883, 1, 65535, integer=True),
         prefix=prefix,
         protocol=protocol,
-        client_id=r.get(m, "client_id", p, str, f"minewatch-{site.code}-{gw.id}"),
+        client_id=r.get(m, "client_id", p, str, client_id or f"minewatch-{site.code}-{gw.id}"),
         # 0 would switch MQTT's keep-alive off: a dead link would never be noticed
         keepalive=r.number(m, "keepalive", p, 30, 5, 65535, integer=True, unit="s"),
         username=username,
@@ -181,6 +176,9 @@ def _mqtt(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity) -
         receipt_timeout=r.duration(m, "receipt_timeout", p, 60.0, lo=1.0, hi=86400.0),
         encoding=_encoding(r, m, p),
         digits=r.number(m, "digits", p, 7, 6, 17, integer=True),
+        name=r.get(m, "name", p, str, name),
+        # a window over 1000 messages buys nothing on any link and holds that many in memory
+        max_inflight=r.number(m, "max_inflight", p, 20, 1, 1000, integer=True),
     )
 
 

@@ -1,21 +1,27 @@
-"""MQTT uplink: drains the outbox to the city platform's broker with paho-mqtt 2.x.
+"""MQTT uplink: one northbound target (`[uplink.mqtt]`, or one of several `[[uplink.mqtt]]`)
+draining the outbox to its broker with paho-mqtt 2.x.
 
-One message is in flight at a time, in outbox order (alerts and faults first, then telemetry), and
-a row leaves the outbox only after its PUBACK. Under MQTT 5 a PUBACK reason code of 0x80 or more is
-a rejection (for example "not authorized" from a broker ACL): the event stays, the log says why,
-and it is retried with backoff. MQTT 3.1.1 has no such code, so a broker that silently drops a
-denied publish cannot be detected there. The retained `status` topic says "online" after each
-connect and the broker's last will says "offline" when the gateway vanishes.
+Up to `max_inflight` messages are published and waiting for their PUBACK at once, in outbox
+order (alerts and faults first, then telemetry), and a row leaves the outbox for this target only
+after its own PUBACK (paho gives each message its packet id, and `on_publish` that id); which
+message may go when is `window.py`'s (alerts keep their seq order through a broker restart and a
+refusal, and never wait behind telemetry). paho keeps what it published until the PUBACK and
+sends it again after a reconnect, so the publisher never publishes a copy of its own. Under
+MQTT 5 a PUBACK reason code of 0x80 or more is a rejection (for example "not authorized" from a
+broker ACL): the event stays, the log says why, and it is retried with backoff. MQTT 3.1.1 has
+no such code, so a broker that silently drops a denied publish cannot be detected there. What
+the target says at each connect and as its will (the retained `status`, "online" and "offline")
+and how a message goes on its wire is its session's (`session.py`).
 
-With `receipts = true` it also subscribes to `<prefix>/<site>/<gateway>/receipt`, the only topic
-it reads, and hands each platform receipt to the outbox (`gateway/outbox_receipts.py`); a connect
-on which the broker has no session for us (it lost its state) sends every unconfirmed event again
-at once instead of after `receipt_timeout`.
+With `receipts = true` it also subscribes to its `<prefix>/<site>/<gateway>/receipt`, the only
+topic it reads, and hands each platform receipt to the outbox (`gateway/outbox_receipts.py`) for
+this target; a connect on which the broker has no session for us (it lost its state) sends every
+event unconfirmed there again at once instead of after `receipt_timeout`.
 
-With `[commands] enabled` it also subscribes to `<prefix>/<site>/<gateway>/cmd/+` and hands each
-request, with its MQTT 5 Response Topic and Correlation Data, to the command service
-(`gateway/commands/service.py`); a result leaves the outbox like an event, carrying the
-request's Correlation Data when it has one.
+With `[commands] enabled` the first target also subscribes to `<prefix>/<site>/<gateway>/cmd/+`
+and hands each request, with its MQTT 5 Response Topic and Correlation Data, to the command
+service (`gateway/commands/service.py`); a result leaves the outbox like an event, on that
+target only, carrying the request's Correlation Data when it has one.
 
 Reconnects back off from `reconnect_min` to `reconnect_max`, doubling, with jitter: each wait is
 half its step plus a random part of the other half, so the gateways a broker restart dropped at
@@ -34,10 +40,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.alerts.encoder import parse_receipt, status_payload, topic, with_sent_at
+from gateway.alerts.encoder import parse_receipt
 from gateway.config.model import MqttUplink, SiteConfig
-from gateway.outbox import PRIORITY_EVENT, Outbox, OutboxRow
+from gateway.outbox import Outbox, OutboxRow
 from gateway.uplink.client import diagnose, make_client
+from gateway.uplink.session import MineWatchSession, Session
+from gateway.uplink.window import Window
 
 __all__ = ["Incoming", "MqttPublisher"]
 
@@ -57,26 +65,33 @@ class Incoming:
 
 class MqttPublisher:
     def __init__(self, cfg: SiteConfig, outbox: Outbox, clock_now: Callable[[], float],
-                 version: str = "0", ack_timeout: float = 10.0):
-        assert cfg.mqtt is not None
+                 version: str = "0", ack_timeout: float = 10.0,
+                 target: MqttUplink | None = None, session: Session | None = None):
+        m = target if target is not None else cfg.mqtt
+        assert m is not None
         self.cfg = cfg
-        self.m: MqttUplink = cfg.mqtt
+        self.m: MqttUplink = m
+        self.name = m.name
         self.outbox = outbox
         self.now = clock_now
         self.version = version
-        self.ack_timeout = ack_timeout
-        self.status_topic = topic(self.m.prefix, cfg.site.code, cfg.gateway.id, "status")
-        self.receipt_topic = topic(self.m.prefix, cfg.site.code, cfg.gateway.id, "receipt")
+        self.ack_timeout = ack_timeout  # a PUBACK later than this is logged (and still awaited)
+        self.session = session if session is not None else MineWatchSession(
+            cfg, m, clock_now, version)
+        self.status_topic = self.session.base + "status"
+        self.receipt_topic = self.session.base + "receipt"
         self.receipts_taken = 0
         self.bad_receipts = 0
         self.connected = asyncio.Event()
         self.wakeup = asyncio.Event()
         self.published = 0
         self.rejected = 0
+        self.window = Window(m.max_inflight, m.reconnect_min, m.reconnect_max)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._pending: dict[int, asyncio.Future] = {}
+        self._pending: dict[int, object] = {}  # packet id -> the window's key of the message
         self._early: dict[int, tuple[float, str | None]] = {}
+        self._answers: list[tuple[object, str | None]] = []
         self._client = None
         self._stopping = False
         self._failures = 0
@@ -98,15 +113,16 @@ class MqttPublisher:
         self._failures = 0
         self._last_failure = ""
         self._attempt = 0
-        log.info("MQTT connected to %s:%d", self.m.host, self.m.port,
-                 extra={"event": "mqtt_connected"})
-        client.publish(self.status_topic, status_payload("online", self.cfg.site.code,
-                       self.cfg.gateway.id, self.now(), self.version), qos=1, retain=True)
+        log.info("MQTT %s connected to %s:%d", self.name, self.m.host, self.m.port,
+                 extra={"event": "mqtt_connected", "target": self.name})
+        self.session.on_connect(lambda t, p, q, r: client.publish(t, p, qos=q, retain=r))
         if self.m.receipts:
             client.subscribe(self.receipt_topic, qos=1)
             if not flags.session_present:
-                self._call(self.outbox.resend_unconfirmed)
-        for topic_filter, _ in self._subscriptions:
+                self._call(self.outbox.resend_unconfirmed, self.name)
+        filters = [f for f, _ in self._subscriptions] + [f for f, _ in
+                                                          self.session.subscriptions()]
+        for topic_filter in filters:
             if self.m.protocol == "5":
                 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -116,31 +132,33 @@ class MqttPublisher:
                     qos=1, retainAsPublished=True))
             else:
                 client.subscribe(topic_filter, qos=1)
+        self._call(self.window.reconnected, time.monotonic())
         self._call(self.connected.set)
         self._call(self.wakeup.set)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         client.reconnect_delay_set(self.reconnect_delay(), self.m.reconnect_max)
+        # what is in flight stays with paho, which sends it again after the reconnect
         if not self._stopping and self.connected.is_set():
-            log.warning("MQTT disconnected: %s", reason_code,
-                        extra={"event": "mqtt_disconnected", "reason": str(reason_code)})
+            log.warning("MQTT %s disconnected: %s", self.name, reason_code,
+                        extra={"event": "mqtt_disconnected", "reason": str(reason_code),
+                               "target": self.name})
         self._call(self.connected.clear)
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            self._early.clear()
-        for fut in pending.values():
-            self._call(_settle, fut, "connection lost before PUBACK")
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         value = getattr(reason_code, "value", 0)
         error = None if value < 0x80 else f"broker rejected the publish: {reason_code} (0x{value:02X})"
         with self._lock:
-            fut = self._pending.pop(mid, None)
-            if fut is None:
-                # the PUBACK beat the registration of its future (see _publish)
+            key = self._pending.pop(mid, None)
+            if key is None:
+                # the PUBACK beat the registration of its message (see _publish), or it answers
+                # the status message
+                if len(self._early) > 256:
+                    old = time.monotonic() - 60.0
+                    self._early = {k: v for k, v in self._early.items() if v[0] > old}
                 self._early[mid] = (time.monotonic(), error)
                 return
-        self._call(_settle, fut, error)
+        self._call(self._answered, key, error)
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == self.receipt_topic:
@@ -149,6 +167,10 @@ class MqttPublisher:
             return
         from paho.mqtt.client import topic_matches_sub
 
+        for topic_filter, on_payload in self.session.subscriptions():
+            if topic_matches_sub(topic_filter, msg.topic):
+                self._call(on_payload, bytes(msg.payload))
+                return
         for topic_filter, handler in self._subscriptions:
             if topic_matches_sub(topic_filter, msg.topic):
                 props = getattr(msg, "properties", None)
@@ -168,12 +190,13 @@ class MqttPublisher:
             if self.bad_receipts in (1, 10) or self.bad_receipts % 100 == 0:
                 log.warning("receipt on %s ignored: %s (%d bad so far)", self.receipt_topic, exc,
                             self.bad_receipts, extra={"event": "receipt_invalid",
-                                                      "reason": str(exc)})
+                                                      "reason": str(exc), "target": self.name})
             return
         self.receipts_taken += 1
-        confirmed = self.outbox.receipt(r.seq, r.event_ids, r.seq_event_id)
-        log.debug("receipt up to seq %s (+%d ids): %d events confirmed", r.seq,
+        confirmed = self.outbox.receipt(r.seq, r.event_ids, r.seq_event_id, target=self.name)
+        log.debug("receipt of %s up to seq %s (+%d ids): %d events confirmed", self.name, r.seq,
                   len(r.event_ids), confirmed, extra={"event": "receipt", "seq": r.seq})
+        self.wakeup.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
         client.reconnect_delay_set(self.reconnect_delay(), self.m.reconnect_max)
@@ -196,9 +219,11 @@ class MqttPublisher:
             repeat = reason == self._last_failure and self._failures % 20 != 0
             self._last_failure = reason
         if not repeat:
-            log.error("MQTT %s:%d: %s (attempt %d; retrying with backoff up to %g s)",
-                      self.m.host, self.m.port, reason, self._failures, self.m.reconnect_max,
-                      extra={"event": event, "reason": reason, "attempt": self._failures})
+            log.error("MQTT %s %s:%d: %s (attempt %d; retrying with backoff up to %g s)",
+                      self.name, self.m.host, self.m.port, reason, self._failures,
+                      self.m.reconnect_max, extra={"event": event, "reason": reason,
+                                                   "attempt": self._failures,
+                                                   "target": self.name})
 
     def _call(self, fn, *args) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -206,15 +231,16 @@ class MqttPublisher:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _make_client(self):
-        client = make_client(self.m, self.m.client_id, persistent=True, will=(
-            self.status_topic, status_payload("offline", self.cfg.site.code, self.cfg.gateway.id,
-                                              self.now(), self.version)))
+        client = make_client(self.m, self.m.client_id, persistent=True,
+                             will=self.session.will())
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.on_connect_fail = self._on_connect_fail
         client.reconnect_delay_set(max(1, int(self.m.reconnect_min)), int(self.m.reconnect_max))
+        # the window's messages, and the status messages beside them, never wait in paho's queue
+        client.max_inflight_messages_set(self.m.max_inflight + 2)
         return client
 
     async def start(self) -> None:
@@ -235,26 +261,26 @@ class MqttPublisher:
         self._client.loop_start()
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Say 'offline' on the status topic, then disconnect (a clean disconnect fires no will)."""
+        """Say goodbye as the session does ('offline' on the status topic), then disconnect (a
+        clean disconnect fires no will)."""
         if self._client is None:
             return
+        client = self._client
         if self.connected.is_set():
-            info = self._client.publish(self.status_topic, status_payload(
-                "offline", self.cfg.site.code, self.cfg.gateway.id, self.now(), self.version),
-                qos=1, retain=True)
+            info = self.session.on_stop(lambda t, p, q, r: client.publish(t, p, qos=q, retain=r))
             deadline = time.monotonic() + timeout
-            while not info.is_published() and time.monotonic() < deadline:
+            while info is not None and not info.is_published() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         self._stopping = True
-        self._client.disconnect()
-        self._client.loop_stop()
+        client.disconnect()
+        client.loop_stop()
 
     def publish_now(self, topic_: str, doc: dict, qos: int = 0) -> bool:
         """Current-state messages (health) and refusals of requests that proved nothing: sent
         if connected, never queued (stale is useless, and junk must not fill the disk)."""
         if self._client is not None and self.connected.is_set():
-            self._client.publish(topic_, json.dumps(doc, ensure_ascii=False,
-                                                    separators=(",", ":")).encode(), qos=qos)
+            self._client.publish(self.session.topic(topic_), json.dumps(
+                doc, ensure_ascii=False, separators=(",", ":")).encode(), qos=qos)
             return True
         return False
 
@@ -262,65 +288,101 @@ class MqttPublisher:
         """Something new is in the outbox."""
         self.wakeup.set()
 
+    def pending(self) -> bool:
+        """Events this target has not delivered (or, with receipts, its platform not confirmed)."""
+        return bool(self.outbox.depth(self.name)["events"]
+                    or self.outbox.unconfirmed(self.name)[0])
+
     async def run(self) -> None:
-        """Drain the outbox forever, one acknowledged message at a time."""
-        backoff = self.m.reconnect_min
+        """Drain the outbox forever, up to `max_inflight` messages in flight."""
         while True:
             await self.connected.wait()
-            rows = self.outbox.peek(1)
-            if not rows:
-                self.wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
-                continue
-            row = rows[0]
-            error = await self._publish(row)
-            if error is None:
-                self.outbox.ack(row)
-                self.published += 1
-                backoff = self.m.reconnect_min
-                continue
-            self.outbox.record_failure(row, error)
-            if "rejected" in error:
-                self.rejected += 1
-            log.warning("message %s (seq %s) not delivered: %s; kept in the outbox, retry in "
-                        "%.1f s", row.event_id or row.id, row.seq, error, backoff,
-                        extra={"event": "publish_failed", "seq": row.seq, "error": error})
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.m.reconnect_max)
+            self.wakeup.clear()
+            now = time.monotonic()
+            rows = self.outbox.peek(self.window.peek_size(), self.name)
+            for row in self.window.choose(rows, now):
+                self._publish(row, now)
+            for f in self.window.overdue(now, self.ack_timeout):
+                log.warning("MQTT %s: no PUBACK for message %s (seq %s) after %g s; still "
+                            "waiting (paho sends it again if the connection is renewed)",
+                            self.name, f.row.event_id or f.row.id, f.row.seq, self.ack_timeout,
+                            extra={"event": "puback_overdue", "seq": f.row.seq,
+                                   "target": self.name})
+            wait = self.window.retry_in(now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=min(1.0, wait or 1.0))
 
-    async def _publish(self, row: OutboxRow) -> str | None:
-        assert self._loop is not None and self._client is not None
-        payload = row.payload
-        if row.priority == PRIORITY_EVENT and row.seq is not None:  # an event, not a result
-            payload = with_sent_at(payload, self.now())
-        properties = None
-        if row.correlation is not None and self.m.protocol == "5":
-            from paho.mqtt.packettypes import PacketTypes
-            from paho.mqtt.properties import Properties
+    def _publish(self, row: OutboxRow, now: float) -> None:
+        assert self._client is not None
+        from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS
 
-            properties = Properties(PacketTypes.PUBLISH)
-            properties.CorrelationData = row.correlation
-        fut: asyncio.Future = self._loop.create_future()
-        # paho calls on_publish while holding its own message lock, so ours is never held across
-        # a paho call; a PUBACK that arrives before the future is registered waits in _early
+        topic_, payload, properties = self.session.message(row)
+        self.window.sent(row, now)
         started = time.monotonic()
-        info = self._client.publish(row.topic, payload, qos=row.qos, properties=properties)
-        if info.rc != 0:
-            return f"publish refused by the client: {info.rc}"
+        # paho calls on_publish while holding its own message lock, so ours is never held across
+        # a paho call; a PUBACK that arrives before the message is registered waits in _early
+        info = self._client.publish(topic_, payload, qos=row.qos, properties=properties)
+        if info.rc not in (MQTT_ERR_SUCCESS, MQTT_ERR_NO_CONN):  # NO_CONN: paho sends it later
+            self._answered(row.key, f"publish refused by the client: {info.rc}")
+            return
         with self._lock:
             early = self._early.pop(info.mid, None)
-            if early is not None and early[0] >= started:
-                return early[1]
-            self._pending[info.mid] = fut
-        try:
-            return await asyncio.wait_for(fut, timeout=self.ack_timeout)
-        except TimeoutError:
-            with self._lock:
-                self._pending.pop(info.mid, None)
-            return f"no PUBACK within {self.ack_timeout:g} s"
+            if early is None or early[0] < started:
+                self._pending[info.mid] = row.key
+                return
+        self._answered(row.key, early[1])
 
+    def _answered(self, key, error: str | None) -> None:
+        """A PUBACK or a refusal (loop thread): gathered, and handled at once after the others
+        that came in together (one outbox transaction for them all)."""
+        self._answers.append((key, error))
+        if len(self._answers) == 1:
+            assert self._loop is not None
+            self._loop.call_soon(self._settle)
 
-def _settle(fut: asyncio.Future, error: str | None) -> None:
-    if not fut.done():
-        fut.set_result(error)
+    def _settle(self) -> None:
+        answers, self._answers = self._answers, []
+        now = time.monotonic()
+        delivered = []
+        for key, error in answers:
+            row, ok = self.window.done(key, error, now)
+            if row is None:
+                continue
+            if ok:
+                delivered.append(row)
+            elif error is None:
+                log.info("message %s (seq %s) reached the broker behind a refused one; it is "
+                         "sent again after it", row.event_id or row.id, row.seq,
+                         extra={"event": "publish_behind_refused", "seq": row.seq,
+                                "target": self.name})
+            else:
+                self.outbox.record_failure(row, error)
+                if "rejected" in error:
+                    self.rejected += 1
+                log.warning("message %s (seq %s) not delivered to %s: %s; kept in the outbox, "
+                            "retry in %.1f s", row.event_id or row.id, row.seq, self.name, error,
+                            self.window.retry_in(now) or 0.0,
+                            extra={"event": "publish_failed", "seq": row.seq, "error": error,
+                                   "target": self.name})
+        if delivered:
+            self.outbox.ack_many(delivered, self.name)
+            self.published += len(delivered)
+        self.wakeup.set()
+
+    def health(self, depth: dict | None = None) -> dict:
+        """This target's connection and backlog (`depth`: the outbox's figures for it, as
+        `Outbox.stats` gives them to the status thread; else read here)."""
+        if depth is None:
+            depth = self.outbox.depth(self.name)
+            unconfirmed, oldest = self.outbox.unconfirmed(self.name)
+        else:
+            unconfirmed, oldest = depth.get("unconfirmed", 0), depth.get("oldest_unconfirmed")
+        out = {"name": self.name, "broker": f"{self.m.host}:{self.m.port}",
+               "connected": self.connected.is_set(), "events": depth.get("events", 0),
+               "telemetry": depth.get("telemetry", 0), "in_flight": len(self.window.flights),
+               "max_inflight": self.window.size, "published": self.published,
+               "rejected": self.rejected}
+        if self.m.receipts:
+            out["unconfirmed"] = unconfirmed
+            out["oldest_unconfirmed_s"] = round(time.time() - oldest, 1) if oldest else None
+        return out

@@ -190,6 +190,7 @@ class MqttRecorder:
                              MQTTProtocolVersion.MQTTv311, clean_session=None if v5 else False)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
+        self.telemetry_wire: list[bytes] = []
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 2)
         # a persistent session, like the platform's: with a persistent broker, QoS 1 messages
@@ -211,6 +212,8 @@ class MqttRecorder:
             from gateway.encodings.decode import decode
 
             doc = decode(msg.payload)
+            with self.lock:
+                self.telemetry_wire.append(msg.payload)  # as it came, before decoding
         else:
             doc = json.loads(msg.payload)
         with self.lock:

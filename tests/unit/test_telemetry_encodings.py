@@ -114,3 +114,42 @@ def test_protobuf_without_its_package_is_a_config_problem(tmp_path: Path) -> Non
     out = done.stdout + done.stderr
     assert done.returncode != 0, out
     assert "uplink.mqtt.encoding" in out and "pip install 'minewatch[protobuf]'" in out, out
+
+
+@pytest.mark.parametrize("target", ["protobuf", "json", "zlib"])
+def test_a_second_target_gets_the_outbox_telemetry_in_its_own_encoding(target: str) -> None:
+    """The outbox holds the first target's encoding (compact); a target with another encoding
+    gets the same points, values, qualities and times in its own (gateway/encodings/transcode.py),
+    a maintenance flag and a measure command's id included."""
+    from types import SimpleNamespace
+
+    from gateway.encodings import encoder
+    from gateway.encodings.transcode import Transcoder
+    from gateway.telemetry import catalog
+
+    cfg = load_site(ROOT / "config" / "examples" / "tailings_pond.toml")
+    site = catalog(cfg)
+    again = Transcoder(site, encoder(target, site))
+    tel = Telemetry(cfg, "t/telemetry", encoding="compact")
+    until = np.full(len(cfg.points), -np.inf)
+    until[1] = T0 + 9000
+    tel.maintenance = SimpleNamespace(any=True, until=until)
+    tel.due(T0)
+    idx = np.arange(len(cfg.points), dtype=np.int64)
+    values = np.round(np.linspace(1, 99, len(idx)), 3)
+    quality = np.zeros(len(idx), np.uint8)
+    values[0], quality[0] = np.nan, 5
+    tel.add(Batch("d", T0 + 1, idx, values, quality))
+    stored = [p for _, p in tel.due(T0 + 2)] + [p for _, p in tel.due(T0 + 300)]
+    stored.append(tel.measured([1, 2], T0 + 301, "req-9")[1])
+    assert {decode(p)["kind"] for p in stored} == {"values", "stats", "measured"}
+    for payload in stored:
+        sent = again(payload)
+        assert encoding_of(sent) == ("json" if target == "json" else target)
+        assert _points([decode(sent)]) == _points([decode(payload)])
+        before, after = decode(payload), decode(sent)
+        assert after.get("command_id") == before.get("command_id")
+        assert [p.get("maintenance") for p in after["points"]] == [
+            p.get("maintenance") for p in before["points"]]
+    manual = b'{"schema":"minewatch/telemetry/1","kind":"manual","points":[]}'
+    assert again(manual) == manual  # not transcodable: as it is

@@ -1,0 +1,109 @@
+"""What a target's encoding does with its MQTT session besides draining the outbox: the will the
+broker keeps, what it says at each connect and at a clean stop, and how an outbox message goes on
+the wire (its topic under the target's prefix, its payload, its MQTT 5 properties).
+
+`MineWatchSession` is the JSON contract of docs/contracts.md#topics: a retained `status` that says
+"online" at each connect and "offline" at a clean stop and as the will; events stamped with
+`sent_at` at every (re)transmission; a command result's Correlation Data. The outbox holds every
+topic under the first target's prefix, and telemetry in the first target's encoding; each
+target's session moves it under its own prefix and, when its `encoding` differs, writes the
+telemetry again in its own (`gateway/encodings/transcode.py`).
+
+An encoding with a session life of its own (Sparkplug B: an NBIRTH at each connect with the
+next `bdSeq`, an NDEATH as the will, a rebirth on an NCMD) subclasses `Session`: `will` and
+`on_connect` give its birth and death, `message` turns telemetry into its payloads, and
+`subscriptions` names the topics it answers (the publisher subscribes at each connect and hands
+it what arrives). The publisher itself (window, PUBACKs, cursors, receipts) stays the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gateway.alerts.encoder import status_payload, topic, with_sent_at
+from gateway.config.model import MqttUplink, SiteConfig
+from gateway.outbox import PRIORITY_EVENT, PRIORITY_TELEMETRY, OutboxRow
+
+__all__ = ["MineWatchSession", "Publish", "Session"]
+
+# publish(topic, payload, qos, retain): the paho client's publish, returning its message info
+Publish = Callable[[str, bytes, int, bool], object]
+
+
+class Session:
+    """The default: no will, nothing said at connect or stop, messages as the outbox has them
+    under the target's prefix."""
+
+    def __init__(self, cfg: SiteConfig, m: MqttUplink, now: Callable[[], float],
+                 version: str = "0"):
+        self.cfg = cfg
+        self.m = m
+        self.now = now
+        self.version = version
+        home = cfg.mqtt.prefix if cfg.mqtt is not None else m.prefix
+        self.home = topic(home, cfg.site.code, cfg.gateway.id, "")  # the outbox's topics
+        self.base = topic(m.prefix, cfg.site.code, cfg.gateway.id, "")  # this target's
+        self.transcode = None
+        stored = cfg.mqtt.encoding if cfg.mqtt is not None else m.encoding
+        if m.encoding != stored:
+            from gateway.encodings import encoder
+            from gateway.encodings.transcode import Transcoder
+            from gateway.telemetry import catalog
+
+            site = catalog(cfg)
+            self.transcode = Transcoder(site, encoder(m.encoding, site, m.digits))
+
+    def topic(self, stored: str) -> str:
+        """An outbox topic under this target's prefix (a Response Topic elsewhere stays)."""
+        return self.base + stored[len(self.home):] if stored.startswith(self.home) else stored
+
+    def will(self) -> tuple[str, bytes] | None:
+        return None
+
+    def on_connect(self, publish: Publish) -> None:
+        """Right after each CONNACK, before the messages paho sends again."""
+
+    def on_stop(self, publish: Publish) -> object | None:
+        """Before a clean disconnect; what it returns is awaited (a PUBACK) for a few seconds."""
+        return None
+
+    def subscriptions(self) -> list[tuple[str, Callable[[bytes], None]]]:
+        return []
+
+    def message(self, row: OutboxRow) -> tuple[str, bytes, object | None]:
+        """(topic, payload, MQTT 5 properties) of one outbox message on this target."""
+        payload = row.payload
+        if row.priority == PRIORITY_EVENT and row.seq is not None:  # an event, not a result
+            payload = with_sent_at(payload, self.now())
+        elif row.priority == PRIORITY_TELEMETRY and self.transcode is not None \
+                and row.topic.endswith("/telemetry"):
+            payload = self.transcode(payload)
+        properties = None
+        if row.correlation is not None and self.m.protocol == "5":
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = row.correlation
+        return self.topic(row.topic), payload, properties
+
+
+class MineWatchSession(Session):
+    """docs/contracts.md#topics: the retained status, online and offline, and the will."""
+
+    @property
+    def status_topic(self) -> str:
+        return self.base + "status"
+
+    def _status(self, state: str) -> bytes:
+        return status_payload(state, self.cfg.site.code, self.cfg.gateway.id, self.now(),
+                              self.version)
+
+    def will(self) -> tuple[str, bytes] | None:
+        return self.status_topic, self._status("offline")
+
+    def on_connect(self, publish: Publish) -> None:
+        publish(self.status_topic, self._status("online"), 1, True)
+
+    def on_stop(self, publish: Publish) -> object | None:
+        return publish(self.status_topic, self._status("offline"), 1, True)
