@@ -12,8 +12,10 @@ with a copy of the install's kernels: it starts warm all the same. NUMBA_CACHE_D
 wins over all of this. It must be chosen before numba is first imported.
 
 `configure` also imports numba, without scipy: `import numba` imports scipy when it is installed
-(only to check its version), and scipy maps its BLAS into the process, 26 MB of a three-point
-site's RSS for nothing, since no detector kernel calls linear algebra. scipy is installed beside
+(to check its version), and so does numba's array library when the first kernel loads (to find
+BLAS for `np.dot` and `np.linalg`); scipy then maps its BLAS into the process, 26 MB of a
+three-point site's RSS for nothing, since no detector kernel calls linear algebra (a kernel that
+did would fail to compile, saying that it needs scipy). scipy is installed beside
 the gateway because river needs it (the HalfSpaceTrees baseline); a process that uses river
 imports scipy later and gets it as usual.
 """
@@ -63,6 +65,7 @@ def configure(fallback: Path | None = None) -> Path:
     own when this process can write it, else `fallback` (the daemon's state folder) or the
     user's cache folder, seeded from the install's."""
     if os.environ.get("NUMBA_CACHE_DIR"):
+        import_numba()
         return Path(os.environ["NUMBA_CACHE_DIR"])
     if _writable(INSTALL_CACHE):
         chosen = INSTALL_CACHE
@@ -84,6 +87,7 @@ def import_numba() -> None:
         sys.modules["scipy"] = None  # `import scipy` raises ImportError, which numba expects
     try:
         import numba  # noqa: F401
+        import numba.np.arraymath  # noqa: F401  (its BLAS probe, with scipy out of sight)
     finally:
         if hidden and sys.modules.get("scipy", "") is None:
             del sys.modules["scipy"]

@@ -47,7 +47,10 @@ def test_measure_is_answered_at_once_with_fresh_values(tmp_path: Path, mosquitto
                                        if m.get("command_id") == doc["id"]])
         assert telemetry[0]["kind"] == "measured"
         assert telemetry[0]["points"][0]["point"] == "WL-01"
-        jsonschema.validate(telemetry[0], _schema("telemetry"))
+        # on the wire in the default encoding, compact JSON, with the command's id
+        (wire,) = [w for w in site.recorder.telemetry_wire
+                   if json.loads(w).get("cmd") == doc["id"]]
+        jsonschema.validate(json.loads(wire), _schema("telemetry-compact"))
 
         rc, doc, _ = site.cmd("measure", "--points", "WL-09")
         assert rc == 1 and doc["error"]["code"] == "not_found" and doc["error"]["unknown"] == [

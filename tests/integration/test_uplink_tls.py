@@ -116,7 +116,7 @@ def test_tls_with_client_certificate_and_password(tmp_path: Path, tls_broker, pk
     cfg = _site(tmp_path, tls_broker, pki)
     gw = _run_gateway(cfg, tmp_path / "gw.log")
     try:
-        wait_for_line(tmp_path / "gw.log", "MQTT connected", timeout=30)
+        wait_for_line(tmp_path / "gw.log", '"event": "mqtt_connected"', timeout=30)
         deadline = time.monotonic() + 30
         while not recorder.on("fault") and time.monotonic() < deadline:
             time.sleep(0.1)  # three failed polls of the missing devices make fault events
