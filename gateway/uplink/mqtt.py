@@ -120,10 +120,6 @@ class MqttPublisher:
         self._attempt = 0
         log.info("MQTT %s connected to %s:%d", self.name, self.m.host, self.m.port,
                  extra={"event": "mqtt_connected", "target": self.name})
-        self.session.on_connect(_publisher(client))
-        will = self.session.next_will()
-        if will is not None:  # paho sends it with the next CONNECT (Sparkplug: the next bdSeq)
-            client.will_set(will[0], will[1], qos=1, retain=self.session.will_retain)
         if self.m.receipts:
             client.subscribe(self.receipt_topic, qos=1)
             if not flags.session_present:
@@ -140,6 +136,11 @@ class MqttPublisher:
                     qos=1, retainAsPublished=True))
             else:
                 client.subscribe(topic_filter, qos=1)
+        # after the subscriptions: a Sparkplug node listens for NCMD before its NBIRTH
+        self.session.on_connect(_publisher(client))
+        will = self.session.next_will()
+        if will is not None:  # paho sends it with the next CONNECT (Sparkplug: the next bdSeq)
+            client.will_set(will[0], will[1], qos=1, retain=self.session.will_retain)
         self._call(self._release_unwritten)
         self._call(self.window.reconnected, time.monotonic())
         self._call(self.connected.set)
