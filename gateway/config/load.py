@@ -25,7 +25,7 @@ from gateway.config.sections import (
     build_site,
     build_storage,
 )
-from gateway.config.uplinks import build_uplinks
+from gateway.config.uplinks import build_uplinks, check_sparkplug_devices
 from gateway.i18n import Text
 from gateway.text_files import TextFile, TextFileError, read_text_file
 from gateway.toml_text import parse_toml
@@ -82,6 +82,7 @@ def _build(path: Path, doc: dict, r: Reader) -> SiteConfig | None:
     check_periods(devices, points, r, doc)
 
     uplinks = build_uplinks(doc, r, base_dir, site, gateway)
+    check_sparkplug_devices(r, uplinks, devices, points)
     mqtt = uplinks[0] if uplinks else None
     influx = build_storage(doc, r, base_dir, gateway.state_dir)
     outbox = build_outbox(doc, r, base_dir, gateway.state_dir)

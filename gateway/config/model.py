@@ -178,6 +178,8 @@ class MqttUplink:
     # messages published and not yet PUBACKed at once: 1 is stop-and-wait; ~20 keeps a 4G
     # link's round trip busy (docs/contracts.md#topics says what stays in order)
     max_inflight: int = 20
+    # encoding = "sparkplug": the Sparkplug B group_id of the edge node (default: the site code)
+    sparkplug_group: str = ""
 
 
 @dataclass(frozen=True)

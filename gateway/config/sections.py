@@ -119,7 +119,8 @@ def _check_listen(r: Reader, listen: tuple[str, int] | None, public: bool,
 
 _MQTT_KEYS = {"host", "port", "prefix", "protocol", "client_id", "keepalive", "username",
               "password_file", "tls_ca", "tls_cert", "tls_key", "reconnect_min", "reconnect_max",
-              "receipts", "receipt_timeout", "encoding", "digits", "name", "max_inflight"}
+              "receipts", "receipt_timeout", "encoding", "digits", "name", "max_inflight",
+              "sparkplug_group"}
 
 
 def build_mqtt_target(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity,
@@ -155,6 +156,7 @@ def build_mqtt_target(m: dict, r: Reader, base_dir: Path, site: Site, gw: Gatewa
     if reconnect_min > reconnect_max:
         r.problem(f"{p}.reconnect_min", t("is longer than reconnect_max",
                                           "比 reconnect_max 还长"))
+    encoding = _encoding(r, m, p)
     return MqttUplink(
         host=r.get(m, "host", p, str, "127.0.0.1"),
         port=r.number(m, "port", p, 1883, 1, 65535, integer=True),
@@ -174,12 +176,31 @@ def build_mqtt_target(m: dict, r: Reader, base_dir: Path, site: Site, gw: Gatewa
         # the platform answers after it has stored the event: less than a second is a resend
         # storm, more than a day an alert nobody confirms
         receipt_timeout=r.duration(m, "receipt_timeout", p, 60.0, lo=1.0, hi=86400.0),
-        encoding=_encoding(r, m, p),
+        encoding=encoding,
         digits=r.number(m, "digits", p, 7, 6, 17, integer=True),
         name=r.get(m, "name", p, str, name),
         # a window over 1000 messages buys nothing on any link and holds that many in memory
         max_inflight=r.number(m, "max_inflight", p, 20, 1, 1000, integer=True),
+        sparkplug_group=_sparkplug_group(r, m, p, encoding, site),
     )
+
+
+def _sparkplug_group(r: Reader, m: dict, p: str, encoding: str, site: Site) -> str:
+    """The Sparkplug B group_id: a topic level of its own (Sparkplug 3.0.0 §4.1.1.1)."""
+    if "sparkplug_group" in m and encoding != "sparkplug":
+        r.problem(f"{p}.sparkplug_group", t(
+            f"only used with encoding = \"sparkplug\" (this target's is \"{encoding}\")",
+            f"仅在 encoding = \"sparkplug\" 时使用（该目标为 \"{encoding}\"）"),
+            t("remove it, or set encoding = \"sparkplug\"",
+              "删除该键，或设置 encoding = \"sparkplug\""))
+    group = r.get(m, "sparkplug_group", p, str, site.code)
+    if not group or any(c in group for c in "/+#"):
+        r.problem(f"{p}.sparkplug_group", t(
+            f"{group!r} is not a Sparkplug group_id: it must be non-empty, without '/', '+', '#'",
+            f"{group!r} 不能用作 Sparkplug group_id：不能为空，不能含 '/'、'+'、'#'"),
+            t("for example sparkplug_group = \"TailingsPonds\"",
+              "例如 sparkplug_group = \"TailingsPonds\""))
+    return group
 
 
 def _encoding(r: Reader, m: dict, p: str) -> str:
@@ -191,10 +212,12 @@ def _encoding(r: Reader, m: dict, p: str) -> str:
         choices = " | ".join(f'"{e}"' for e in ENCODINGS)
         r.problem(f"{p}.encoding", t(f"unknown telemetry encoding {name!r}",
                                      f"未知的遥测编码 {name!r}"),
-                  t(f"{choices} (compact: the default; json: the full format of before)",
-                    f"{choices}（compact 为默认；json 为以前的完整格式）"))
+                  t(f"{choices} (compact: the default; json: the full format of before; "
+                    "sparkplug: a Sparkplug B edge node)",
+                    f"{choices}（compact 为默认；json 为以前的完整格式；"
+                    "sparkplug 为 Sparkplug B 边缘节点）"))
         return "compact"
-    if name == "protobuf":
+    if name in ("protobuf", "sparkplug"):
         import importlib.util
 
         try:  # find_spec of a submodule imports its parent, which may be missing too
@@ -202,8 +225,8 @@ def _encoding(r: Reader, m: dict, p: str) -> str:
         except ModuleNotFoundError:
             found = False
         if not found:
-            r.problem(f"{p}.encoding", t("\"protobuf\" needs the protobuf package, which is not "
-                                         "installed", "\"protobuf\" 需要 protobuf 包，但未安装"),
+            r.problem(f"{p}.encoding", t(f"\"{name}\" needs the protobuf package, which is not "
+                                         "installed", f"\"{name}\" 需要 protobuf 包，但未安装"),
                       t("pip install 'minewatch[protobuf]', or encoding = \"zlib\"",
                         "pip install 'minewatch[protobuf]'，或 encoding = \"zlib\""))
     return name

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.config.model import GatewayIdentity, MqttUplink, Site
+from gateway.config.model import Device, GatewayIdentity, MqttUplink, Point, Site
 from gateway.config.reader import Reader
 from gateway.config.sections import build_mqtt_target
 from gateway.i18n import t
 
-__all__ = ["build_uplinks"]
+__all__ = ["build_uplinks", "check_sparkplug_devices"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -93,3 +93,21 @@ def _check_set(r: Reader, targets: list[MqttUplink], index: list[int]) -> None:
                 "平台会收到每个事件两次"),
                 t("another prefix, or another broker", "换一个前缀，或换一个代理"))
         topics.setdefault((*where, m.prefix), m)
+
+
+def check_sparkplug_devices(r: Reader, targets: tuple[MqttUplink, ...], devices: list[Device],
+                            points: list[Point]) -> None:
+    """On a Sparkplug target each device with points is a device_id, one topic level: no '/',
+    '+' or '#' in its name (Sparkplug 3.0.0 §4.1.1.4)."""
+    if not any(m.encoding == "sparkplug" for m in targets):
+        return
+    used = {p.device for p in points}
+    for i, d in enumerate(devices):
+        if d.name in used and any(c in d.name for c in "/+#"):
+            r.problem(f"devices[{i}].name", t(
+                f"{d.name!r} is not a Sparkplug device_id (a target has encoding = "
+                "\"sparkplug\"): no '/', '+' or '#'",
+                f"{d.name!r} 不能用作 Sparkplug device_id（有目标设置了 encoding = "
+                "\"sparkplug\"）：不能含 '/'、'+'、'#'"),
+                t("rename the device, for example with '_' or '-'",
+                  "请重命名设备，例如改用 '_' 或 '-'"))

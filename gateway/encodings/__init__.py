@@ -9,6 +9,7 @@ payload bytes, one module per encoding:
 | `compact` (default) | `compact.py` | JSON `minewatch/telemetry/2`: short keys, values grouped by device with one time per device poll, `config/schema/telemetry-compact.schema.json` |
 | `zlib` | `compact.py` | the same JSON, zlib-compressed (RFC 1950) |
 | `protobuf` | `sparkplug.py` | a Sparkplug B `Payload` (Eclipse Tahu's `sparkplug_b.proto`) |
+| `sparkplug` | `sparkplug.py` | in the outbox as `protobuf`; on its target a Sparkplug B edge node's DDATA (`gateway/uplink/sparkplug.py`) |
 | `json` | `full_json.py` | JSON `minewatch/telemetry/1`, one object per point (`telemetry.schema.json`), as before issue 18 |
 
 `decode.py` reads every one of them back into the `minewatch/telemetry/1` shape (what a platform
@@ -26,7 +27,7 @@ import numpy as np
 
 __all__ = ["ENCODINGS", "DEFAULT_DIGITS", "Catalog", "Report", "encoder", "rounded"]
 
-ENCODINGS = ("compact", "zlib", "protobuf", "json")
+ENCODINGS = ("compact", "zlib", "protobuf", "json", "sparkplug")
 DEFAULT_DIGITS = 7
 
 
@@ -109,7 +110,7 @@ def encoder(name: str, catalog: Catalog, digits: int = DEFAULT_DIGITS
         from gateway.encodings.compact import CompactEncoder
 
         return CompactEncoder(catalog, digits, compress=name == "zlib")
-    if name == "protobuf":
+    if name in ("protobuf", "sparkplug"):  # a Sparkplug target stores standalone payloads
         from gateway.encodings.sparkplug import SparkplugEncoder
 
         return SparkplugEncoder(catalog, digits)

@@ -21,11 +21,11 @@ __all__ = ["diagnose", "make_client", "publish_once", "request_once"]
 
 
 def make_client(m: MqttUplink, client_id: str, *, persistent: bool = False,
-                will: tuple[str, bytes] | None = None):
+                will: tuple[str, bytes] | None = None, will_retain: bool = True):
     """A paho client for the broker of `m`. `persistent`: the broker keeps the session across
     reconnects (MQTT 3.1.1: clean_session false; MQTT 5 asks for it at connect, with a session
-    expiry). `will`: (topic, payload) the broker publishes, retained at QoS 1, when the client
-    vanishes."""
+    expiry). `will`: (topic, payload) the broker publishes at QoS 1, retained unless
+    `will_retain` is false (a Sparkplug NDEATH), when the client vanishes."""
     from paho.mqtt.client import CallbackAPIVersion, Client
     from paho.mqtt.enums import MQTTProtocolVersion
 
@@ -34,7 +34,7 @@ def make_client(m: MqttUplink, client_id: str, *, persistent: bool = False,
                     protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
                     clean_session=None if v5 or not persistent else False)
     if will is not None:
-        client.will_set(will[0], will[1], qos=1, retain=True)
+        client.will_set(will[0], will[1], qos=1, retain=will_retain)
     if m.username:
         password = None
         if m.password_file:

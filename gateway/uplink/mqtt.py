@@ -44,7 +44,7 @@ from gateway.alerts.encoder import parse_receipt
 from gateway.config.model import MqttUplink, SiteConfig
 from gateway.outbox import Outbox, OutboxRow
 from gateway.uplink.client import diagnose, make_client
-from gateway.uplink.session import MineWatchSession, Session
+from gateway.uplink.session import MineWatchSession, Sent, Session
 from gateway.uplink.window import Window
 
 __all__ = ["Incoming", "MqttPublisher"]
@@ -76,6 +76,10 @@ class MqttPublisher:
         self.now = clock_now
         self.version = version
         self.ack_timeout = ack_timeout  # a PUBACK later than this is logged (and still awaited)
+        if session is None and m.encoding == "sparkplug":
+            from gateway.uplink.sparkplug import SparkplugSession
+
+            session = SparkplugSession(cfg, m, clock_now, version)
         self.session = session if session is not None else MineWatchSession(
             cfg, m, clock_now, version)
         self.status_topic = self.session.base + "status"
@@ -92,6 +96,7 @@ class MqttPublisher:
         self._pending: dict[int, object] = {}  # packet id -> the window's key of the message
         self._early: dict[int, tuple[float, str | None]] = {}
         self._answers: list[tuple[object, str | None]] = []
+        self._qos0: set = set()  # window keys settled by a QoS 0 publish (Sparkplug's DDATA)
         self._client = None
         self._stopping = False
         self._failures = 0
@@ -115,7 +120,6 @@ class MqttPublisher:
         self._attempt = 0
         log.info("MQTT %s connected to %s:%d", self.name, self.m.host, self.m.port,
                  extra={"event": "mqtt_connected", "target": self.name})
-        self.session.on_connect(lambda t, p, q, r: client.publish(t, p, qos=q, retain=r))
         if self.m.receipts:
             client.subscribe(self.receipt_topic, qos=1)
             if not flags.session_present:
@@ -132,6 +136,12 @@ class MqttPublisher:
                     qos=1, retainAsPublished=True))
             else:
                 client.subscribe(topic_filter, qos=1)
+        # after the subscriptions: a Sparkplug node listens for NCMD before its NBIRTH
+        self.session.on_connect(_publisher(client))
+        will = self.session.next_will()
+        if will is not None:  # paho sends it with the next CONNECT (Sparkplug: the next bdSeq)
+            client.will_set(will[0], will[1], qos=1, retain=self.session.will_retain)
+        self._call(self._release_unwritten)
         self._call(self.window.reconnected, time.monotonic())
         self._call(self.connected.set)
         self._call(self.wakeup.set)
@@ -232,7 +242,7 @@ class MqttPublisher:
     # -- lifecycle -----------------------------------------------------------------------------
     def _make_client(self):
         client = make_client(self.m, self.m.client_id, persistent=True,
-                             will=self.session.will())
+                             will=self.session.will(), will_retain=self.session.will_retain)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -267,7 +277,7 @@ class MqttPublisher:
             return
         client = self._client
         if self.connected.is_set():
-            info = self.session.on_stop(lambda t, p, q, r: client.publish(t, p, qos=q, retain=r))
+            info = self.session.on_stop(_publisher(client))
             deadline = time.monotonic() + timeout
             while info is not None and not info.is_published() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
@@ -316,21 +326,40 @@ class MqttPublisher:
         assert self._client is not None
         from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS
 
-        topic_, payload, properties = self.session.message(row)
         self.window.sent(row, now)
         started = time.monotonic()
         # paho calls on_publish while holding its own message lock, so ours is never held across
         # a paho call; a PUBACK that arrives before the message is registered waits in _early
-        info = self._client.publish(topic_, payload, qos=row.qos, properties=properties)
-        if info.rc not in (MQTT_ERR_SUCCESS, MQTT_ERR_NO_CONN):  # NO_CONN: paho sends it later
+        sent: Sent | None = self.session.send(row, _publisher(self._client))
+        if sent is None:  # nothing for this target (Sparkplug: statistics)
+            self._answered(row.key, None)
+            return
+        info = sent.info
+        # NO_CONN: paho sends a QoS 1 message later; a QoS 0 one is released at the reconnect
+        if info.rc not in (MQTT_ERR_SUCCESS, MQTT_ERR_NO_CONN):
             self._answered(row.key, f"publish refused by the client: {info.rc}")
             return
+        if sent.qos == 0:
+            self._qos0.add(row.key)
         with self._lock:
             early = self._early.pop(info.mid, None)
             if early is None or early[0] < started:
                 self._pending[info.mid] = row.key
                 return
         self._answered(row.key, early[1])
+
+    def _release_unwritten(self) -> None:
+        """At a reconnect (loop thread): paho keeps QoS 1 messages to send again, but drops
+        the QoS 0 ones it had not written (and never reports them). Their rows go back to the
+        window unpunished, to be published again on the new connection, after its births."""
+        keys = {k for k in self._qos0 if self.window.busy(k)}
+        self._qos0.clear()
+        if not keys:
+            return
+        with self._lock:
+            self._pending = {mid: k for mid, k in self._pending.items() if k not in keys}
+        for key in keys:
+            self.window.release(key)
 
     def _answered(self, key, error: str | None) -> None:
         """A PUBACK or a refusal (loop thread): gathered, and handled at once after the others
@@ -345,6 +374,7 @@ class MqttPublisher:
         now = time.monotonic()
         delivered = []
         for key, error in answers:
+            self._qos0.discard(key)
             row, ok = self.window.done(key, error, now)
             if row is None:
                 continue
@@ -386,3 +416,9 @@ class MqttPublisher:
             out["unconfirmed"] = unconfirmed
             out["oldest_unconfirmed_s"] = round(time.time() - oldest, 1) if oldest else None
         return out
+
+
+def _publisher(client):
+    """A session's `publish(topic, payload, qos, retain[, properties])` on `client`."""
+    return lambda t, p, q, r, props=None: client.publish(t, p, qos=q, retain=r,
+                                                         properties=props)

@@ -9,25 +9,37 @@ topic under the first target's prefix, and telemetry in the first target's encod
 target's session moves it under its own prefix and, when its `encoding` differs, writes the
 telemetry again in its own (`gateway/encodings/transcode.py`).
 
-An encoding with a session life of its own (Sparkplug B: an NBIRTH at each connect with the
-next `bdSeq`, an NDEATH as the will, a rebirth on an NCMD) subclasses `Session`: `will` and
-`on_connect` give its birth and death, `message` turns telemetry into its payloads, and
-`subscriptions` names the topics it answers (the publisher subscribes at each connect and hands
-it what arrives). The publisher itself (window, PUBACKs, cursors, receipts) stays the same.
+An encoding with a session life of its own (Sparkplug B, `sparkplug.py`: an NBIRTH at each
+connect with the next `bdSeq`, an NDEATH as the will, a rebirth on an NCMD) subclasses `Session`:
+`will`, `next_will` and `on_connect` give its birth and death, `send` puts an outbox row on the
+wire as one or several publishes, and `subscriptions` names the topics it answers (the publisher
+subscribes at each connect and hands it what arrives). The publisher itself (window, PUBACKs,
+cursors, receipts) stays the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gateway.alerts.encoder import status_payload, topic, with_sent_at
 from gateway.config.model import MqttUplink, SiteConfig
 from gateway.outbox import PRIORITY_EVENT, PRIORITY_TELEMETRY, OutboxRow
 
-__all__ = ["MineWatchSession", "Publish", "Session"]
+__all__ = ["MineWatchSession", "Publish", "Sent", "Session"]
 
-# publish(topic, payload, qos, retain): the paho client's publish, returning its message info
-Publish = Callable[[str, bytes, int, bool], object]
+# publish(topic, payload, qos, retain[, properties]): the paho client's publish, returning its
+# message info
+Publish = Callable[..., object]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The publish that settles an outbox row on this target, and its QoS: at 1 its PUBACK, at
+    0 its write to the socket (paho reports both as on_publish)."""
+
+    info: object  # paho's MQTTMessageInfo
+    qos: int
 
 
 class Session:
@@ -57,7 +69,13 @@ class Session:
         """An outbox topic under this target's prefix (a Response Topic elsewhere stays)."""
         return self.base + stored[len(self.home):] if stored.startswith(self.home) else stored
 
+    will_retain = True  # how the broker keeps the will (MineWatch's status is retained)
+
     def will(self) -> tuple[str, bytes] | None:
+        return None
+
+    def next_will(self) -> tuple[str, bytes] | None:
+        """Right after on_connect: a will for the next CONNECT, when it changes (None: the same)."""
         return None
 
     def on_connect(self, publish: Publish) -> None:
@@ -69,6 +87,12 @@ class Session:
 
     def subscriptions(self) -> list[tuple[str, Callable[[bytes], None]]]:
         return []
+
+    def send(self, row: OutboxRow, publish: Publish) -> Sent | None:
+        """Publish one outbox message on this target; what settles it (None: nothing to send
+        here, it counts as delivered)."""
+        topic_, payload, properties = self.message(row)
+        return Sent(publish(topic_, payload, row.qos, False, properties), row.qos)
 
     def message(self, row: OutboxRow) -> tuple[str, bytes, object | None]:
         """(topic, payload, MQTT 5 properties) of one outbox message on this target."""

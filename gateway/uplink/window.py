@@ -113,6 +113,11 @@ class Window:
         self.backoff[lane] = min(self.backoff[lane] * 2, self.backoff_max)
         return f.row, False
 
+    def release(self, key: Hashable) -> None:
+        """The message was lost unsent (a QoS 0 publish paho dropped with its connection): it
+        may be chosen again, with no backoff and no refusal counted."""
+        self.flights.pop(key, None)
+
     def retry_in(self, now: float) -> float | None:
         """Seconds until a backoff ends, if one is running."""
         waits = [t - now for t in self.retry_at if t > now]

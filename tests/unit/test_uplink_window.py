@@ -98,3 +98,14 @@ def test_pubacks_due_after_a_reconnect_and_overdue_ones_reported_once() -> None:
     assert w.overdue(12.0, 10.0) == []
     w.reconnected(20.0)
     assert w.overdue(25.0, 10.0) == [] and len(w.overdue(31.0, 10.0)) == 2
+
+
+def test_a_qos0_message_lost_unwritten_is_chosen_again_without_backoff() -> None:
+    """Sparkplug's DDATA go at QoS 0: paho drops the ones not written when the connection
+    ends and never reports them; the publisher releases their rows at the reconnect."""
+    w = Window(3)
+    assert send(w, [tm(10), tm(11)]) == [10, 11]
+    w.release(tm(10).key)
+    assert w.retry_in(0.0) is None and not w.busy(tm(10).key)
+    assert send(w, [tm(10), tm(11), tm(12)]) == [10]  # 11 is still in flight; 2 of 3 for telemetry
+    assert w.done(tm(10).key, None, 0.0) == (tm(10), True)
