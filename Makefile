@@ -27,8 +27,10 @@ demo: $(VENV)/.installed
 	@bash tests/support/install_tools.sh --optional mosquitto || true
 	$(PY) -m firmware_sim.cli demo
 
+# one worker per core (pytest-xdist): most integration tests wait on a simulated clock, so two
+# run side by side in about three quarters of the time of one after the other
 test: $(VENV)/.installed tools
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 # The property-based tests (Hypothesis) with 25 times the examples `make test` runs and a fresh
 # random seed each run: damaged site configs, logger exports, Modbus reply frames (the framer,

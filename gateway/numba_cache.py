@@ -11,7 +11,8 @@ cache (the daemon as its own user under a read-only /opt) gets a folder of its o
 with a copy of the install's kernels: it starts warm all the same. NUMBA_CACHE_DIR, when set,
 wins over all of this. It must be chosen before numba is first imported.
 
-`configure` also imports numba, without scipy: `import numba` imports scipy when it is installed
+`import_numba`, called once the folder is final (numba reads NUMBA_CACHE_DIR when it is
+imported), imports numba without scipy: `import numba` imports scipy when it is installed
 (to check its version), and so does numba's array library when the first kernel loads (to find
 BLAS for `np.dot` and `np.linalg`); scipy then maps its BLAS into the process, 26 MB of a
 three-point site's RSS for nothing, since no detector kernel calls linear algebra (a kernel that
@@ -65,7 +66,6 @@ def configure(fallback: Path | None = None) -> Path:
     own when this process can write it, else `fallback` (the daemon's state folder) or the
     user's cache folder, seeded from the install's."""
     if os.environ.get("NUMBA_CACHE_DIR"):
-        import_numba()
         return Path(os.environ["NUMBA_CACHE_DIR"])
     if _writable(INSTALL_CACHE):
         chosen = INSTALL_CACHE
@@ -74,7 +74,6 @@ def configure(fallback: Path | None = None) -> Path:
         if _writable(chosen):
             seed(chosen)
     os.environ["NUMBA_CACHE_DIR"] = str(chosen)
-    import_numba()
     return chosen
 
 
@@ -110,6 +109,7 @@ def compile_all() -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """`minewatch compile` / `python -m gateway.numba_cache`: fill the cache, say where."""
     where = configure()
+    import_numba()
     started = time.perf_counter()
     took = compile_all()
     print(f"detector kernels ready in {where} ({time.perf_counter() - started:.1f} s: "

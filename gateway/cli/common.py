@@ -56,13 +56,14 @@ def numba_cache(cfg) -> str | None:
     # compile once, cache on disk: a warm start must not be a JIT storm. The install's cache,
     # else the state folder's, seeded from it (gateway/numba_cache.py); on a full or read-only
     # disk, in memory instead, since numba dies when it cannot write its cache
-    from gateway.numba_cache import configure, seed
+    from gateway.numba_cache import configure, import_numba, seed
     from gateway.state_dir import numba_cache_dir
 
     folder, moved = numba_cache_dir(configure(cfg.gateway.state_dir / "numba-cache"))
     if moved:
         seed(folder)  # in memory, but warm: the install's compiled kernels copied in
     os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    import_numba()  # now that the folder is final: numba reads it when it is imported
     return moved
 
 

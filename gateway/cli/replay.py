@@ -14,10 +14,11 @@ __all__ = ["add_commands", "cmd_replay"]
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError
-    from gateway.numba_cache import configure
+    from gateway.numba_cache import configure, import_numba
     from gateway.replay import ReplayError, replay
 
     configure()  # the install's compiled kernels: the first replay does not compile
+    import_numba()
     try:
         summary = replay(args.input, args.out, quantity=args.quantity, config=args.config,
                          events_path=args.events, columns=args.columns, sep=args.sep, tz=args.tz,
