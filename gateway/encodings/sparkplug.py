@@ -26,11 +26,12 @@ import struct
 
 from gateway.encodings import Catalog, Report, rounded
 
-__all__ = ["UUID", "SparkplugEncoder", "payload_class", "DOUBLE", "UINT32", "INT64", "STRING"]
+__all__ = ["UUID", "SparkplugEncoder", "payload_class", "set_properties", "DOUBLE", "UINT32",
+           "INT64", "STRING", "BOOLEAN"]
 
 UUID = "minewatch/telemetry/2"
 # Sparkplug B DataType (Sparkplug 3.0.0 §6.4.16)
-INT64, UINT32, DOUBLE, STRING = 4, 7, 10, 12
+INT64, UINT32, DOUBLE, BOOLEAN, STRING = 4, 7, 10, 11, 12
 
 _FIELDS = {  # message -> [(name, number, type, label, type_name, oneof)], Tahu's numbering
     "Payload": [("timestamp", 1, "uint64", 1, None, None),
@@ -129,9 +130,9 @@ class SparkplugEncoder:
             else:
                 m.is_null = True
             if quality[k]:
-                _props(m, ("quality", UINT32, quality[k]))
+                set_properties(m, ("quality", UINT32, quality[k]))
             if k in held:
-                _props(m, ("maintenance", UINT32, 1))
+                set_properties(m, ("maintenance", UINT32, 1))
         return p.SerializeToString()
 
     def _stats(self, p, r: Report, held: set[int]) -> None:
@@ -141,7 +142,7 @@ class SparkplugEncoder:
         for k, i in enumerate(r.points.tolist()):
             n = int(r.count[k])
             m = p.metrics.add(name=f"{c.names[i]}/count", datatype=INT64, long_value=n)
-            _props(m, ("quantity", STRING, c.quantities[i]), ("unit", STRING, c.units[i]),
+            set_properties(m, ("quantity", STRING, c.quantities[i]), ("unit", STRING, c.units[i]),
                    *((("quality", UINT32, int(r.quality[k])),) if r.quality[k] else ()),
                    *((("maintenance", UINT32, 1),) if k in held else ()))
             p.metrics.add(name=f"{c.names[i]}/samples", datatype=INT64,
@@ -154,12 +155,14 @@ class SparkplugEncoder:
                     m.is_null = True
 
 
-def _props(metric, *items: tuple[str, int, object]) -> None:
+def set_properties(metric, *items: tuple[str, int, object]) -> None:
     """Sparkplug metric properties: (key, datatype, value)."""
     for key, datatype, value in items:
         metric.properties.keys.append(key)
         pv = metric.properties.values.add(type=datatype)
         if datatype == STRING:
             pv.string_value = value
+        elif datatype == BOOLEAN:
+            pv.boolean_value = value
         else:
             pv.int_value = value

@@ -25,13 +25,20 @@ import math
 from collections.abc import Iterable
 
 from gateway.encodings import Catalog
-from gateway.encodings.sparkplug import DOUBLE, INT64, STRING, UINT32, payload_class
+from gateway.encodings.sparkplug import (
+    BOOLEAN,
+    DOUBLE,
+    INT64,
+    STRING,
+    UINT32,
+    payload_class,
+    set_properties,
+)
 
 __all__ = ["BOOLEAN", "NAMESPACE", "REBIRTH", "SparkplugNode"]
 
 NAMESPACE = "spBv1.0"
 REBIRTH = "Node Control/Rebirth"
-BOOLEAN = 11  # Sparkplug B DataType (3.0.0 §6.4.16)
 
 
 class SparkplugNode:
@@ -86,7 +93,7 @@ class SparkplugNode:
                               timestamp=self.observed[i] if self.observed[i] is not None
                               else ts_ms)
             _value(m, self.value[i])
-            _props(m, ("unit", STRING, c.units[i]), ("quantity", STRING, c.quantities[i]),
+            set_properties(m, ("unit", STRING, c.units[i]), ("quantity", STRING, c.quantities[i]),
                    ("quality", UINT32, self.quality[i]),
                    *((("maintenance", BOOLEAN, True),) if self.held[i] else ()))
 
@@ -121,7 +128,7 @@ class SparkplugNode:
                 if t is not None:
                     m.timestamp = int(t)
                 _value(m, value)
-                _props(m, ("quality", UINT32, quality),
+                set_properties(m, ("quality", UINT32, quality),
                        *((("maintenance", BOOLEAN, True),) if held else ()))
             kind = "NDATA" if device == "" else "DDATA"
             out.append((self.topic(kind, device), p.SerializeToString()))
@@ -142,16 +149,3 @@ def _value(m, value: float) -> None:
         m.double_value = value
     else:
         m.is_null = True
-
-
-def _props(metric, *items: tuple[str, int, object]) -> None:
-    """Sparkplug metric properties: (key, datatype, value)."""
-    for key, datatype, value in items:
-        metric.properties.keys.append(key)
-        pv = metric.properties.values.add(type=datatype)
-        if datatype == STRING:
-            pv.string_value = value
-        elif datatype == BOOLEAN:
-            pv.boolean_value = value
-        else:
-            pv.int_value = value

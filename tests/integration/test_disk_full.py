@@ -28,7 +28,7 @@ import jsonschema
 import pytest
 
 from tests.integration.test_uplink_durability import Site, first_arrivals, wait_until
-from tests.support.services import MqttRecorder, free_port
+from tests.support.services import MqttRecorder, free_port, wait_for_line
 from tests.support.sites import ROOT
 
 SCHEMAS = {name: json.loads((ROOT / "config" / "schema" / f"{name}.schema.json").read_text())
@@ -106,7 +106,7 @@ def test_the_state_directory_fills_during_the_storm_and_nothing_is_lost(
     site = Site(tmp_path, mosquitto.port, scale=3000.0, start_h=14.0,
                 append="\n[outbox]\nreserve_bytes = 1048576\n", listen=f"127.0.0.1:{http}")
     recorder = MqttRecorder(mosquitto.port, "minewatch/v1/#")
-    gw = site.gateway(until_h=50.0)
+    gw = site.gateway(until_h=56.0)
     writer = RunawayWriter(tiny_state_dir)
     try:
         wait_until(site.real(22.0))  # after blue (20 h), before yellow (24.7 h)
@@ -129,6 +129,9 @@ def test_the_state_directory_fills_during_the_storm_and_nothing_is_lost(
                                 text=True, timeout=30)
         assert f"STATE DIRECTORY {tiny_state_dir} FULL" in status.stdout, status
         writer.stop()
+        # the room is back: the gateway says so while it still runs (waited for, not timed: a
+        # loaded machine may take seconds of the storm's last simulated hours)
+        wait_for_line(tmp_path / "gateway-1.log", '"storage_recovered"', timeout=60)
         assert gw.wait(timeout=120) == 0, site.logs()
         time.sleep(1.0)
         committed = site.committed()
