@@ -130,6 +130,8 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         self.engine.maintenance = self.maintenance
         self.acks = Acknowledgements(self.engine, self.outbox, cfg.commands,
                                      self.storage_fault.open_alert)
+        if self.sink is not None:
+            self.acks.on_committed = self.sink.add_events
         self.detect = DetectStage(cfg, cfg.gateway.state_dir / "detectors.npz",
                                   restore=previous is None)
         if previous is not None:

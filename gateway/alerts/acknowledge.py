@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -58,6 +59,8 @@ class Acknowledgements:
         self.acked: dict[str, int] = {}  # alert_id -> the level acknowledged
         self.chase: dict[str, _Chase] = {}
         self.reminders_sent = 0
+        # each committed acknowledgement or reminder, to the InfluxDB sink beside the alert log
+        self.on_committed: Callable[[list[dict]], None] | None = None
         self._restore()
 
     # -- what is open ----------------------------------------------------------------------------
@@ -221,7 +224,10 @@ class Acknowledgements:
 
     def _commit(self, ev: dict) -> dict:
         topic = self.engine.alert_topic if ev["kind"] == "safety" else self.engine.fault_topic
-        return self.outbox.commit_events([(topic, ev)], [])[0]
+        committed = self.outbox.commit_events([(topic, ev)], [])[0]
+        if self.on_committed is not None:
+            self.on_committed([committed])
+        return committed
 
 
 def _zh_level(kind: str, level: int) -> str:

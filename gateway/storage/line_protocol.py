@@ -5,7 +5,7 @@ Measurements (tags; numeric fields only, so any InfluxDB-compatible store can ta
   produced none) and `quality` (integer, docs/contracts.md#quality-codes); a manual reading has
   quality 6 and the extra tag `source=manual`, a series of its own;
 - `alert` (site, gateway, point, quantity, kind, detector): `level` 0..4, `state` (1 raised,
-  2 escalated, 3 downgraded, 4 cleared), `seq`, `value`;
+  2 escalated, 3 downgraded, 4 cleared, 5 acknowledged, 6 reminder), `seq`, `value`;
 - `raw` (the same tags): the measurands as read before conversion, for points with a conversion:
   `value` (the point's own register: a vibrating wire's frequency, a radar's empty height, a
   rain counter) and `aux` (a second register the conversion takes: the piezometer's thermistor);
@@ -24,7 +24,8 @@ import numpy as np
 __all__ = ["escape_tag", "tag_set", "reading_lines", "raw_lines", "alert_line", "health_lines",
            "STATES"]
 
-STATES = {"raised": 1, "escalated": 2, "downgraded": 3, "cleared": 4}
+STATES = {"raised": 1, "escalated": 2, "downgraded": 3, "cleared": 4, "acknowledged": 5,
+          "reminder": 6}
 LEVELS = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 _TAG_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\=", "\\": "\\\\", "\n": " "})
 

@@ -152,3 +152,29 @@ def test_no_reminders_when_they_are_off(site) -> None:
     off = Acknowledgements(gw.engine, gw.outbox, replace(site.commands, ack_reminder=0.0))
     assert [ev for t in range(0, 86400, 600) for ev in off.tick(T0 + t)] == []
     gw.outbox.close()
+
+
+def test_acknowledgements_and_reminders_go_to_the_influx_sink_too(tmp_path: Path) -> None:
+    """With [storage.influx], the alert measurement holds an alert's whole story: raised,
+    reminded (state 6), acknowledged (state 5); spooled for the database like every event."""
+    text = (ROOT / "config" / "examples" / "tailings_pond.toml").read_text(encoding="utf-8")
+    (tmp_path / "influx.token").write_text("t0ken\n", encoding="utf-8")
+    path = tmp_path / "site.toml"
+    path.write_text(text.replace('state_dir = "../../state/tailings_pond"',
+                                 f'state_dir = "{tmp_path / "state"}"') + COMMANDS
+                    + '\n[storage.influx]\nurl = "http://127.0.0.1:8428"\norg = "mw"\n'
+                      'bucket = "mw"\ntoken_file = "influx.token"\n', encoding="utf-8")
+    gw = _gateway(load_site(path))
+    assert gw.sink is not None
+    _feed(gw, T0, 1256.5)  # red at once
+    red = gw.outbox.alert_log()[-1]
+    (reminder,) = gw.acks.tick(T0 + 15 * 60)
+    gw.acks.acknowledge(red["alert_id"], "张工", "", T0 + 20 * 60)
+    chunk = gw.sink.spool.peek(10_000)
+    alert_lines = [x for x in chunk.body.decode().splitlines() if x.startswith("alert,")]
+    states = [(int(x.split("seq=")[1].split("i")[0]), x.split("state=")[1].split("i")[0])
+              for x in alert_lines if "point=WL-01" in x]
+    assert (red["seq"], "1") in states  # raised
+    assert (reminder["seq"], "6") in states
+    assert (reminder["seq"] + 1, "5") in states  # acknowledged, the next seq
+    gw.outbox.close()
