@@ -234,7 +234,10 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         self.storage.check_space()
         if self.storage.kind is not None or self.outbox.hold:
             self.outbox.flush()
-            if self.storage.released and not self.storage.failing:
+            # the reserve comes back as soon as the disk has room for it twice over, whatever
+            # still fails: a writer that failed (the history store) may not write again while
+            # the reserve is out, so waiting for it to succeed first would wait for ever
+            if self.storage.released:
                 self.storage.ensure_reserve()
             if not self.storage.paused():
                 self.outbox.flush()  # the telemetry that waited

@@ -143,3 +143,25 @@ def test_history_config_defaults_and_a_located_error_when_too_small(tmp_path: Pa
     assert f"site.toml:{line}: history.max_bytes" in text  # located in the file
     off = site_in(tmp_path / "off", {"# [history]": "[history]\nenabled = false\n"})
     assert not off.history.enabled
+
+
+def test_a_store_that_failed_while_the_reserve_was_out_writes_again_once_there_is_room(
+        tmp_path: Path) -> None:
+    """The disk filled: the history store's write failed first, then an alert took the
+    reserve's room. The store may not write while the reserve is out, so the reserve must come
+    back when there is room although the store still counts as failing; otherwise neither ever
+    happens and the episode never ends (found by tests/integration/test_disk_full.py)."""
+    from gateway.clock import SimClock
+    from gateway.daemon import Gateway
+
+    gw = Gateway(site_in(tmp_path), SimClock(T0, 1.0))
+    store, guard = gw.history.store, gw.storage
+    assert guard.ensure_reserve()
+    store.device_online("radar_wl1", T0, True)
+    guard.failed(store.path, sqlite3.OperationalError("database or disk is full"))
+    assert guard.release_reserve(gw.outbox.path)
+    assert not store.flush() and str(store.path) in guard.failing
+    gw._storage_tick(T0 + 1)  # this disk has room: the reserve is written back
+    assert not guard.released
+    assert store.flush() and guard.kind is None and not guard.failing  # recovered
+    gw.outbox.close()
