@@ -346,7 +346,8 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
                     self._records_tick(now)
                     last_storage = loop.time()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
+                    async with asyncio.timeout(0.2):  # not wait_for: see uplink/mqtt.py run
+                        await self.stop_event.wait()
                 for w in self._workers:
                     if w.done() and not w.cancelled() and w.exception() is not None:
                         raise w.exception()  # a bus task must never die silently
