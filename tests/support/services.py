@@ -177,6 +177,9 @@ class MqttRecorder:
         from paho.mqtt.properties import Properties
 
         self.messages: list[tuple[str, dict, bool]] = []
+        # what the broker sent again on its own leg (DUP set): a QoS 1 delivery to this
+        # subscriber whose PUBACK the broker had not taken when it stopped; not the gateway's copy
+        self.redelivered: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         self.receipts = receipts
         self.held: dict[str, dict[int, str]] = {}  # gateway topic base -> seq -> event_id
@@ -218,6 +221,8 @@ class MqttRecorder:
             doc = json.loads(msg.payload)
         with self.lock:
             self.messages.append((msg.topic, doc, bool(msg.retain)))
+            if msg.dup:
+                self.redelivered.append((msg.topic, doc))
         base, _, kind = msg.topic.rpartition("/")
         if self.receipts and kind in ("alert", "fault"):
             with self.lock:
@@ -236,6 +241,11 @@ class MqttRecorder:
     def on(self, suffix: str) -> list[dict]:
         with self.lock:
             return [p for t, p, _ in self.messages if t.endswith("/" + suffix)]
+
+    def redelivered_on(self, suffix: str) -> list[dict]:
+        """The broker's own re-deliveries to this subscriber (DUP set) on a topic suffix."""
+        with self.lock:
+            return [p for t, p in self.redelivered if t.endswith("/" + suffix)]
 
     def close(self) -> None:
         self.client.loop_stop()
