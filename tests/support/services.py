@@ -177,9 +177,13 @@ class MqttRecorder:
         from paho.mqtt.properties import Properties
 
         self.messages: list[tuple[str, dict, bool]] = []
-        # what the broker sent again on its own leg (DUP set): a QoS 1 delivery to this
-        # subscriber whose PUBACK the broker had not taken when it stopped; not the gateway's copy
-        self.redelivered: list[tuple[str, dict]] = []
+        # what the broker sent again on its own leg (DUP set) after this subscriber already had
+        # it: a QoS 1 delivery whose PUBACK the broker had not taken when it stopped. A platform
+        # drops those as the same packet; kept apart here, so `messages` counts what the
+        # gateway sent (a gateway's re-send reaches a subscriber without DUP: the broker does
+        # not pass the flag on)
+        self.redelivered: list[tuple[str, bytes]] = []
+        self._seen: set[tuple[str, bytes]] = set()
         self.lock = threading.Lock()
         self.receipts = receipts
         self.held: dict[str, dict[int, str]] = {}  # gateway topic base -> seq -> event_id
@@ -210,6 +214,11 @@ class MqttRecorder:
             raise TimeoutError("the recorder could not subscribe")
 
     def _on_message(self, client, userdata, msg) -> None:
+        with self.lock:
+            if msg.dup and (msg.topic, msg.payload) in self._seen:
+                self.redelivered.append((msg.topic, msg.payload))
+                return
+            self._seen.add((msg.topic, msg.payload))
         if msg.topic.endswith("/telemetry"):
             # any wire encoding, read as the platform reads it (gateway/encodings/decode.py)
             from gateway.encodings.decode import decode
@@ -221,8 +230,6 @@ class MqttRecorder:
             doc = json.loads(msg.payload)
         with self.lock:
             self.messages.append((msg.topic, doc, bool(msg.retain)))
-            if msg.dup:
-                self.redelivered.append((msg.topic, doc))
         base, _, kind = msg.topic.rpartition("/")
         if self.receipts and kind in ("alert", "fault"):
             with self.lock:
@@ -241,11 +248,6 @@ class MqttRecorder:
     def on(self, suffix: str) -> list[dict]:
         with self.lock:
             return [p for t, p, _ in self.messages if t.endswith("/" + suffix)]
-
-    def redelivered_on(self, suffix: str) -> list[dict]:
-        """The broker's own re-deliveries to this subscriber (DUP set) on a topic suffix."""
-        with self.lock:
-            return [p for t, p in self.redelivered if t.endswith("/" + suffix)]
 
     def close(self) -> None:
         self.client.loop_stop()
