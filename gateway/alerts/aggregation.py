@@ -8,6 +8,11 @@ inclinometer, a piezometer's head and depth are one station (the `station` key o
 one station moving cannot make its item red by itself. The rule is a tailings-pond rule: it is on
 for tailings items with two or more stations.
 
+A point's level here is the higher of its automatic episode and its manual one: GB 39496-2020
+§5.5.3 counts a manual (supplementary) measurement as a measurement of the point, so a person's
+reading at orange makes the point orange for the rule until a person's reading clears it
+(`gateway.alerts.manual`). An item event says how many of its stations a manual reading lifted.
+
 The pond's grade from its items (published as point `pond`, detector `pond_rule`): the highest
 item level, and four items at blue count as one yellow item. The clause goes on beyond that first
 sentence, which we could not read, so the rest is this project's reading (docs/requirements.md R6).
@@ -92,13 +97,19 @@ class Aggregation:
         np.maximum.at(out, self.station_of_point, np.asarray(point_levels, dtype=np.int64))
         return out
 
-    def events(self, t: float, point_levels: np.ndarray, events: list, states: list) -> None:
-        """Item events where an enabled item's level changed, then the pond's."""
-        stations = self.station_levels(point_levels)
+    def events(self, t: float, point_levels: np.ndarray, events: list, states: list,
+               manual_levels: np.ndarray | None = None) -> None:
+        """Item events where an enabled item's level changed, then the pond's. `point_levels`
+        are the automatic episodes' levels, `manual_levels` the manual readings' (none: 0)."""
+        automatic = self.station_levels(point_levels)
+        stations = automatic if manual_levels is None else np.maximum(
+            automatic, self.station_levels(manual_levels))
+        lifted = stations > automatic
         levels, counts = item_levels(stations, self.item_of_station, len(self.items),
                                      self.enabled)
         for k in np.flatnonzero(self.enabled & (levels != self.level)):
-            self._item_event(t, int(k), int(levels[k]), stations, counts[k], events, states)
+            self._item_event(t, int(k), int(levels[k]), stations, counts[k], lifted, events,
+                             states)
         new = pond_level(self.level[self.enabled])
         if new != self.pond:
             self._pond_event(t, new, events, states)
@@ -109,7 +120,7 @@ class Aggregation:
         return "cleared" if new == 0 else "escalated" if new > prev else "downgraded"
 
     def _item_event(self, t: float, k: int, new: int, stations: np.ndarray, at: np.ndarray,
-                    events: list, states: list) -> None:
+                    by_manual: np.ndarray, events: list, states: list) -> None:
         q, prev = self.items[k], int(self.level[k])
         state = self._transition(prev, new)
         if prev == 0:
@@ -128,7 +139,8 @@ class Aggregation:
               "detector": "aggregate", "value": None, "threshold": None, "criterion": _ITEM_RULE,
               "evidence": {"stations": len(mine), "at_blue": int(at[0]), "at_yellow": int(at[1]),
                            "at_orange": int(at[2]), "at_red": int(at[3]),
-                           "highest_station_level": highest},
+                           "highest_station_level": highest,
+                           "stations_by_manual_reading": int(np.count_nonzero(by_manual[mine]))},
               "stations": {lv: s for lv, s in by_level.items() if s},
               "message": {
                   "zh": f"监测项目{zh_q}（{len(mine)} 个测点，{int(at[0])} 个达到蓝色及以上）"

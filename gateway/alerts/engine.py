@@ -125,8 +125,11 @@ class AlertEngine:
         committed to the outbox before this returns."""
         events: list[tuple[str, dict]] = []
         states: list[AlertState] = []
+        before = int(self.manual.level[i])
         self.manual.reading(t, i, value, grade, threshold, evidence, reading, comparison,
                             self._base, lambda: str(uuid.uuid4()), events, states)
+        if self.manual.level[i] != before and self.aggregation.active:
+            self.aggregation.events(t, self.level, events, states, self.manual.level)
         return self.outbox.commit_events(events, states) if events else []
 
     def process(self, t: float, idx: np.ndarray, values: np.ndarray, quality: np.ndarray,
@@ -162,7 +165,7 @@ class AlertEngine:
             self._safety_event(t, i, float(values[j]), grade, detector, held_by,
                                verdict.evidence_of(j, detector), events, states)
         if events and self.aggregation.active:
-            self.aggregation.events(t, self.level, events, states)
+            self.aggregation.events(t, self.level, events, states, self.manual.level)
         bad = quality != Quality.GOOD
         # a good sample also ends a run of bad ones that had not yet made a fault
         if bad.any() or self.fault[idx].any() or self.bad_run[idx].any():

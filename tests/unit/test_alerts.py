@@ -252,6 +252,41 @@ def test_item_aggregation_events_follow_gb39496(tmp_path: Path) -> None:
     assert len({e["alert_id"] for e in pipe.events if e["point"].startswith("item:")}) == 1
 
 
+def test_a_manual_reading_counts_as_its_points_level_in_the_item_rule(tmp_path: Path) -> None:
+    pipe = Pipeline(_four_piezometers(tmp_path))
+    for k in range(3):  # three piezometers at blue automatically, the fourth normal
+        pipe.feed(T0 + 600 * k, [1251.0, 10.5, 10.5, 10.5, 13.0])
+    items = lambda: [(e["state"], e["level"]) for e in pipe.events  # noqa: E731
+                     if e["point"] == "item:phreatic_depth"]
+    assert items() == [("raised", "blue")]
+    jrx4 = 4
+    reading = {"by": "张工", "quality": 6}
+
+    def manual(t: float, depth: float, grade: int) -> list[dict]:
+        out = pipe.engine.process_manual(t, jrx4, depth, grade, 11.0, {}, reading, None)
+        pipe.events.extend(out)
+        return out
+
+    # an inspector's dip meter finds the fourth at blue: 4 stations at blue, the item yellow
+    lifted = manual(T0 + 1900, 10.6, 1)
+    assert [(e["point"], e["state"], e["level"]) for e in lifted] == [
+        ("JRX-04", "raised", "blue"), ("item:phreatic_depth", "escalated", "yellow"),
+        ("pond", "escalated", "yellow")]  # the pond follows its item
+    item = lifted[1]
+    assert item["evidence"]["stations_by_manual_reading"] == 1
+    assert item["stations"] == {"blue": ["JRX-01", "JRX-02", "JRX-03", "JRX-04"]}
+    jsonschema.validate(json.loads(with_sent_at(json.dumps(item).encode(), T0)), SCHEMA)
+    # the sensor still reads normal: the automatic side does not clear what a person raised
+    pipe.feed(T0 + 2400, [1251.0, 10.5, 10.5, 10.5, 13.0])
+    assert items()[-1] == ("escalated", "yellow")
+    # a second person's reading back in the normal range clears it, and the item is blue again
+    back = manual(T0 + 3000, 12.9, 0)
+    assert [(e["point"], e["state"], e["level"]) for e in back] == [
+        ("JRX-04", "cleared", "none"), ("item:phreatic_depth", "downgraded", "blue"),
+        ("pond", "downgraded", "blue")]
+    assert back[1]["evidence"]["stations_by_manual_reading"] == 0
+
+
 def test_reload_keeps_detector_state_by_point_name(site, tmp_path: Path) -> None:
     pipe = Pipeline(site)
     for k in range(3):
