@@ -7,8 +7,9 @@ manual readings as black diamonds beside the automatic line. The y range covers 
 nearest level, so a quiet month still shows how far the point stayed from blue.
 
 This is the only module that imports matplotlib (inside the function: importing it writes font
-caches, and the daemon never draws). Labels are Chinese when a CJK font is installed, else
-English (the page around them is in the chosen language either way).
+caches, and the daemon never draws). Labels are Chinese when a CJK font is installed, also one
+installed after matplotlib built its font cache, else English (the page around them is in the
+chosen language either way).
 """
 
 from __future__ import annotations
@@ -31,8 +32,23 @@ _CJK = ("Noto Sans CJK", "Noto Sans SC", "WenQuanYi", "Source Han Sans", "SimHei
 
 
 def _cjk_font(font_manager) -> str | None:
-    for f in font_manager.fontManager.ttflist:
+    """The family of an installed CJK font, or None. matplotlib lists the fonts it found when it
+    first built its cache and never looks again, so a font installed since (the README's advice
+    to a site) is found by reading the system's font files that the cache does not know."""
+    manager = font_manager.fontManager
+    for f in manager.ttflist:
         if any(name in f.name for name in _CJK):
+            return f.name
+    known = {f.fname for f in manager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if path in known:
+            continue
+        try:
+            manager.addfont(path)
+        except (OSError, RuntimeError, ValueError):
+            continue  # a file FreeType cannot read is no font for us
+    for f in manager.ttflist:
+        if f.fname not in known and any(name in f.name for name in _CJK):
             return f.name
     return None
 

@@ -5,10 +5,16 @@ set -u
 optional=0
 if [ "${1:-}" = "--optional" ]; then optional=1; shift; fi
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(mosquitto mbpoll victoria-metrics collectd-core chromium rabbitmq-server)
+[ ${#want[@]} -eq 0 ] && want=(mosquitto mbpoll victoria-metrics collectd-core chromium rabbitmq-server fonts-wqy-microhei)
 declare -A bin=([mosquitto]=mosquitto [mbpoll]=mbpoll [victoria-metrics]=victoria-metrics [collectd-core]=collectd [chromium]=chromium [rabbitmq-server]=rabbitmq-server)
+# packages without a program: the file that says they are there (the report's CJK font)
+declare -A file=([fonts-wqy-microhei]=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc)
 missing=()
 for pkg in "${want[@]}"; do
+  if [ -n "${file[$pkg]:-}" ]; then
+    [ -f "${file[$pkg]}" ] || missing+=("$pkg")
+    continue
+  fi
   b=${bin[$pkg]:-$pkg}
   command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || [ -x "/usr/bin/$b" ] || missing+=("$pkg")
 done

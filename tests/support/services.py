@@ -54,6 +54,16 @@ def require_binary(name: str, *fallbacks: str) -> str:
     pytest.skip(message)
 
 
+def require_file(path: str, package: str) -> str:
+    """A file a Debian package installs (a font); missing fails under CI=true, skips elsewhere."""
+    if Path(path).is_file():
+        return path
+    message = f"{path} is missing (apt-get install {package}); it is a real part of this test"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def wait_port(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

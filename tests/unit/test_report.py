@@ -136,6 +136,41 @@ def test_a_month_without_data_reports_nothing_rather_than_failing(june) -> None:
     assert all(p["samples"] == 0 and p["completeness"] == 0.0 for p in doc["points"])
 
 
+STALE_CACHE = """
+import json, sys
+from pathlib import Path
+from matplotlib import font_manager as fm
+from gateway.report.plots import _CJK
+m = fm.fontManager
+m.ttflist = [f for f in m.ttflist if not any(n in f.name for n in _CJK)]
+fm.json_dump(m, str(Path(sys.argv[1]) / f"fontlist-v{fm.FontManager.__version__}.json"))
+"""
+FIND = """
+from matplotlib import font_manager as fm
+from gateway.report.plots import _CJK, _cjk_font
+print(any(any(n in f.name for n in _CJK) for f in fm.fontManager.ttflist), _cjk_font(fm))
+"""
+
+
+def test_a_cjk_font_installed_after_matplotlibs_font_cache_still_labels_the_plots(
+        tmp_path: Path) -> None:
+    """matplotlib never rescans fonts once its cache exists; a site that installs the CJK font
+    the README asks for, after a first report, must still get Chinese plot labels."""
+    from tests.support.services import require_file
+
+    require_file("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "fonts-wqy-microhei")
+    cache = tmp_path / "mpl"
+    cache.mkdir()
+    env = {**__import__("os").environ, "MPLCONFIGDIR": str(cache)}
+    # a cache written before the font was there: the font's entries taken out of a real one
+    subprocess.run([sys.executable, "-c", STALE_CACHE, str(cache)], env=env, cwd=ROOT,
+                   check=True)
+    out = subprocess.run([sys.executable, "-c", FIND], env=env, cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.split(maxsplit=1)
+    assert out[0] == "False"  # matplotlib itself does not see the font
+    assert out[1].strip() == "WenQuanYi Micro Hei"  # the report finds it
+
+
 def test_the_daemon_and_the_figures_never_import_matplotlib(june) -> None:
     cfg, _ = june
     probe = ("import sys\nimport gateway.daemon, gateway.report.publish\n"
