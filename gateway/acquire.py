@@ -247,6 +247,30 @@ class BusWorker:
         self.client = None
         self._asked: list[tuple[list[DevicePoller], asyncio.Future]] = []
         self._wake = asyncio.Event()
+        # polls made on this bus, and per device the count when it last answered and when its
+        # current run of failures began: whether the line works while a device fails
+        self._polls = 0
+        self._answered_at: dict[int, int] = {}
+        self._failing_from: dict[int, int] = {}
+
+    def _count_poll(self, poller: DevicePoller) -> None:
+        self._polls += 1
+        key = id(poller)
+        if poller.stats.consecutive_failures == 0:
+            self._answered_at[key] = self._polls
+            self._failing_from.pop(key, None)
+        else:
+            self._failing_from.setdefault(key, self._polls)
+
+    def _line_works_without(self, poller: DevicePoller) -> bool:
+        """Whether another device on this bus answered since `poller` began failing. Only then
+        is the failure the device's own: skipping it keeps the line's time for the others. When
+        nobody answers, the line itself is down (a USB adapter pulled out, a DTU rebooting, a
+        cut cable): skipping every device would keep the gateway blind for `degrade_time` after
+        the line is back, and would save no one any time meanwhile."""
+        since = self._failing_from.get(id(poller), self._polls)
+        return any(self._answered_at.get(id(q), 0) > since for q in self.pollers
+                   if q is not poller)
 
     def poll_now(self, pollers: list[DevicePoller]) -> asyncio.Future:
         """Poll these devices of this bus now, out of schedule: after the poll in progress (one
@@ -277,6 +301,7 @@ class BusWorker:
             batches = []
             for poller in pollers:
                 batch = await poller.poll(self.client, self.clock, probe=poller.stats.degraded)
+                self._count_poll(poller)
                 self.on_batch(batch)
                 batches.append(batch)
             self._asked.pop(0)
@@ -310,6 +335,7 @@ class BusWorker:
                     continue
                 st = poller.stats
                 batch = await poller.poll(self.client, self.clock, probe=st.degraded)
+                self._count_poll(poller)
                 self.on_batch(batch)
                 dev = poller.device
                 period = self.period_of(dev)
@@ -318,7 +344,8 @@ class BusWorker:
                     st.degraded = False
                     log.info("device %s answers again; back on its %g s period", dev.name,
                              period, extra={"event": "device_restored", "device": dev.name})
-                elif dev.degrade_after and st.consecutive_failures >= dev.degrade_after:
+                elif dev.degrade_after and st.consecutive_failures >= dev.degrade_after and (
+                        st.degraded or self._line_works_without(poller)):
                     if not st.degraded:
                         st.degraded = True
                         log.warning("device %s failed %d polls in a row: skipped for %g s, then "
