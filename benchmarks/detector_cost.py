@@ -12,7 +12,10 @@ default detector set of a point of some quantities (`detectors.registry`: every 
 call overhead included) and at 10 000 (the kernels' own cost). Timing starts after 7.6 days of
 10-minute samples have filled every window, so each sample of the bucket detectors recomputes a
 full window, as in service; both kernels are compiled (or loaded from the numba cache) before
-timing. Prints a table, writes results/detector_cost.json.
+timing. Then the bucket detectors at one sample a second into 10-minute buckets (100 channels,
+block replay, after 25 hours have filled the windows and warmed the jump checks): the cadence at
+which their cost counts, where most samples move only the newest bucket
+(`detectors.buckets.theil_sen_window`). Prints a table, writes results/detector_cost.json.
 """
 
 from __future__ import annotations
@@ -109,6 +112,40 @@ def time_detector(make: Callable[[int], object], n: int, budget: float, history:
     return {"live_ns": round(live, 1), "block_ns": round(block, 1)}
 
 
+# the bucket detectors at one sample a second: 10-minute buckets, learning done within the history
+FAST = ("rate", "tangent_angle", "inverse_velocity")
+
+
+def _at_one_hertz(name: str, n: int) -> object:
+    det = FACTORIES[name](n)
+    params = det.params  # type: ignore[attr-defined]
+    params.bucket_s[:] = 600.0
+    if hasattr(params, "learn_s"):
+        params.learn_s[:] = 3600.0
+    return type(det)(params)
+
+
+def time_one_hertz(name: str, n: int, history_s: int, samples: int) -> float:
+    """ns per channel-sample of block replay at 1 s, after `history_s` seconds of history."""
+    det = _at_one_hertz(name, n)
+    rng = np.random.default_rng(2)
+    level = np.zeros(n)
+    chunk = 10_000
+
+    def rows(start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal level
+        x = level + np.cumsum(rng.normal(0, 0.01, (count, n)), axis=0)
+        level = x[-1]
+        return 1.7e9 + np.arange(start, start + count, dtype=float), x
+
+    for start in range(0, history_s, chunk):
+        det.run(*rows(start, min(chunk, history_s - start)))  # type: ignore[attr-defined]
+    t, x = rows(history_s, samples)
+    begin = time.perf_counter()
+    det.run(t, x)  # type: ignore[attr-defined]
+    return (time.perf_counter() - begin) / (samples * n) * 1e9
+
+
 def time_river(samples: int) -> float:
     """ns per channel-sample of HalfSpaceTrees behind a MinMaxScaler, one feature."""
     from river import anomaly, preprocessing
@@ -156,8 +193,15 @@ def main() -> int:
     for q, r in sets.items():
         print(f"{q:18}{r['live_100_ns']:>14.1f}{r['live_10k_ns']:>11.1f}{r['block_10k_ns']:>12.1f}"
               f"  {', '.join(r['detectors'])}")
+    hz_history, hz_samples = (7_200, 2_000) if args.quick else (90_000, 20_000)
+    one_hertz = {name: round(time_one_hertz(name, 100, hz_history, hz_samples), 1)
+                 for name in FAST}
+    print("\nat 1 s into 10-minute buckets, 100 channels, block "
+          f"({hz_history / 3600:.0f} h of history): "
+          + ", ".join(f"{name} {ns:.0f} ns" for name, ns in one_hertz.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
+        "one_hertz_block_100_ns": one_hertz,
         "unit": "ns per channel-sample", "channels": list(CHANNELS), "quick": args.quick,
         "python": platform.python_version(), "machine": platform.machine(),
         "river_hst_ns": round(river_ns, 1), "detectors": rows, "default_sets": sets,

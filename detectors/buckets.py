@@ -21,7 +21,8 @@ import numba
 import numpy as np
 
 __all__ = ["NO_BUCKET", "BUCKET_STATE", "bucket_add", "bucket_means", "bucket_width",
-           "theil_sen", "slope_se", "ls_fit", "median_prefix"]
+           "theil_sen", "slope_se", "ls_fit", "median_prefix", "older_pairs_spec",
+           "theil_sen_window", "kth_of_two"]
 
 NO_BUCKET = -(1 << 62)  # id of a slot that never held a sample
 
@@ -200,3 +201,83 @@ def ls_fit(tt, yy, start, k):
     c0 = my - c1 * mt
     r2 = 1.0 if syy <= 0.0 else sty * sty / (stt * syy)
     return c0, c1, r2
+
+
+def older_pairs_spec(n_buckets: int) -> dict:
+    """State entries of `theil_sen_window`: per channel the sorted pairwise slopes among the
+    window's older buckets, how many, and the newest bucket they were taken beside. Derived
+    from the ring alone, so a checkpoint without them loads (`ChannelDetector.derived`)."""
+    return {"ts_old": (np.float64, (max(1, n_buckets * (n_buckets - 1) // 2),), np.nan),
+            "ts_n": (np.int32, (), 0),
+            "ts_q": (np.int64, (), NO_BUCKET)}
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sort_prefix(a, n):
+    """Sort a[:n] in place (insertion sort: n is a window's pair count, done once a bucket)."""
+    for u in range(1, n):
+        x = a[u]
+        w = u - 1
+        while w >= 0 and a[w] > x:
+            a[w + 1] = a[w]
+            w -= 1
+        a[w + 1] = x
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def kth_of_two(a, na, b, nb, k):
+    """The k-th smallest (0-based) of the sorted a[:na] and b[:nb] together, without merging
+    them: a binary search for how many of the first k + 1 come from a."""
+    lo = max(0, k + 1 - nb)
+    hi = min(na, k + 1)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < b[k - mid]:  # a[mid] is among the first k + 1: take more from a
+            lo = mid + 1
+        else:
+            hi = mid
+    j = k + 1 - lo
+    if lo == 0:
+        return b[j - 1]
+    if j == 0:
+        return a[lo - 1]
+    return max(a[lo - 1], b[j - 1])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def theil_sen_window(i, tm, xm, k, pairs, newest_only, q, n_newest, ts_old, ts_n, ts_q):
+    """`theil_sen(tm, xm, k, pairs)` of channel i's window, the same value to the last bit,
+    cheaper while only the newest bucket changes. At one sample a second and 10-minute buckets
+    a sample moves the newest bucket's mean and nothing else, yet recomputing and selecting
+    all k(k-1)/2 slopes costs about 1 us at 12 buckets, most of it in the selection's branches.
+    So once a bucket holds two samples the slopes among the older buckets are kept sorted
+    (`ts_old`, for newest bucket `ts_q`); a later sample that lands in that same newest bucket
+    (`newest_only`: no other bucket touched, the width unchanged) needs only the k - 1 slopes
+    to the newest bucket, sorted, and the median of the two sorted sets (`kth_of_two`).
+    `q` is the newest bucket's id and `n_newest` its sample count."""
+    if newest_only and k >= 2 and ts_q[i] == q and ts_n[i] == (k - 1) * (k - 2) // 2:
+        b = k - 1
+        for a in range(b):
+            pairs[a] = (xm[b] - xm[a]) / (tm[b] - tm[a])
+        _sort_prefix(pairs, b)
+        old = ts_old[i]
+        na = ts_n[i]
+        m = na + b
+        h = m // 2
+        upper = kth_of_two(old, na, pairs, b, h)
+        if m % 2:
+            return upper
+        return 0.5 * (kth_of_two(old, na, pairs, b, h - 1) + upper)
+    slope = theil_sen(tm, xm, k, pairs)
+    if newest_only and n_newest >= 2 and k >= 2:
+        m = 0
+        for a in range(k - 1):
+            for c in range(a + 1, k - 1):
+                ts_old[i, m] = (xm[c] - xm[a]) / (tm[c] - tm[a])
+                m += 1
+        _sort_prefix(ts_old[i], m)
+        ts_n[i] = m
+        ts_q[i] = q
+    else:
+        ts_q[i] = NO_BUCKET
+    return slope

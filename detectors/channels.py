@@ -170,6 +170,8 @@ class ChannelDetector:
 
     name: ClassVar[str]
     evidence_names: ClassVar[tuple[str, ...]]
+    # state keys that are a cache of the rest: a checkpoint without them loads, initialised
+    derived: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Any):
         params.validate()
@@ -277,11 +279,15 @@ class ChannelDetector:
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         """Restore a `state()` checkpoint; names, shapes and dtypes must match (the ValueError
-        names the key)."""
+        names the key); a `derived` key may be missing."""
         unknown = sorted(set(state) - set(self._spec))
         if unknown:
             raise ValueError(f"{self.name} detector state: unknown key {unknown[0]!r}")
-        for key, (dtype, shape, _) in self._spec.items():
+        state = dict(state)
+        for key, (dtype, shape, init) in self._spec.items():
+            if key not in state and key in self.derived:
+                # a cache the kernels rebuild from the rest (a checkpoint of an older version)
+                state[key] = np.full((self.n, *shape), init, dtype=dtype)
             if key not in state:
                 raise ValueError(f"{self.name} detector state: missing {key!r}")
             a = np.asarray(state[key])

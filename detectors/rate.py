@@ -12,8 +12,9 @@ from detectors.buckets import (
     bucket_add,
     bucket_means,
     bucket_width,
+    older_pairs_spec,
     slope_se,
-    theil_sen,
+    theil_sen_window,
 )
 from detectors.cadence import at_least, observe_period
 from detectors.channels import (
@@ -109,26 +110,37 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
      half_life, noise_z, jump_z) = P
     (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
      c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset, t0, env, env_t,
-     se_typ, lv, lr, rate, score) = S
+     se_typ, lv, lr, rate, score, ts_old, ts_n, ts_q) = S
     JS = (j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd)
     out_fault[j] = 0  # a rate says nothing about the sensor's health
     used = False
+    newest_only = False  # only the newest bucket changed (`theil_sen_window`)
     if ok and np.isfinite(v):
         period = observe_period(i, t, c_t, c_ldt, c_n)
+        w_was = b_w[i]
         w = bucket_width(i, bucket_s[i], period, b_id, b_n, b_st, b_sx, last_id, b_w)
         if np.isnan(t0[i]):
             t0[i] = t
         dec, cand, size, pt, px = jump_step(i, t, v, jump_z[i], period, JS)
         if dec == STEP:
             offset[i] += size  # a step is the step detector's event, not a rate for a window
+        held = False
         if dec in (STEP, RAMP):  # the held sample is data (a ramp's as it is)
-            used = bucket_add(i, pt, px - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
+            held = bucket_add(i, pt, px - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
+            used = held
+        now = False
         if not cand:
-            used = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id) or used
+            now = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
+            used = now or used
+        newest_only = w == w_was and (
+            not held or np.int64(np.floor(pt / w)) == last_id[i]) and (
+            not now or np.int64(np.floor(t / w)) == last_id[i])
     if used:
         k = bucket_means(i, b_w[i], b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)
         if k >= min_b[i]:
-            slope = theil_sen(tm, xm, k, pairs)
+            q = last_id[i]
+            slope = theil_sen_window(i, tm, xm, k, pairs, newest_only, q,
+                                     b_n[i, q % b_id.shape[1]], ts_old, ts_n, ts_q)
             r = slope * per_s[i]
             rate[i] = r
             d = direction[i]
@@ -303,6 +315,7 @@ class RateDetector(ChannelDetector):
 
     name = "rate"
     evidence_names = ("rate", "buckets", "span_s", "envelope", "limit", "per_s")
+    derived = tuple(older_pairs_spec(2))
 
     def __init__(self, params: RateParams, n_buckets: int = 12):
         if int(n_buckets) < 2:
@@ -325,6 +338,7 @@ class RateDetector(ChannelDetector):
         spec["lr"] = (np.float64, (4,), np.nan)
         spec["rate"] = (np.float64, (), np.nan)
         spec["score"] = (np.float32, (), 0.0)
+        spec.update(older_pairs_spec(self.n_buckets))  # last: the kernels unpack S in order
         return spec
 
     def _kernels(self):

@@ -13,8 +13,9 @@ from detectors.buckets import (
     bucket_add,
     bucket_means,
     bucket_width,
+    older_pairs_spec,
     slope_se,
-    theil_sen,
+    theil_sen_window,
 )
 from detectors.cadence import at_least, observe_period
 from detectors.channels import (
@@ -130,26 +131,37 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
     (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
      c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset,
      t0, x0, l_n, l_st, l_sx, l_stt, l_stx, l_sxx, vref_learned, vnow, angle, score, res_sd,
-     v_used) = S
+     v_used, ts_old, ts_n, ts_q) = S
     JS = (j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd)
     out_fault[j] = 0
     used = False
+    newest_only = False  # only the newest bucket changed (`theil_sen_window`)
     d = direction[i]
     if ok and np.isfinite(v):
         period = observe_period(i, t, c_t, c_ldt, c_n)
+        w_was = b_w[i]
         w = bucket_width(i, bucket_s[i], period, b_id, b_n, b_st, b_sx, last_id, b_w)
         dec, cand, size, pt, px = jump_step(i, t, v, jump_z[i], period, JS)
         if dec == STEP:
             offset[i] += size  # the step detector reports a step; the angle judges the creep
+        held = False
         if dec in (STEP, RAMP):  # the held sample is data (a ramp's as it is)
-            used = _learn_and_add(i, pt, px - offset[i], w, period, P, S)
+            held = _learn_and_add(i, pt, px - offset[i], w, period, P, S)
+            used = held
+        now = False
         if not cand:
-            used = _learn_and_add(i, t, v - offset[i], w, period, P, S) or used
+            now = _learn_and_add(i, t, v - offset[i], w, period, P, S)
+            used = now or used
+        newest_only = w == w_was and (
+            not held or np.int64(np.floor(pt / w)) == last_id[i]) and (
+            not now or np.int64(np.floor(t / w)) == last_id[i])
     if used:
         vr = v_ref[i] if np.isfinite(v_ref[i]) else vref_learned[i]
         k = bucket_means(i, b_w[i], b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)
         if k >= min_b[i]:
-            slope = theil_sen(tm, xm, k, pairs)
+            q = last_id[i]
+            slope = theil_sen_window(i, tm, xm, k, pairs, newest_only, q,
+                                     b_n[i, q % b_id.shape[1]], ts_old, ts_n, ts_q)
             vnow[i] = _signed(d, slope * per_s[i])
             if not np.isfinite(v_ref[i]) and not np.isnan(vr) and j_n[i] >= WARM:
                 # a learned steady velocity is at least what the noise lets one tell from zero:
@@ -333,6 +345,7 @@ class TangentAngleDetector(ChannelDetector):
 
     name = "tangent_angle"
     evidence_names = ("angle_deg", "v_ref", "v_now", "level_deg")
+    derived = tuple(older_pairs_spec(2))
 
     def __init__(self, params: TangentAngleParams, n_buckets: int = 8):
         if int(n_buckets) < 2:
@@ -356,6 +369,7 @@ class TangentAngleDetector(ChannelDetector):
         spec["score"] = (np.float32, (), 0.0)
         spec["res_sd"] = (np.float64, (), np.nan)  # scatter about the learning period's line
         spec["v_used"] = (np.float64, (), np.nan)  # the v_ref of the last angle
+        spec.update(older_pairs_spec(self.n_buckets))  # last: the kernels unpack S in order
         return spec
 
     def _kernels(self):
