@@ -9,6 +9,7 @@ import numpy as np
 
 from detectors.buckets import (
     BUCKET_STATE,
+    NO_BUCKET,
     bucket_add,
     bucket_means,
     bucket_width,
@@ -108,23 +109,38 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fa
      neg_lead, neg_rest, jump_z) = P
     (grade, up_n, up_t0, up_lvl, dn_n, dn_t0, dn_lvl, b_id, b_n, b_st, b_sx, last_id, b_w,
      c_t, c_ldt, c_n, j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd, offset,
-     t_f, r2_s, npts, v_now, score, t_f_sd, published) = S
+     t_f, r2_s, npts, v_now, score, t_f_sd, published, rv_slope, rv_sum_t, rv_q, rv_k) = S
     JS = (j_t, j_x, j_v, j_s, j_q, j_n, j_t0, j_e, j_pt, j_px, j_pd)
     out_fault[j] = 0
     used = False
+    newest_only = False  # only the newest bucket changed: the older runs' fits stand
     if ok and np.isfinite(v):
         period = observe_period(i, t, c_t, c_ldt, c_n)
+        w_was = b_w[i]
         w = bucket_width(i, bucket_s[i], period, b_id, b_n, b_st, b_sx, last_id, b_w)
         dec, cand, size, pt, px = jump_step(i, t, v, jump_z[i], period, JS)
         if dec == STEP:
             offset[i] += size  # the step detector reports a step; 1/v judges the creep
+        held = False
         if dec in (STEP, RAMP):  # the held sample is data (a ramp's as it is)
-            used = bucket_add(i, pt, px - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
+            held = bucket_add(i, pt, px - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
+            used = held
+        now = False
         if not cand:
-            used = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id) or used
+            now = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
+            used = now or used
+        newest_only = w == w_was and (
+            not held or np.int64(np.floor(pt / w)) == last_id[i]) and (
+            not now or np.int64(np.floor(t / w)) == last_id[i])
     if used:
         w = b_w[i]
         k = bucket_means(i, w, b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)
+        # a run of buckets that ends before the newest one has the fit it had at the last
+        # sample while the newest bucket fills (the window and its older buckets unchanged): kept
+        # from the bucket's second sample on, as the Theil-Sen slopes are (`theil_sen_window`)
+        q = last_id[i]
+        kept = newest_only and rv_q[i] == q and rv_k[i] == k
+        keep = not kept and newest_only and b_n[i, q % b_id.shape[1]] >= 2
         d = direction[i]
         L = vel_span[i]
         m = 0
@@ -142,17 +158,28 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fa
             spread = np.sqrt((L + 1.0) * ((L + 1.0) ** 2 - 1.0) / 12.0)
             floor = max(floor, 3.0 * sd_mean / (w * spread) * per_s[i])
         for e in range(L, k):  # one velocity per run of L + 1 bucket means
-            _, slope, _ = ls_fit(tm, xm, e - L, L + 1)
+            if kept and e < k - 1:
+                slope = rv_slope[i, e]
+                mt = rv_sum_t[i, e]
+            else:
+                _, slope, _ = ls_fit(tm, xm, e - L, L + 1)
+                mt = 0.0
+                for u in range(e - L, e + 1):
+                    mt += tm[u]
+                if keep and e < k - 1:
+                    rv_slope[i, e] = slope
+                    rv_sum_t[i, e] = mt
             vel = slope * per_s[i]
             vel = vel if d == 1 else (-vel if d == -1 else abs(vel))
             v_now[i] = vel
             if vel >= floor:
-                mt = 0.0
-                for u in range(e - L, e + 1):
-                    mt += tm[u]
                 tv[m] = mt / (L + 1) / per_s[i]
                 iv[m] = 1.0 / vel
                 m += 1
+        if keep:
+            rv_q[i], rv_k[i] = q, k
+        elif not kept:
+            rv_q[i] = NO_BUCKET
         npts[i] = m
         t_f[i] = np.nan
         t_f_sd[i] = np.nan
@@ -297,6 +324,7 @@ class InverseVelocityDetector(ChannelDetector):
 
     name = "inverse_velocity"
     evidence_names = ("lead_s", "r2", "points", "v_now", "lead_sd_s", "level_lead_s")
+    derived = ("rv_slope", "rv_sum_t", "rv_q", "rv_k")
 
     def __init__(self, params: InverseVelocityParams, n_buckets: int = 28):
         self.n_buckets = int(n_buckets)
@@ -321,6 +349,12 @@ class InverseVelocityDetector(ChannelDetector):
         spec["score"] = (np.float32, (), 0.0)
         spec["t_f_sd"] = (np.float64, (), np.nan)  # standard error of the forecast (s)
         spec["published"] = (np.bool_, (), False)  # a forecast stands (R^2 hysteresis)
+        # last (the kernels unpack S in order), derived: each run's fitted slope and summed
+        # bucket times while only the newest bucket fills, for newest bucket rv_q and k = rv_k
+        spec["rv_slope"] = (np.float64, (self.n_buckets,), np.nan)
+        spec["rv_sum_t"] = (np.float64, (self.n_buckets,), np.nan)
+        spec["rv_q"] = (np.int64, (), NO_BUCKET)
+        spec["rv_k"] = (np.int32, (), 0)
         return spec
 
     def _kernels(self):
