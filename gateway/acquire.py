@@ -247,30 +247,25 @@ class BusWorker:
         self.client = None
         self._asked: list[tuple[list[DevicePoller], asyncio.Future]] = []
         self._wake = asyncio.Event()
-        # polls made on this bus, and per device the count when it last answered and when its
-        # current run of failures began: whether the line works while a device fails
-        self._polls = 0
-        self._answered_at: dict[int, int] = {}
-        self._failing_from: dict[int, int] = {}
 
-    def _count_poll(self, poller: DevicePoller) -> None:
-        self._polls += 1
-        key = id(poller)
-        if poller.stats.consecutive_failures == 0:
-            self._answered_at[key] = self._polls
-            self._failing_from.pop(key, None)
-        else:
-            self._failing_from.setdefault(key, self._polls)
+    def _standing_alone(self, poller: DevicePoller) -> bool:
+        """Whether every other device on this bus is skipped (degraded). Skipping a failing
+        device keeps the line's time for the others; the last one still polled is the line's
+        probe. When it fails too the line itself may be down (a USB adapter pulled out, a DTU
+        rebooting, a cut cable): skipped as well, nobody would notice the line come back for
+        `degrade_time`, so it stays on its period, and once it answers the others are probed at
+        once (`_line_back`)."""
+        return all(q.stats.degraded for q in self.pollers if q is not poller)
 
-    def _line_works_without(self, poller: DevicePoller) -> bool:
-        """Whether another device on this bus answered since `poller` began failing. Only then
-        is the failure the device's own: skipping it keeps the line's time for the others. When
-        nobody answers, the line itself is down (a USB adapter pulled out, a DTU rebooting, a
-        cut cable): skipping every device would keep the gateway blind for `degrade_time` after
-        the line is back, and would save no one any time meanwhile."""
-        since = self._failing_from.get(id(poller), self._polls)
-        return any(self._answered_at.get(id(q), 0) > since for q in self.pollers
-                   if q is not poller)
+    def _line_back(self, due: dict[int, float], now: float) -> None:
+        """The last device polled answers again after failing: the line is back, so every
+        skipped device is probed now rather than at the end of its `degrade_time`."""
+        skipped = [q for q in self.pollers if q.stats.degraded]
+        if skipped:
+            log.info("bus %s answers again: probing its %d skipped devices now", self.bus.name,
+                     len(skipped), extra={"event": "line_restored", "bus": self.bus.name})
+        for q in skipped:
+            due[id(q)] = min(due[id(q)], now)
 
     def poll_now(self, pollers: list[DevicePoller]) -> asyncio.Future:
         """Poll these devices of this bus now, out of schedule: after the poll in progress (one
@@ -301,7 +296,6 @@ class BusWorker:
             batches = []
             for poller in pollers:
                 batch = await poller.poll(self.client, self.clock, probe=poller.stats.degraded)
-                self._count_poll(poller)
                 self.on_batch(batch)
                 batches.append(batch)
             self._asked.pop(0)
@@ -334,18 +328,21 @@ class BusWorker:
                     await self._poll_asked()
                     continue
                 st = poller.stats
+                was_failing = st.consecutive_failures > 0
                 batch = await poller.poll(self.client, self.clock, probe=st.degraded)
-                self._count_poll(poller)
                 self.on_batch(batch)
                 dev = poller.device
                 period = self.period_of(dev)
                 now = self.clock.now()
+                if was_failing and st.consecutive_failures == 0 and not st.degraded \
+                        and self._standing_alone(poller):
+                    self._line_back(due, now)
                 if st.consecutive_failures == 0 and st.degraded:
                     st.degraded = False
                     log.info("device %s answers again; back on its %g s period", dev.name,
                              period, extra={"event": "device_restored", "device": dev.name})
                 elif dev.degrade_after and st.consecutive_failures >= dev.degrade_after and (
-                        st.degraded or self._line_works_without(poller)):
+                        st.degraded or not self._standing_alone(poller)):
                     if not st.degraded:
                         st.degraded = True
                         log.warning("device %s failed %d polls in a row: skipped for %g s, then "

@@ -8,8 +8,9 @@ master and removes the symlink; "plugging in" opens a new pty pair and points th
 The gateway must mark the line's points as communication faults meanwhile, never die, and read
 good values again once the adapter is back, without a restart. Skipping a device that fails
 (`degrade_after`) is for a dead device on a working line; with the whole line down nobody
-answers, and skipping them all would keep the gateway blind for `degrade_time` (10 min) after
-the adapter is back.
+answers, and skipping them all kept the gateway blind for `degrade_time` (10 min) after the
+adapter was back. The last device still polled is the line's probe: when it answers, the
+skipped ones are probed at once.
 """
 
 from __future__ import annotations

@@ -24,13 +24,30 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 _HANDED_OUT: set[int] = set()
 
 
+def _port_range() -> tuple[int, int]:
+    """This pytest-xdist worker's share of 20000-32767. A port free now may be one another
+    worker's test handed out and freed for a while (its broker stopped for an outage): that
+    test's gateway, reconnecting, would then publish into this worker's broker. Each worker
+    draws from its own share, so within a run no two tests ever meet on a port."""
+    lo, hi = 20000, 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count < 2:
+        return lo, hi
+    span = (hi - lo) // count
+    k = int(worker[2:]) % count
+    return lo + k * span, lo + (k + 1) * span
+
+
 def free_port() -> int:
     """A free loopback port below the kernel's ephemeral range (32768 up): a port the kernel
     chose for us comes from that range, so a client's outgoing connection (paho, a Modbus poll)
-    can take it before the server that was meant for it binds. Never the same twice per run."""
+    can take it before the server that was meant for it binds. Never the same twice per run,
+    and from this worker's own share of the range (`_port_range`)."""
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    lo, hi = _port_range()
     for _ in range(1000):
-        port = rng.randrange(20000, 32768)
+        port = rng.randrange(lo, hi)
         if port in _HANDED_OUT:
             continue
         with socket.socket() as s:
@@ -40,7 +57,7 @@ def free_port() -> int:
                 continue
         _HANDED_OUT.add(port)
         return port
-    raise RuntimeError("no free loopback port between 20000 and 32767")
+    raise RuntimeError(f"no free loopback port between {lo} and {hi - 1}")
 
 
 def require_binary(name: str, *fallbacks: str) -> str:
