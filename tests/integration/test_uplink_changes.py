@@ -1,0 +1,61 @@
+"""An uplink's config changed across a restart while events wait in the outbox: each still
+reaches its platform, once, in seq order, and nothing stays in the outbox for good.
+
+`[uplink.mqtt]` takes a restart (a reload refuses it), so a changed target meets the backlog the
+gateway stopped with. Each test runs a stretch of the rainstorm scenario twice with a real
+Mosquitto and the real daemon: the first run under the old config, the second under the new.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_uplink_durability import Site, assert_all_delivered, wait_until
+from tests.support.services import Mosquitto, MqttRecorder, free_port, require_binary
+
+
+def _events(recorder: MqttRecorder) -> list[dict]:
+    return recorder.on("alert") + recorder.on("fault")
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: Path) -> None:
+    """The platform moves to `minewatch/v2` while its broker is down: the alerts committed under
+    v1 during the outage go out under v2, where the platform now reads (they went to v1's
+    topics before, which nobody reads any more, and left the outbox on the broker's PUBACK)."""
+    mqtt = Mosquitto(require_binary("mosquitto", "/usr/sbin/mosquitto"), tmp_path / "mosquitto",
+                     free_port(), persistent=True)  # down through the first run
+    site = Site(tmp_path, mqtt.port, scale=3000.0, start_h=17.0)
+    gw = site.gateway(until_h=23.0)  # blue (about 20.5 h) is committed, nothing is sent
+    platform = None
+    try:
+        assert gw.wait(timeout=120) == 0, site.logs()
+        backlog = site.committed()
+        assert backlog and not any(c["delivered_at"] for c in backlog)
+        site.cfg.write_text(site.cfg.read_text(encoding="utf-8").replace(
+            'prefix = "minewatch/v1"', 'prefix = "minewatch/v2"'), encoding="utf-8")
+        mqtt.start()
+        platform = MqttRecorder(mqtt.port, "#")
+        gw = site.gateway(until_h=30.0)
+        assert gw.wait(timeout=120) == 0, site.logs()
+        time.sleep(1.0)
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+        site.close()
+        if platform is not None:
+            platform.close()
+        mqtt.stop()
+    committed = site.committed()
+    events = _events(platform)
+    topics = {t.rpartition("/")[0] for t, _, _ in platform.messages if "/receipt" not in t}
+    assert topics == {"minewatch/v2/130825-TP001/gw01"}, topics
+    assert [m["seq"] for m in events] == list(range(1, len(committed) + 1))
+    assert_all_delivered(events, committed)
+    assert all(c["confirmed_at"] for c in committed)  # the platform's receipts found them
+    with site.outbox() as db:
+        assert db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0] == 0
