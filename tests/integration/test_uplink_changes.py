@@ -59,3 +59,41 @@ def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: 
     assert all(c["confirmed_at"] for c in committed)  # the platform's receipts found them
     with site.outbox() as db:
         assert db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_receipts_switched_off_release_what_waited_for_them(tmp_path: Path) -> None:
+    """A platform that never sent receipts: the site turns `receipts` off. What its broker had
+    PUBACKed and waited for a receipt leaves the outbox at the next start instead of staying
+    there for good (no longer sent again, and never confirmed)."""
+    mqtt = Mosquitto(require_binary("mosquitto", "/usr/sbin/mosquitto"), tmp_path / "mosquitto",
+                     free_port(), persistent=True)
+    mqtt.start()
+    site = Site(tmp_path, mqtt.port, scale=3000.0, start_h=17.0)
+    platform = MqttRecorder(mqtt.port, "minewatch/v1/#", receipts=False)
+    gw = site.gateway(until_h=23.0)
+    try:
+        assert gw.wait(timeout=120) == 0, site.logs()
+        with site.outbox() as db:
+            waiting = db.execute("SELECT count(*) FROM outbox WHERE priority = 0 AND sent IS "
+                                 "NOT NULL").fetchone()[0]
+        assert waiting >= 1, site.logs()  # blue, PUBACKed and kept for a receipt
+        site.cfg.write_text(site.cfg.read_text(encoding="utf-8").replace(
+            "receipts = true", "receipts = false"), encoding="utf-8")
+        gw = site.gateway(until_h=30.0)
+        assert gw.wait(timeout=120) == 0, site.logs()
+        time.sleep(1.0)
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+        site.close()
+        platform.close()
+        mqtt.stop()
+    committed = site.committed()
+    events = _events(platform)
+    assert [m["seq"] for m in events] == list(range(1, len(committed) + 1))  # once each
+    assert_all_delivered(events, committed)
+    with site.outbox() as db:
+        assert db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM unconfirmed").fetchone()[0] == 0

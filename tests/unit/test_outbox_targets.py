@@ -93,6 +93,21 @@ def test_each_platform_confirms_for_its_own_target(tmp_path: Path) -> None:
     assert log[1]["confirmed_at"] and not log[2]["confirmed_at"]
 
 
+def test_receipts_switched_off_let_go_what_waited_for_them(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path, targets=[Target("city", receipts=True, receipt_timeout=3600.0)])
+    _fill(ob, events=2, telemetry=0)
+    ob.ack_many(ob.peek(10, "city"), "city")
+    assert _rows(path) == 2  # PUBACKed, waiting for a receipt that never comes
+    ob.close()
+    ob = Outbox(path, targets=[CITY])  # the same target, receipts off
+    assert _rows(path) == 0 and ob.peek(10, "city") == []
+    assert ob.depth("city") == {"events": 0, "telemetry": 0}
+    ob.close()
+    ob = Outbox(path, targets=[Target("city", receipts=True)])  # and on again: nothing waits
+    assert ob.unconfirmed("city") == (0, None) and ob.peek(10, "city") == []
+
+
 def test_a_result_goes_only_to_the_target_the_commands_come_from(tmp_path: Path) -> None:
     path = tmp_path / "o.sqlite"
     ob = Outbox(path, targets=[CITY, PROVINCE])
