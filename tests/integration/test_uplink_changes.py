@@ -8,13 +8,20 @@ Mosquitto and the real daemon: the first run under the old config, the second un
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_uplink_durability import Site, assert_all_delivered, wait_until
-from tests.support.services import Mosquitto, MqttRecorder, free_port, require_binary
+from tests.integration.test_uplink_durability import Site, assert_all_delivered
+from tests.support.services import (
+    Mosquitto,
+    MqttRecorder,
+    free_port,
+    require_binary,
+    wait_for_line,
+)
 
 
 def _events(recorder: MqttRecorder) -> list[dict]:
@@ -97,3 +104,54 @@ def test_receipts_switched_off_release_what_waited_for_them(tmp_path: Path) -> N
     with site.outbox() as db:
         assert db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM unconfirmed").fetchone()[0] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_a_stale_retained_receipt_confirms_nothing_that_was_never_sent(tmp_path: Path) -> None:
+    """The broker still keeps the receipt an older history's platform left retained, without
+    `seq_event_id` (the schema allows that): "every event up to seq 1". A gateway with a new
+    state directory committed seq 1 while its broker was down, and the broker refuses its
+    alerts at first (ACL). The old receipt, handed over at the subscribe, must not count seq 1
+    as delivered: once the broker takes alerts, seq 1 is sent (it never was before)."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite minewatch/v1/+/+/status\ntopic readwrite minewatch/v1/+/+/"
+                   "telemetry\ntopic readwrite minewatch/v1/+/+/health\ntopic readwrite "
+                   "minewatch/v1/+/+/receipt\ntopic read #\n")
+    mqtt = Mosquitto(require_binary("mosquitto", "/usr/sbin/mosquitto"), tmp_path / "mosquitto",
+                     free_port(), f"acl_file {acl}\n")
+    site = Site(tmp_path, mqtt.port, scale=3000.0, start_h=17.0)
+    gw = site.gateway(until_h=23.0)  # the broker is down: blue is committed, not sent
+    platform = None
+    try:
+        assert gw.wait(timeout=120) == 0, site.logs()
+        assert site.committed(), site.logs()
+        mqtt.start()
+        _retain(mqtt.port, "minewatch/v1/130825-TP001/gw01/receipt",
+                {"schema": "minewatch/receipt/1", "seq": 1})  # another history's
+        platform = MqttRecorder(mqtt.port, "minewatch/v1/#")
+        gw = site.gateway(until_h=30.0)
+        wait_for_line(tmp_path / "gateway-2.log", "Not authorized", timeout=60)
+        acl.write_text("topic readwrite minewatch/v1/#\n")
+        mqtt.reload()
+        assert gw.wait(timeout=120) == 0, site.logs()
+        time.sleep(1.0)
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+        site.close()
+        if platform is not None:
+            platform.close()
+        mqtt.stop()
+    committed = site.committed()
+    assert_all_delivered(_events(platform), committed)
+    assert all(c["confirmed_at"] for c in committed)  # by the platform's own receipts
+    with site.outbox() as db:
+        assert db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0] == 0
+
+
+def _retain(port: int, topic: str, doc: dict) -> None:
+    """Leave `doc` retained on `topic`, as a platform did long ago."""
+    from paho.mqtt import publish
+
+    publish.single(topic, json.dumps(doc), qos=1, retain=True, hostname="127.0.0.1", port=port)

@@ -108,6 +108,17 @@ def test_receipts_switched_off_let_go_what_waited_for_them(tmp_path: Path) -> No
     assert ob.unconfirmed("city") == (0, None) and ob.peek(10, "city") == []
 
 
+def test_a_stored_receipt_confirms_only_what_the_target_sent(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", targets=[Target("city", receipts=True,
+                                                       receipt_timeout=3600.0)])
+    _fill(ob, events=3, telemetry=0)
+    ob.ack(ob.peek(1, "city")[0], "city")  # seq 1 PUBACKed; 2 and 3 never sent
+    assert ob.receipt(seq=3, target="city", stored=True) == 1  # a retained one, of any age
+    assert [r.seq for r in ob.peek(10, "city")] == [2, 3]  # still to be sent
+    assert [e["seq"] for e in ob.alert_log() if e["confirmed_at"]] == [1]
+    assert ob.receipt(seq=3, target="city") == 2  # a live one: the platform has them
+
+
 def test_a_result_goes_only_to_the_target_the_commands_come_from(tmp_path: Path) -> None:
     path = tmp_path / "o.sqlite"
     ob = Outbox(path, targets=[CITY, PROVINCE])
