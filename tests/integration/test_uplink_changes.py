@@ -28,16 +28,31 @@ def _events(recorder: MqttRecorder) -> list[dict]:
     return recorder.on("alert") + recorder.on("fault")
 
 
+# the broker takes everything of the gateway's but its events: a platform that cannot have
+# them yet (the broker stays up, so its port is never free for another process to take)
+NO_EVENTS = ("topic readwrite +/+/+/+/status", "topic readwrite +/+/+/+/telemetry",
+             "topic readwrite +/+/+/+/health", "topic readwrite +/+/+/+/receipt", "topic read #")
+
+
+def _broker(tmp_path: Path, *acl: str) -> tuple[Mosquitto, Path]:
+    path = tmp_path / "acl"
+    path.write_text("\n".join(acl) + "\n")
+    mqtt = Mosquitto(require_binary("mosquitto", "/usr/sbin/mosquitto"), tmp_path / "mosquitto",
+                     free_port(), f"acl_file {path}\n")
+    mqtt.start()
+    return mqtt, path
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: Path) -> None:
-    """The platform moves to `minewatch/v2` while its broker is down: the alerts committed under
-    v1 during the outage go out under v2, where the platform now reads (they went to v1's
-    topics before, which nobody reads any more, and left the outbox on the broker's PUBACK)."""
-    mqtt = Mosquitto(require_binary("mosquitto", "/usr/sbin/mosquitto"), tmp_path / "mosquitto",
-                     free_port(), persistent=True)  # down through the first run
+    """The platform moves to `minewatch/v2` while alerts wait in the outbox (its broker did not
+    take them): they go out under v2, where the platform now reads and the broker allows. They
+    went to v1's topics before, where nobody reads any more (or, as here, the broker refuses
+    them for good and every later alert waits behind them)."""
+    mqtt, acl = _broker(tmp_path, *NO_EVENTS)
     site = Site(tmp_path, mqtt.port, scale=3000.0, start_h=17.0)
-    gw = site.gateway(until_h=23.0)  # blue (about 20.5 h) is committed, nothing is sent
+    gw = site.gateway(until_h=23.0)  # blue (about 20.5 h) is committed, not delivered
     platform = None
     try:
         assert gw.wait(timeout=120) == 0, site.logs()
@@ -45,7 +60,8 @@ def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: 
         assert backlog and not any(c["delivered_at"] for c in backlog)
         site.cfg.write_text(site.cfg.read_text(encoding="utf-8").replace(
             'prefix = "minewatch/v1"', 'prefix = "minewatch/v2"'), encoding="utf-8")
-        mqtt.start()
+        acl.write_text("topic readwrite minewatch/v2/#\ntopic read #\n")
+        mqtt.reload()
         platform = MqttRecorder(mqtt.port, "#")
         gw = site.gateway(until_h=30.0)
         assert gw.wait(timeout=120) == 0, site.logs()
@@ -59,7 +75,8 @@ def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: 
         mqtt.stop()
     committed = site.committed()
     events = _events(platform)
-    topics = {t.rpartition("/")[0] for t, _, _ in platform.messages if "/receipt" not in t}
+    topics = {t.rpartition("/")[0] for t, _, _ in platform.messages
+              if t.endswith(("/alert", "/fault"))}
     assert topics == {"minewatch/v2/130825-TP001/gw01"}, topics
     assert [m["seq"] for m in events] == list(range(1, len(committed) + 1))
     assert_all_delivered(events, committed)
@@ -111,22 +128,16 @@ def test_receipts_switched_off_release_what_waited_for_them(tmp_path: Path) -> N
 def test_a_stale_retained_receipt_confirms_nothing_that_was_never_sent(tmp_path: Path) -> None:
     """The broker still keeps the receipt an older history's platform left retained, without
     `seq_event_id` (the schema allows that): "every event up to seq 1". A gateway with a new
-    state directory committed seq 1 while its broker was down, and the broker refuses its
-    alerts at first (ACL). The old receipt, handed over at the subscribe, must not count seq 1
+    state directory committed seq 1, which its broker refuses (ACL) then and at first after a
+    restart. The old receipt, handed over at the subscribe, must not count seq 1
     as delivered: once the broker takes alerts, seq 1 is sent (it never was before)."""
-    acl = tmp_path / "acl"
-    acl.write_text("topic readwrite minewatch/v1/+/+/status\ntopic readwrite minewatch/v1/+/+/"
-                   "telemetry\ntopic readwrite minewatch/v1/+/+/health\ntopic readwrite "
-                   "minewatch/v1/+/+/receipt\ntopic read #\n")
-    mqtt = Mosquitto(require_binary("mosquitto", "/usr/sbin/mosquitto"), tmp_path / "mosquitto",
-                     free_port(), f"acl_file {acl}\n")
+    mqtt, acl = _broker(tmp_path, *NO_EVENTS)
     site = Site(tmp_path, mqtt.port, scale=3000.0, start_h=17.0)
-    gw = site.gateway(until_h=23.0)  # the broker is down: blue is committed, not sent
+    gw = site.gateway(until_h=23.0)  # blue is committed, the broker refuses it
     platform = None
     try:
         assert gw.wait(timeout=120) == 0, site.logs()
         assert site.committed(), site.logs()
-        mqtt.start()
         _retain(mqtt.port, "minewatch/v1/130825-TP001/gw01/receipt",
                 {"schema": "minewatch/receipt/1", "seq": 1})  # another history's
         platform = MqttRecorder(mqtt.port, "minewatch/v1/#")
