@@ -75,6 +75,8 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
                              hold_max_bytes=cfg.outbox.hold_max_bytes,
                              targets=outbox_targets(cfg))
         self.prefix = cfg.mqtt.prefix if cfg.mqtt else "minewatch/v1"
+        # a backlog written under another prefix follows this one (the first target's)
+        self.outbox.settle_home(topic(self.prefix, cfg.site.code, cfg.gateway.id, ""))
         self.storage_fault = StorageFault(cfg, self.outbox, self.prefix)
         self._open_records(cfg)  # history store, manual readings, the monthly report
         self.publisher = None

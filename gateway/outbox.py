@@ -243,6 +243,40 @@ class Outbox(Drain, Receipts, OutboxViews, OutboxCommands):
         row = self.db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
         return row[0] if row else 0
 
+    def settle_home(self, base: str) -> int:
+        """The outbox's topics are written under `base` (`<prefix>/<site>/<gateway>/` of the
+        first uplink target), and each target's session moves what starts with it under its
+        own prefix. A backlog written under another base (the first target's prefix changed
+        across a restart, or the targets' order) is moved under this one, or it would go out
+        on topics the platforms no longer read. Returns how many rows moved; a disk that
+        refuses leaves them (logged) until the next start."""
+        row = self.db.execute("SELECT value FROM settings WHERE key='topic_base'").fetchone()
+        old = row[0] if row else None
+        if old == base:
+            return 0
+        moved = 0
+
+        def write() -> None:
+            nonlocal moved
+            with self._tx() as db:
+                if old is not None:
+                    moved = db.execute(
+                        "UPDATE outbox SET topic = ? || substr(topic, ?) "
+                        "WHERE substr(topic, 1, ?) = ?",
+                        (base, len(old) + 1, len(old), old)).rowcount
+                db.execute("INSERT INTO settings (key, value) VALUES ('topic_base', ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (base,))
+
+        if not self._write(write):
+            log.error("the outbox's topics stay under %s (the disk refuses the move to %s): "
+                      "its backlog goes out there until a start can move it", old, base,
+                      extra={"event": "outbox_topics_unmoved"})
+            return 0
+        if moved:
+            log.warning("%d outbox messages written under %s go out under %s", moved, old, base,
+                        extra={"event": "outbox_topics_moved", "moved": moved})
+        return moved
+
     def add_record(self, topic: str, payload: bytes) -> bool:
         """Queue a message that must not be dropped but is no alert (the monthly report, a
         manual reading): it drains with the events, has no seq and is never dropped at the cap.

@@ -116,6 +116,14 @@ class Deliveries:
                     "SELECT id, seq, event_id, created, sent FROM unconfirmed WHERE target = ?",
                     (st.name,)):
                 st.unconfirmed[rid] = Unconfirmed(seq, eid, created, sent)
+            if st.unconfirmed and not st.target.receipts:
+                # receipts were switched off: its broker's PUBACK is all it waits for now, and
+                # it had that (kept, these events would never be sent again nor leave)
+                log.info("uplink target %r no longer waits for receipts: %d events its broker "
+                         "acknowledged leave the outbox", st.name, len(st.unconfirmed),
+                         extra={"event": "receipts_dropped", "target": st.name})
+                st.unconfirmed.clear()
+                self._sql("DELETE FROM unconfirmed WHERE target = ?", st.name)
         if not self.targets:
             return  # no uplink: every row waits for the target a later config brings
         known = {r[0] for r in db.execute("SELECT target FROM cursors UNION "

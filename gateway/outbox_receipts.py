@@ -56,11 +56,17 @@ class Receipts:
         self.deliveries.state(target).resend_floor = time.time()
 
     def receipt(self, seq: int | None = None, event_ids: Iterable[str] = (),
-                seq_event_id: str | None = None, target: str | None = None) -> int:
+                seq_event_id: str | None = None, target: str | None = None,
+                stored: bool = False) -> int:
         """`target`'s platform (default: the first target's) holds every event up to `seq` and
         those in `event_ids`: they need no resend there, and leave the outbox once every target
         has them (a disk that refuses keeps this in memory meanwhile). Returns how many events
-        it confirmed now."""
+        it confirmed now.
+
+        `stored`: the broker kept the receipt (retained) and handed it over at a subscribe, so
+        it may be of any age, even of an older history that reached this seq (a replaced state
+        directory, a receipt without `seq_event_id`). It confirms only events this target's
+        broker has acknowledged; what was never sent there goes, and a live receipt covers it."""
         ids = set(event_ids)
         if seq is not None and not self._ours(seq, seq_event_id):
             seq = None
@@ -72,6 +78,8 @@ class Receipts:
         now = time.time()
         n = 0
         for h in self.hold.events:
+            if stored and name not in h.sent:
+                continue
             if name not in h.confirmed_by and ((seq and h.seq <= seq)
                                                or h.event["event_id"] in ids):
                 h.confirmed_by[name] = now
@@ -83,7 +91,10 @@ class Receipts:
         rows = self.db.execute(f"SELECT id, seq FROM outbox WHERE priority = 0 AND seq IS NOT "
                                f"NULL AND ({' OR '.join(where)})",
                                ([seq] if seq else []) + sorted(ids)).fetchall()
-        n += d.confirmed(self.db, name, rows, seq, now)
+        if stored:
+            st = d.state(name)
+            rows = [r for r in rows if st.passed(0, r[0])]
+        n += d.confirmed(self.db, name, rows, None if stored else seq, now)
         self._write_deliveries()
         self.receipts_applied += 1
         return n

@@ -172,8 +172,8 @@ class MqttPublisher:
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == self.receipt_topic:
-            if msg.payload:
-                self._call(self._receipt, bytes(msg.payload))
+            if msg.payload:  # retain set: the broker's stored copy, handed over at subscribe
+                self._call(self._receipt, bytes(msg.payload), bool(msg.retain))
             return
         from paho.mqtt.client import topic_matches_sub
 
@@ -191,8 +191,9 @@ class MqttPublisher:
                                              is not None else None))
                 return
 
-    def _receipt(self, payload: bytes) -> None:
-        """A platform receipt (in the loop thread, where the outbox is written)."""
+    def _receipt(self, payload: bytes, stored: bool = False) -> None:
+        """A platform receipt (in the loop thread, where the outbox is written); `stored`: the
+        broker's retained copy, of any age, which vouches only for what this target sent."""
         try:
             r = parse_receipt(payload, self.cfg.site.code, self.cfg.gateway.id)
         except ValueError as exc:
@@ -203,7 +204,8 @@ class MqttPublisher:
                                                       "reason": str(exc), "target": self.name})
             return
         self.receipts_taken += 1
-        confirmed = self.outbox.receipt(r.seq, r.event_ids, r.seq_event_id, target=self.name)
+        confirmed = self.outbox.receipt(r.seq, r.event_ids, r.seq_event_id, target=self.name,
+                                        stored=stored)
         log.debug("receipt of %s up to seq %s (+%d ids): %d events confirmed", self.name, r.seq,
                   len(r.event_ids), confirmed, extra={"event": "receipt", "seq": r.seq})
         self.wakeup.set()

@@ -93,6 +93,52 @@ def test_each_platform_confirms_for_its_own_target(tmp_path: Path) -> None:
     assert log[1]["confirmed_at"] and not log[2]["confirmed_at"]
 
 
+def test_receipts_switched_off_let_go_what_waited_for_them(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path, targets=[Target("city", receipts=True, receipt_timeout=3600.0)])
+    _fill(ob, events=2, telemetry=0)
+    ob.ack_many(ob.peek(10, "city"), "city")
+    assert _rows(path) == 2  # PUBACKed, waiting for a receipt that never comes
+    ob.close()
+    ob = Outbox(path, targets=[CITY])  # the same target, receipts off
+    assert _rows(path) == 0 and ob.peek(10, "city") == []
+    assert ob.depth("city") == {"events": 0, "telemetry": 0}
+    ob.close()
+    ob = Outbox(path, targets=[Target("city", receipts=True)])  # and on again: nothing waits
+    assert ob.unconfirmed("city") == (0, None) and ob.peek(10, "city") == []
+
+
+def test_a_stored_receipt_confirms_only_what_the_target_sent(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", targets=[Target("city", receipts=True,
+                                                       receipt_timeout=3600.0)])
+    _fill(ob, events=3, telemetry=0)
+    ob.ack(ob.peek(1, "city")[0], "city")  # seq 1 PUBACKed; 2 and 3 never sent
+    assert ob.receipt(seq=3, target="city", stored=True) == 1  # a retained one, of any age
+    assert [r.seq for r in ob.peek(10, "city")] == [2, 3]  # still to be sent
+    assert [e["seq"] for e in ob.alert_log() if e["confirmed_at"]] == [1]
+    assert ob.receipt(seq=3, target="city") == 2  # a live one: the platform has them
+
+
+def test_a_target_added_later_gets_the_backlog_and_confirms_by_event_ids(
+        tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path, targets=[CITY])
+    _fill(ob, events=2, telemetry=0)
+    ob.ack_many(ob.peek(10, "city"), "city")  # seq 1 and 2 delivered and gone
+    ob.close()
+    province = Target("province", receipts=True, receipt_timeout=3600.0)
+    ob = Outbox(path, targets=[CITY, province])  # the province joins at a restart
+    events = [ob.commit_events([("t/alert", _event(n))], [])[0] for n in (3, 4)]
+    ob.ack_many(ob.peek(10, "city"), "city")
+    rows = ob.peek(10, "province")
+    assert [r.seq for r in rows] == [3, 4]  # from what the outbox holds, not from seq 1
+    ob.ack_many(rows, "province")
+    assert ob.receipt(seq=0, target="province") == 0  # it holds nothing from seq 1 on
+    assert ob.unconfirmed("province")[0] == 2
+    assert ob.receipt(seq=0, event_ids=[e["event_id"] for e in events], target="province") == 2
+    assert _rows(path) == 0 and all(e["confirmed_at"] for e in ob.alert_log() if e["seq"] > 2)
+
+
 def test_a_result_goes_only_to_the_target_the_commands_come_from(tmp_path: Path) -> None:
     path = tmp_path / "o.sqlite"
     ob = Outbox(path, targets=[CITY, PROVINCE])
