@@ -28,6 +28,27 @@ def _events(recorder: MqttRecorder) -> list[dict]:
     return recorder.on("alert") + recorder.on("fault")
 
 
+def _finish(site: Site, platform: MqttRecorder | None, mqtt: Mosquitto) -> None:
+    """Stop what a test started, whatever state it stopped in (`Site.close` its gateways)."""
+    site.close()
+    if platform is not None:
+        platform.close()
+    mqtt.stop()
+
+
+def _run_to_end(site: Site, until_h: float) -> None:
+    """The gateway's run up to `until_h` of the scenario, to its clean end."""
+    gw = site.gateway(until_h=until_h)
+    assert gw.wait(timeout=120) == 0, site.logs()
+    time.sleep(1.0)  # the platform's last deliveries
+
+
+def _events_left(site: Site) -> int:
+    """Events still in the outbox (every one should have left once its platforms have it)."""
+    with site.outbox() as db:
+        return db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0]
+
+
 # the broker takes everything of the gateway's but its events: a platform that cannot have
 # them yet (the broker stays up, so its port is never free for another process to take)
 NO_EVENTS = ("topic readwrite +/+/+/+/status", "topic readwrite +/+/+/+/telemetry",
@@ -63,16 +84,9 @@ def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: 
         acl.write_text("topic readwrite minewatch/v2/#\ntopic read #\n")
         mqtt.reload()
         platform = MqttRecorder(mqtt.port, "#")
-        gw = site.gateway(until_h=30.0)
-        assert gw.wait(timeout=120) == 0, site.logs()
-        time.sleep(1.0)
+        _run_to_end(site, 30.0)
     finally:
-        if gw.poll() is None:
-            gw.kill()
-        site.close()
-        if platform is not None:
-            platform.close()
-        mqtt.stop()
+        _finish(site, platform, mqtt)
     committed = site.committed()
     events = _events(platform)
     topics = {t.rpartition("/")[0] for t, _, _ in platform.messages
@@ -81,8 +95,7 @@ def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: 
     assert [m["seq"] for m in events] == list(range(1, len(committed) + 1))
     assert_all_delivered(events, committed)
     assert all(c["confirmed_at"] for c in committed)  # the platform's receipts found them
-    with site.outbox() as db:
-        assert db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0] == 0
+    assert _events_left(site) == 0
 
 
 @pytest.mark.integration
@@ -105,21 +118,15 @@ def test_receipts_switched_off_release_what_waited_for_them(tmp_path: Path) -> N
         assert waiting >= 1, site.logs()  # blue, PUBACKed and kept for a receipt
         site.cfg.write_text(site.cfg.read_text(encoding="utf-8").replace(
             "receipts = true", "receipts = false"), encoding="utf-8")
-        gw = site.gateway(until_h=30.0)
-        assert gw.wait(timeout=120) == 0, site.logs()
-        time.sleep(1.0)
+        _run_to_end(site, 30.0)
     finally:
-        if gw.poll() is None:
-            gw.kill()
-        site.close()
-        platform.close()
-        mqtt.stop()
+        _finish(site, platform, mqtt)
     committed = site.committed()
     events = _events(platform)
     assert [m["seq"] for m in events] == list(range(1, len(committed) + 1))  # once each
     assert_all_delivered(events, committed)
+    assert _events_left(site) == 0
     with site.outbox() as db:
-        assert db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM unconfirmed").fetchone()[0] == 0
 
 
@@ -148,17 +155,11 @@ def test_a_stale_retained_receipt_confirms_nothing_that_was_never_sent(tmp_path:
         assert gw.wait(timeout=120) == 0, site.logs()
         time.sleep(1.0)
     finally:
-        if gw.poll() is None:
-            gw.kill()
-        site.close()
-        if platform is not None:
-            platform.close()
-        mqtt.stop()
+        _finish(site, platform, mqtt)
     committed = site.committed()
     assert_all_delivered(_events(platform), committed)
     assert all(c["confirmed_at"] for c in committed)  # by the platform's own receipts
-    with site.outbox() as db:
-        assert db.execute("SELECT count(*) FROM outbox WHERE priority = 0").fetchone()[0] == 0
+    assert _events_left(site) == 0
 
 
 def _retain(port: int, topic: str, doc: dict) -> None:

@@ -58,6 +58,7 @@ class Site:
                               f"127.0.0.1:{sim_port}", *self.clock, log=tmp / "sim.log")
         wait_for_line(tmp / "sim.log", '"listening"')
         self.runs = 0
+        self.gateways: list[subprocess.Popen] = []
 
     def real(self, hours: float) -> float:
         """Wall-clock time at which the simulated clock reads `hours` into the scenario."""
@@ -69,9 +70,11 @@ class Site:
 
     def gateway(self, until_h: float) -> subprocess.Popen:
         self.runs += 1
-        return python_cli("gateway.cli", "run", "--config", str(self.cfg), *self.clock,
+        proc = python_cli("gateway.cli", "run", "--config", str(self.cfg), *self.clock,
                           "--until", str(self.scenario.epoch + until_h * H),
                           log=self.tmp / f"gateway-{self.runs}.log")
+        self.gateways.append(proc)
+        return proc
 
     def logs(self) -> str:
         return "\n".join(p.read_text()[-2500:] for p in sorted(self.tmp.glob("gateway-*.log")))
@@ -86,6 +89,11 @@ class Site:
         return sqlite3.connect(self.tmp / "state" / "outbox.sqlite")
 
     def close(self) -> None:
+        """The simulator, and any gateway a failed assert left running."""
+        for proc in self.gateways:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
         self.sim.terminate()
         self.sim.wait(5)
 
