@@ -1,6 +1,7 @@
 """A step of the wall clock changes no grade: the gateway's pipeline (real detectors, alert engine,
-outbox) grades a rising reservoir the same with and without a step in the middle, and a restart
-on a clock set back while it was down goes on from its checkpoint. The clock is a fake standing in for the wall clock (now and the
+outbox) grades a rising reservoir the same with and without a step in the middle, reminds an
+unacknowledged alert on its schedule through one, and a restart on a clock set back while it
+was down goes on from its checkpoint. The clock is a fake standing in for the wall clock (now and the
 steps it has seen), the rest is the daemon's own code."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ T0 = 1_784_476_800.0
 DAY = 86400.0
 STEPS = [-DAY, -3600.0, 6 * 3600.0, 3 * 365 * DAY]
 IDS = ["back_1d", "back_1h", "forward_6h", "forward_3y"]
+COMMANDS = '\n[commands]\nenabled = true\nack_reminder = "15min"\n'
 
 
 class SteppedClock:
@@ -126,6 +128,27 @@ def test_a_restart_on_a_clock_set_back_goes_on_from_the_checkpoint(tmp_path: Pat
     assert [(k, s, lv) for k, s, lv in raised] in ([(210, "raised", "blue")],
                                                     [(211, "raised", "blue")])
     assert gw.detect.offset == pytest.approx(60.0)  # detector time a minute behind wall time
+
+
+@pytest.mark.parametrize("step", STEPS, ids=IDS)
+def test_reminders_keep_their_schedule_through_a_step(tmp_path: Path, step: float) -> None:
+    cfg = _site(tmp_path / "site", COMMANDS)
+    clock = SteppedClock(T0)
+    gw = _gateway(cfg, clock)
+    gw.on_batch(Batch("radar_wl1", T0, np.array([0], np.int64), np.array([1256.5]),
+                      np.zeros(1, np.uint8)))  # red at once
+    assert gw.outbox.alert_log()[-1]["level"] == "red"
+    reminded = []
+    for minute in range(1, 50):
+        clock.t += 60.0
+        if minute == 10:
+            clock.step(step)
+            gw.follow_clock()  # what the daemon's loop does when the clock counts a step
+        reminded += [(minute, ev["reminder"]["unacknowledged_s"]) for ev in gw.acks.tick(clock.t)]
+    gw.outbox.close()
+    # 15 minutes after the raise, then 30 more (the interval doubles by default), each saying
+    # how long the alert has really waited
+    assert reminded == [(15, 900.0), (45, 2700.0)]
 
 
 @pytest.mark.parametrize("step", STEPS, ids=IDS)
