@@ -195,7 +195,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
 
     def follow_clock(self) -> None:
         """After a step of the wall clock, move what holds wall times that measure a duration:
-        detector time, the reminders' schedule, the uptime (docs/contracts.md#clock). Called
+        detector time, the reminders' schedule, the telemetry windows, the uptime (docs/contracts.md#clock). Called
         before each batch is graded, so no sample is graded across a step unseen."""
         jump = self.clock.stepped - self._stepped
         if not jump:
@@ -204,6 +204,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         self.started += jump
         self.detect.clock_stepped(jump)
         self.acks.clock_stepped(jump)
+        self.telemetry.clock_stepped(jump)
 
     def _process(self, batch: Batch) -> None:
         self.follow_clock()
