@@ -195,8 +195,9 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
 
     def follow_clock(self) -> None:
         """After a step of the wall clock, move what holds wall times that measure a duration:
-        detector time, the reminders' schedule, the telemetry windows, the uptime (docs/contracts.md#clock). Called
-        before each batch is graded, so no sample is graded across a step unseen."""
+        detector time, the reminders' schedule, the telemetry windows, the re-sends of
+        unconfirmed events, the uptime (docs/contracts.md#clock). Called before each batch is
+        graded, so no sample is graded across a step unseen."""
         jump = self.clock.stepped - self._stepped
         if not jump:
             return
@@ -205,6 +206,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         self.detect.clock_stepped(jump)
         self.acks.clock_stepped(jump)
         self.telemetry.clock_stepped(jump)
+        self.outbox.clock_stepped(jump)
 
     def _process(self, batch: Batch) -> None:
         self.follow_clock()
