@@ -182,6 +182,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         return device.period
 
     def on_batch(self, batch: Batch) -> None:
+        self.follow_clock()
         self.batches += 1
         if self.batches == 1:
             log.info("first values read and graded", extra={"event": "first_values",
@@ -196,7 +197,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
     def follow_clock(self) -> None:
         """After a step of the wall clock, move what holds wall times that measure a duration:
         detector time, the reminders' schedule, the telemetry windows, the re-sends of
-        unconfirmed events, the uptime (docs/contracts.md#clock). Called before each batch is
+        unconfirmed events, the history store's run, the uptime (docs/contracts.md#clock). Called before each batch is
         graded, so no sample is graded across a step unseen."""
         jump = self.clock.stepped - self._stepped
         if not jump:
@@ -207,6 +208,8 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         self.acks.clock_stepped(jump)
         self.telemetry.clock_stepped(jump)
         self.outbox.clock_stepped(jump)
+        if self.history is not None:
+            self.history.clock_stepped(jump, self.clock.now())
 
     def _process(self, batch: Batch) -> None:
         self.follow_clock()

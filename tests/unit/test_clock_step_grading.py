@@ -160,3 +160,26 @@ def test_uptime_is_not_moved_by_a_step(tmp_path: Path, step: float) -> None:
     gw.follow_clock()
     assert gw.status_document(clock.t)["uptime_s"] == 120.0  # not -3480 s after a step back
     gw.outbox.close()
+
+
+@pytest.mark.parametrize("step", STEPS, ids=IDS)
+def test_the_history_store_counts_the_running_time_on_both_sides_of_a_step(
+        tmp_path: Path, step: float) -> None:
+    import sqlite3
+
+    cfg = _site(tmp_path / "site")
+    clock = SteppedClock(T0)
+    gw = _gateway(cfg, clock)
+    gw.history.start(clock.t)
+    for k in range(20):
+        if k == 10:
+            clock.step(step)
+        _feed(gw, clock, k)
+        clock.t += 60.0
+    gw.history.stop(clock.t)
+    gw.outbox.close()
+    with sqlite3.connect(cfg.gateway.state_dir / "history.sqlite") as db:
+        runs = db.execute("SELECT started, stopped FROM runs ORDER BY started").fetchall()
+    # ten minutes on each side, as the monthly report's running and online time count them
+    # (one run stopped before it started would count nothing)
+    assert sorted(b - a for a, b in runs) == [600.0, 600.0]
