@@ -197,8 +197,9 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
     def follow_clock(self) -> None:
         """After a step of the wall clock, move what holds wall times that measure a duration:
         detector time, the reminders' schedule, the telemetry windows, the re-sends of
-        unconfirmed events, the history store's run, the uptime (docs/contracts.md#clock). Called before each batch is
-        graded, so no sample is graded across a step unseen."""
+        unconfirmed events, the history store's run, the uptime (docs/contracts.md, "A step of
+        the wall clock"). Called before each batch is recorded and graded, so no sample is
+        graded across a step unseen."""
         jump = self.clock.stepped - self._stepped
         if not jump:
             return
