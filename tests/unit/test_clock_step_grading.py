@@ -1,8 +1,9 @@
 """A step of the wall clock changes no grade: the gateway's pipeline (real detectors, alert engine,
-outbox) grades a rising reservoir the same with and without a step in the middle, reminds an
-unacknowledged alert on its schedule through one, and a restart on a clock set back while it
-was down goes on from its checkpoint. The clock is a fake standing in for the wall clock (now and the
-steps it has seen), the rest is the daemon's own code."""
+outbox, history store) grades a rising reservoir the same with and without a step in the middle,
+reminds an unacknowledged alert on its schedule through one, counts its running time on both
+sides of one, and a restart on a clock set back while it was down goes on from its checkpoint.
+The clock is a fake standing in for the wall clock (its time and the steps it has seen); the
+rest is the daemon's own code."""
 
 from __future__ import annotations
 
