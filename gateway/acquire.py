@@ -96,6 +96,13 @@ class PollInterrupted(Exception):
     """An asked-for poll that the bus could not make: its task stopped (a reload, a stop)."""
 
 
+def _step_since(clock: Clock, stepped: float) -> float:
+    """What the wall clock was stepped by since it read `stepped`: a read time taken before a
+    step seen during the reads is moved into the new time, where the daemon grades it."""
+    clock.now()  # sees a step that happened during the reads
+    return clock.stepped - stepped
+
+
 class DevicePoller:
     """The read plan, decoder and converter of one device; `poll` gives one Batch."""
 
@@ -135,6 +142,7 @@ class DevicePoller:
     async def poll(self, client, clock: Clock, probe: bool = False) -> Batch:
         """One poll; a probe of a degraded device reads once, with no retries."""
         t = clock.now()
+        stepped = clock.stepped
         self.stats.probes += probe
         set_timeout(client, self.device.timeout)
         retries = 0 if probe else self.device.retries
@@ -150,11 +158,13 @@ class DevicePoller:
             self.stats.consecutive_failures += 1
             self._log_failure(exc)
             n = len(self.idx)
+            t += _step_since(clock, stepped)
             return Batch(self.device.name, t, self.idx, np.full(n, np.nan),
                          np.full(n, exc.quality, dtype=np.uint8))
         self.stats.polls += 1
         self.stats.consecutive_failures = 0
         self._logged_reason = None
+        t += _step_since(clock, stepped)
         self.stats.last_good = t
         reg_values, reg_ok = self.decoder.decode(replies)
         values, quality = self.converter.convert(reg_values, reg_ok, t)

@@ -27,6 +27,7 @@ MIN_REAL_PERIOD = 0.1
 class Clock(Protocol):
     scale: float
     jumps: int  # wall-clock steps seen so far: a schedule built on older readings is stale
+    stepped: float  # their sum (s): what was wall time t before them is t + stepped now
 
     def now(self) -> float:
         """Epoch seconds (UTC) in this clock's time."""
@@ -42,6 +43,7 @@ class WallClock:
         self._offset = self._wall() - time.monotonic()
         self._jump_threshold = jump_threshold
         self.jumps = 0
+        self.stepped = 0.0
 
     @staticmethod
     def _wall() -> float:
@@ -50,12 +52,17 @@ class WallClock:
     def now(self) -> float:
         t = self._wall()
         offset = t - time.monotonic()
-        if abs(offset - self._offset) > self._jump_threshold:
-            log.warning("wall clock jumped by %+.3f s; waits use the monotonic clock",
-                        offset - self._offset, extra={"event": "clock_jump",
-                                                      "jump_s": offset - self._offset})
+        jump = offset - self._offset
+        if abs(jump) > self._jump_threshold:
+            # old: what the wall clock would read now without the step, so the log says from
+            # which time to which it moved (an NTP step after boot, an operator's mistake)
+            log.warning("wall clock jumped by %+.3f s, from %s to %s; timestamps follow the new "
+                        "time, waits and detector windows do not", jump, _utc(t - jump),
+                        _utc(t), extra={"event": "clock_jump", "jump_s": jump,
+                                        "old": _utc(t - jump), "new": _utc(t)})
             self._offset = offset
             self.jumps += 1
+            self.stepped += jump
         return t
 
     async def sleep_until(self, t: float) -> None:
@@ -69,6 +76,7 @@ class SimClock:
     """Simulated time = epoch + (wall time - anchor) * scale."""
 
     jumps = 0  # simulated time never steps
+    stepped = 0.0
 
     def __init__(self, epoch: float, scale: float, anchor: float | None = None):
         if scale <= 0:
@@ -83,6 +91,11 @@ class SimClock:
     async def sleep_until(self, t: float) -> None:
         while (remaining := (t - self.now()) / self.scale) > 0:
             await asyncio.sleep(min(remaining, 1.0))
+
+
+def _utc(t: float) -> str:
+    """ISO 8601 UTC with milliseconds, for the log."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_epoch(text: str) -> float:

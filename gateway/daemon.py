@@ -88,6 +88,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         self.health_topic = topic(self.prefix, cfg.site.code, cfg.gateway.id, "health")
         self.health_period = 60.0  # R9: a heartbeat with per-device online state every 60 s
         self.started = clock.now()
+        self._stepped = clock.stepped  # the clock's steps this gateway has followed
         self.version = gateway_version()
         self.batches = 0
         self.reloads = 0
@@ -183,6 +184,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         return device.period
 
     def on_batch(self, batch: Batch) -> None:
+        self.follow_clock()
         self.batches += 1
         if self.batches == 1:
             log.info("first values read and graded", extra={"event": "first_values",
@@ -194,7 +196,26 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
         if derived is not None:
             self._process(derived)
 
+    def follow_clock(self) -> None:
+        """After a step of the wall clock, move what holds wall times that measure a duration:
+        detector time, the reminders' schedule, the telemetry windows, the re-sends of
+        unconfirmed events, the history store's run, the uptime (docs/contracts.md, "A step of
+        the wall clock"). Called before each batch is recorded and graded, so no sample is
+        graded across a step unseen."""
+        jump = self.clock.stepped - self._stepped
+        if not jump:
+            return
+        self._stepped = self.clock.stepped
+        self.started += jump
+        self.detect.clock_stepped(jump)
+        self.acks.clock_stepped(jump)
+        self.telemetry.clock_stepped(jump)
+        self.outbox.clock_stepped(jump)
+        if self.history is not None:
+            self.history.clock_stepped(jump, self.clock.now())
+
     def _process(self, batch: Batch) -> None:
+        self.follow_clock()
         started = time.perf_counter()
         verdict = self.detect.process(batch)
         self.detector_seconds += time.perf_counter() - started
@@ -328,6 +349,7 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
                 if self.clock.jumps != jumps:  # a wall-clock step: heartbeat on the new time
                     jumps = self.clock.jumps
                     next_health = min(next_health, now)
+                    self.follow_clock()
                 if end is not None and now >= end:
                     break
                 notifier.keep_alive()

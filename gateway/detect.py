@@ -8,11 +8,20 @@ combined by `gateway.verdict` (the highest grade names its detector and evidence
 fault merged into the sample's quality), the same rule replay uses. State is
 checkpointed per detector so a restarted gateway continues where it stopped, and a reload carries
 each detector's state over by point name.
+
+Detectors run on their own time, which a step of the wall clock does not move: detector time =
+wall time − `offset`, the sum of the steps since their state began (docs/contracts.md#clock). A
+step back would otherwise make every window drop its samples as too old and hold every debounce
+until the wall clock came back to where it was (a day after a step back of a day); a step forward
+would close every window and hold time at once. The offset is checkpointed with the state, and a
+restart on a wall clock behind the checkpoint (a site computer without an RTC battery) goes on from
+the checkpoint's time.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +43,9 @@ __all__ = ["DetectStage", "threshold_params"]
 log = logging.getLogger("minewatch.detect")
 
 _DIRECTION = {"upper": 1, "lower": -1, "both": 2}
+# a restarted gateway whose first sample is this much older than the checkpoint's newest had its
+# wall clock set back while it was down; less is the order of batches of different devices
+_RESUME_SLACK_S = 60.0
 
 
 def threshold_params(cfg: SiteConfig) -> ThresholdParams:
@@ -129,13 +141,19 @@ class DetectStage:
             ThresholdDetector(ThresholdParams.defaults(n))
         self.checkpoint = checkpoint
         self._plans: dict[int, tuple[np.ndarray, list]] = {}
+        self.offset = 0.0  # wall time − detector time (s): the wall clock's steps
+        self.last_t = math.nan  # the newest detector time processed
+        self._resumed = False  # restored from a checkpoint, no batch processed since
         if restore and checkpoint is not None and checkpoint.is_file():
             self._restore(checkpoint)
 
     # -- checkpoints -----------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
-        return {f"{name}/{key}": arr for name, (det, _) in self.detectors.items()
-                for key, arr in det.state().items()}
+        state = {f"{name}/{key}": arr for name, (det, _) in self.detectors.items()
+                 for key, arr in det.state().items()}
+        state["_clock/offset"] = np.float64(self.offset)
+        state["_clock/last_t"] = np.float64(self.last_t)
+        return state
 
     def _restore(self, path: Path) -> None:
         try:
@@ -145,6 +163,10 @@ class DetectStage:
             log.warning("detector checkpoint %s not used: %s", path, exc,
                         extra={"event": "detector_restore_failed"})
             return
+        if "_clock/offset" in state:
+            self.offset = float(state["_clock/offset"])
+            self.last_t = float(state["_clock/last_t"])
+            self._resumed = True
         for name, (det, _) in self.detectors.items():
             mine = {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith(name + "/")}
             try:
@@ -170,6 +192,7 @@ class DetectStage:
     def transfer(self, old: DetectStage) -> None:
         """Carry detector state over a reload, point by point (points may be added, removed or
         reordered; a point's thresholds may change and its state is kept)."""
+        self.offset, self.last_t, self._resumed = old.offset, old.last_t, old._resumed
         old_index = {p.name: p.index for p in old.cfg.points}
         pairs = [(p.index, old_index[p.name]) for p in self.cfg.points if p.name in old_index]
         if not pairs:
@@ -194,6 +217,31 @@ class DetectStage:
             log.warning("detector state of %d point(s) was behind the committed alert state; "
                         "seeded from it", behind.size, extra={"event": "detector_reconciled"})
 
+    # -- time ------------------------------------------------------------------------------
+    def clock_stepped(self, jump: float) -> None:
+        """The wall clock was stepped by `jump` seconds: detector time goes on as it was."""
+        self.offset += jump
+        log.warning("detectors keep their time through the wall clock's step of %+.3f s "
+                    "(detector time = wall time %+.3f s)", jump, -self.offset,
+                    extra={"event": "detector_time_kept", "jump_s": jump,
+                           "offset_s": self.offset})
+
+    def _detector_time(self, wall: float) -> float:
+        t = wall - self.offset
+        if self._resumed:
+            self._resumed = False
+            if t < self.last_t - _RESUME_SLACK_S:
+                # the clock went back while the gateway was down: go on from the checkpoint
+                self.offset += t - self.last_t
+                log.warning("wall clock %.0f s behind the detectors' checkpoint: detector time "
+                            "goes on from the checkpoint's (detector time = wall time %+.3f s)",
+                            self.last_t - t, -self.offset,
+                            extra={"event": "detector_time_kept", "offset_s": self.offset})
+                t = self.last_t
+        if not t <= self.last_t:  # also NaN: the first sample
+            self.last_t = t
+        return t
+
     # -- the hot path ----------------------------------------------------------------------
     def process(self, batch: Batch) -> Verdict:
         """Every detector of the batch's points, combined (`gateway.verdict`); the verdict's
@@ -204,7 +252,7 @@ class DetectStage:
         # a no-op for what acquisition makes
         values = np.ascontiguousarray(batch.values, dtype=np.float64)
         valid = np.ascontiguousarray(batch.valid)
-        t = float(batch.t)
+        t = self._detector_time(float(batch.t))
         for name, det, j, sub in self._plan(idx):
             if sub is idx:  # every point of the batch runs it: no copies
                 out = det.update_checked_by_caller(sub, t, values, valid)

@@ -29,7 +29,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["Deliveries", "Target", "TargetState", "Unconfirmed"]
 
@@ -73,6 +73,13 @@ class TargetState:
         """PUBACKed, and this target's platform has not confirmed it yet."""
         return rid in self.unconfirmed
 
+    def clock_stepped(self, jump: float) -> None:
+        """Move the PUBACK times this target waits on by a step of the wall clock."""
+        self.unconfirmed = {rid: replace(u, sent=u.sent + jump)
+                            for rid, u in self.unconfirmed.items()}
+        if self.resend_floor:
+            self.resend_floor += jump
+
     def due(self) -> float:
         """Unconfirmed events PUBACKed at or before this time are due to be sent again."""
         return max(time.time() - self.target.receipt_timeout, self.resend_floor)
@@ -83,6 +90,10 @@ class Deliveries:
         self.targets = list(targets)
         self.states = {t.name: TargetState(t) for t in self.targets}
         self.pending: list[tuple[str, tuple]] = []  # writes the disk has not taken yet
+
+    def clock_stepped(self, jump: float) -> None:
+        for st in self.states.values():
+            st.clock_stepped(jump)
 
     @property
     def names(self) -> list[str]:

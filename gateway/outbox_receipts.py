@@ -55,6 +55,16 @@ class Receipts:
         acknowledged may be gone with it, so every event unconfirmed there is sent again now."""
         self.deliveries.state(target).resend_floor = time.time()
 
+    def clock_stepped(self, jump: float) -> None:
+        """The wall clock was stepped by `jump` s: each unconfirmed event is sent again
+        `receipt_timeout` after its PUBACK as measured before the step (a step back of a day
+        would otherwise hold a lost receipt's re-send for a day, a step forward send every
+        unconfirmed event again at once). Only the running gateway's schedule moves; the
+        file keeps the PUBACK's wall time."""
+        self.deliveries.clock_stepped(jump)
+        for h in self.hold.events:
+            h.sent = {name: t + jump for name, t in h.sent.items()}
+
     def receipt(self, seq: int | None = None, event_ids: Iterable[str] = (),
                 seq_event_id: str | None = None, target: str | None = None,
                 stored: bool = False) -> int:

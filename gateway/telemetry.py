@@ -130,6 +130,20 @@ class Telemetry:
         due = (moved | silent | changed_quality) & ~self.gas[idx]
         self.pending[idx[due]] = True
 
+    def clock_stepped(self, jump: float) -> None:
+        """The wall clock was stepped by `jump` s. The open statistics window closes with what it
+        holds (after a step back it would stay open, and every sample count in it, until the
+        clock came back to its end: a day of statistics in one window after a step back of a
+        day); the next opens in the new time. The gas points' real-time cadence and each point's
+        maximum silence go on from the new time."""
+        if self.window_start is not None and self.samples.any():
+            self._closed.append(self._stats(self.window_start,
+                                            self.window_start + self.stats_period))
+        self.window_start = None
+        self.next_realtime = None
+        self.reported_t += jump
+        self.last_t += jump
+
     def changes(self, now: float) -> list[tuple[str, bytes]]:
         """Report-by-exception values gathered since the last call (one message)."""
         if not self.pending.any():

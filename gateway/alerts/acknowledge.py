@@ -183,6 +183,14 @@ class Acknowledgements:
             out.append(self._remind(alert_id, level, c, now))
         return [ev for ev in out if ev is not None]
 
+    def clock_stepped(self, jump: float) -> None:
+        """The wall clock was stepped by `jump` s: each reminder stays as far away as it was (a
+        step back of a day would otherwise silence them for a day, a step forward remind at
+        once of an alert "unacknowledged for six hours")."""
+        for c in self.chase.values():
+            c.base += jump
+            c.next += jump
+
     def _reached(self, alert_id: str, level: int, now: float) -> float:
         """When the alert reached `level` (its raise or escalation event), else `now`."""
         for ev in reversed(self.outbox.alert_events(alert_id)):

@@ -77,6 +77,14 @@ class HistoryRecorder:
         self._seen = now
         self.store.run_started(now)
 
+    def clock_stepped(self, jump: float, now: float) -> None:
+        """A step of the wall clock ends the run at the time it left and starts the next at the
+        time it landed on, so the month's running and online time count both parts (one run
+        that ended before it started would count nothing after a step back)."""
+        self.store.run_stopped(now - jump)
+        self.store.flush()
+        self.start(now)
+
     def tick(self, now: float) -> None:
         """Once a second: the sign of life, retention once a day, what waits for the disk."""
         if now - self._seen >= SEEN_EVERY_S:

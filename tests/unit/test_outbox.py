@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from gateway.outbox import AlertState, Outbox
 from gateway.outbox_hold import HeldEvent, Hold
 from gateway.state_dir import StorageGuard
@@ -208,3 +210,30 @@ def test_receipts_and_pubacks_the_disk_refuses_wait_in_memory(tmp_path: Path) ->
     log = {e["seq"]: e for e in ob.alert_log()}
     assert log[1]["confirmed_at"] and log[3]["delivered_at"] and not log[2]["delivered_at"]
     assert [r.seq for r in ob.peek(10)] == [2] and ob.unconfirmed()[0] == 1
+
+
+@pytest.mark.parametrize("step", [-86400.0, 6 * 3600.0], ids=["back_1d", "forward_6h"])
+def test_an_unconfirmed_event_is_sent_again_on_time_through_a_clock_step(
+        tmp_path: Path, monkeypatch, step: float) -> None:
+    import time
+
+    ob = Outbox(tmp_path / "o.sqlite", receipts=True, receipt_timeout=60.0)
+    ob.commit_events([("t/alert", _event(1))], [])
+    ob.commit_events([("t/alert", _event(2))], [])
+    ob.ack(ob.peek(1)[0])  # seq 1 PUBACKed; its receipt never comes
+    ob.db.execute("PRAGMA query_only=1")  # seq 2 is PUBACKed in memory only (a full disk)
+    ob.ack(ob.peek(10)[0])
+    real = time.time
+
+    def wall(after: float) -> None:  # the wall clock, stepped, `after` s of real time on
+        monkeypatch.setattr(time, "time", lambda: real() + step + after)
+
+    wall(0.0)
+    ob.clock_stepped(step)  # the daemon, when the clock counts the step
+    wall(30.0)
+    assert ob.peek(10) == []  # not sent again at once after a step forward ...
+    wall(61.0)
+    assert [r.seq for r in ob.peek(10)] == [1, 2]  # ... nor a day late after a step back
+    monkeypatch.undo()
+    ob.db.execute("PRAGMA query_only=0")
+    ob.close()

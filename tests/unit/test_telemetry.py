@@ -144,3 +144,26 @@ def test_a_value_read_in_a_maintenance_window_is_flagged_when_sent_after_it(
     (held,) = [d for d in _docs(tel.due(T0 + 1800)) if d["kind"] == "stats"]
     assert held["points"][0]["maintenance"] is True
     assert not any("maintenance" in p for p in held["points"][1:])
+
+
+def test_a_step_of_the_wall_clock_closes_the_window_and_the_next_opens_in_the_new_time(
+        tmp_path: Path) -> None:
+    day = 86400.0
+    tel = Telemetry(_site(tmp_path), "t/telemetry")
+    idx = np.array([0, 1], np.int64)
+    tel.due(T0)
+    stats = []
+
+    def read(t: float, v: float) -> None:
+        tel.add(Batch("d", t, idx, np.array([v, 12.0]), np.zeros(2, np.uint8)))
+        stats.extend(d for d in _docs(tel.due(t)) if d["kind"] == "stats")
+
+    read(T0, 1253.0)
+    read(T0 + 60, 1253.2)
+    tel.clock_stepped(-day)  # the daemon, when the clock counts a step back of a day
+    for k in range(10):
+        read(T0 - day + 120 + 60 * k, 1253.4)
+    # the window before the step with its two samples, then 5-minute windows in the new time
+    # (not one window left open for a day, counting every sample until the clock is back)
+    assert [(d["window_start"], d["points"][0]["count"]) for d in stats] == [
+        (T0 * 1000, 2), ((T0 - day) * 1000, 3), ((T0 - day + 300) * 1000, 5)]
