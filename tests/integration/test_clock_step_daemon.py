@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.scenario import load_scenario
-from tests.support.services import Mosquitto, MqttRecorder, free_port, require_binary, wait_for_line
+from tests.support.services import (
+    Mosquitto,
+    MqttRecorder,
+    free_port,
+    poll_until,
+    require_binary,
+    wait_for_line,
+)
 from tests.support.sites import ROOT, example_site
 
 H = 3600.0
@@ -27,13 +34,7 @@ DAY = 86400.0
 
 
 def _wait(what, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise TimeoutError
+    return poll_until(what, timeout, interval=0.2)
 
 
 @pytest.mark.integration

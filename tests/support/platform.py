@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from firmware_sim.scenario import load_scenario
-from tests.support.services import MqttRecorder, free_port, python_cli, wait_for_line
+from tests.support.services import MqttRecorder, free_port, poll_until, python_cli, wait_for_line
 from tests.support.sites import ROOT, example_site
 
 SECRET = "9c1f4e7a2b8d0c3f6a5e1b9d7c2f4a8e0b6d3c1f5a7e9b2d"
@@ -123,14 +123,10 @@ class CommandSite:
         return [doc for _, doc, _ in self.raw.messages("/cmd_result") if doc["id"] == req_id]
 
     def wait(self, what, timeout: float = 30.0, why: str = ""):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = what()
-            if got:
-                return got
-            time.sleep(0.1)
-        raise TimeoutError(f"{why or what} not seen within {timeout} s\n"
-                           + self.log.read_text()[-3000:])
+        try:
+            return poll_until(what, timeout, why)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.log.read_text()[-3000:]}") from None
 
     def alert_log(self) -> list[dict]:
         out = subprocess.run([sys.executable, "-m", "gateway.cli", "alerts", "list", "--config",

@@ -81,6 +81,17 @@ def require_file(path: str, package: str) -> str:
     pytest.skip(message)
 
 
+def poll_until(what, timeout: float = 30.0, why: str = "", interval: float = 0.1):
+    """What `what()` returns once it is truthy; TimeoutError naming `why` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(interval)
+    raise TimeoutError(f"{why or what} not seen within {timeout} s")
+
+
 def wait_port(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
