@@ -3,7 +3,8 @@ and `/metrics` report it: per device its online state, online rate, polls, misse
 errors; the outbox's backlog (and, with receipts, what the platform has not confirmed), overall
 and per northbound target with its connection; the state directory's condition and what waits
 in memory because the disk refused it; the database sink's backlog; the active alerts and faults; the maintenance windows in force; the
-config's version (and a pushed config's probation); the platform's commands taken and refused.
+config's version (and a pushed config's probation); the platform's commands taken and refused;
+the wall clock's steps, once there were any.
 `status_document` is what `/status` serves and the `status` command answers with."""
 
 from __future__ import annotations
@@ -49,7 +50,17 @@ class GatewayHealth:
                 **({"commands": self.commands.health()} if self.commands is not None else {}),
                 **({"sink": self.sink_health()} if self.sink is not None else {}),
                 **({"history": self.history.store.health()}
-                   if getattr(self, "history", None) is not None else {})}
+                   if getattr(self, "history", None) is not None else {}),
+                **self.clock_health()}
+
+    def clock_health(self) -> dict:
+        """Once the wall clock has been stepped under the running gateway: how often and by how
+        much in all, so the platform knows why an `observed_at` may run back (seq is the order;
+        docs/contracts.md#a-step-of-the-wall-clock). Nothing while it never stepped."""
+        if not self.clock.jumps:
+            return {}
+        return {"clock": {"steps": int(self.clock.jumps),
+                          "stepped_s": round(float(self.clock.stepped), 3)}}
 
     def status_document(self, now: float, outbox_depth: dict | None = None) -> dict:
         """The health document with the version, the config file and every open alert (with

@@ -7,8 +7,10 @@ rest is the daemon's own code."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -184,3 +186,22 @@ def test_the_history_store_counts_the_running_time_on_both_sides_of_a_step(
     # ten minutes on each side, as the monthly report's running and online time count them
     # (one run stopped before it started would count nothing)
     assert sorted(b - a for a, b in runs) == [600.0, 600.0]
+
+
+def test_the_heartbeat_says_the_clock_was_stepped(tmp_path: Path) -> None:
+    """After a step back an event's observed_at can run back; the heartbeat tells the platform
+    why (how many steps, their sum), and says nothing while the clock never stepped."""
+    schema = json.loads((ROOT / "config" / "schema" / "health.schema.json").read_text())
+    clock = SteppedClock(T0)
+    gw = _gateway(_site(tmp_path / "site"), clock)
+    _feed(gw, clock, 0)
+    quiet = gw.health(clock.now())
+    assert "clock" not in quiet
+    clock.step(-DAY)
+    _feed(gw, clock, 1)
+    stepped = gw.health(clock.now())
+    assert stepped["clock"] == {"steps": 1, "stepped_s": -DAY}
+    assert stepped["uptime_s"] == quiet["uptime_s"]  # the uptime does not step
+    for doc in (quiet, stepped):
+        jsonschema.validate(doc, schema)
+    gw.outbox.close()
