@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["NO_BUCKET", "BUCKET_STATE", "bucket_add", "bucket_means", "bucket_width",
            "theil_sen", "slope_se", "ls_fit", "median_prefix", "older_pairs_spec",
-           "theil_sen_window", "kth_of_two"]
+           "theil_sen_window", "kth_of_two", "only_newest_changed"]
 
 NO_BUCKET = -(1 << 62)  # id of a slot that never held a sample
 
@@ -242,6 +242,15 @@ def kth_of_two(a, na, b, nb, k):
     if j == 0:
         return a[lo - 1]
     return max(a[lo - 1], b[j - 1])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def only_newest_changed(i, w, w_was, held, pt, now, t, last_id):
+    """Whether a sample's adds (the held jump sample at pt if `held`, the sample at t if `now`)
+    touched only the window's newest bucket, with the width unchanged: what the velocity
+    detectors' kept older-bucket results (`theil_sen_window`, the runs' fits) require."""
+    return w == w_was and (not held or np.int64(np.floor(pt / w)) == last_id[i]) and (
+        not now or np.int64(np.floor(t / w)) == last_id[i])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

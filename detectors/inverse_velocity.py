@@ -14,6 +14,7 @@ from detectors.buckets import (
     bucket_means,
     bucket_width,
     ls_fit,
+    only_newest_changed,
 )
 from detectors.cadence import observe_period
 from detectors.channels import (
@@ -129,9 +130,7 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, tv, iv, out_score, out_grade, out_fa
         if not cand:
             now = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
             used = now or used
-        newest_only = w == w_was and (
-            not held or np.int64(np.floor(pt / w)) == last_id[i]) and (
-            not now or np.int64(np.floor(t / w)) == last_id[i])
+        newest_only = only_newest_changed(i, w, w_was, held, pt, now, t, last_id)
     if used:
         w = b_w[i]
         k = bucket_means(i, w, b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)

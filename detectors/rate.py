@@ -13,6 +13,7 @@ from detectors.buckets import (
     bucket_means,
     bucket_width,
     older_pairs_spec,
+    only_newest_changed,
     slope_se,
     theil_sen_window,
 )
@@ -132,9 +133,7 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
         if not cand:
             now = bucket_add(i, t, v - offset[i], w, b_id, b_n, b_st, b_sx, last_id)
             used = now or used
-        newest_only = w == w_was and (
-            not held or np.int64(np.floor(pt / w)) == last_id[i]) and (
-            not now or np.int64(np.floor(t / w)) == last_id[i])
+        newest_only = only_newest_changed(i, w, w_was, held, pt, now, t, last_id)
     if used:
         k = bucket_means(i, b_w[i], b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)
         if k >= min_b[i]:

@@ -14,6 +14,7 @@ from detectors.buckets import (
     bucket_means,
     bucket_width,
     older_pairs_spec,
+    only_newest_changed,
     slope_se,
     theil_sen_window,
 )
@@ -152,9 +153,7 @@ def _step(i, j, t, v, ok, P, S, tm, xm, nm, pairs, out_score, out_grade, out_fau
         if not cand:
             now = _learn_and_add(i, t, v - offset[i], w, period, P, S)
             used = now or used
-        newest_only = w == w_was and (
-            not held or np.int64(np.floor(pt / w)) == last_id[i]) and (
-            not now or np.int64(np.floor(t / w)) == last_id[i])
+        newest_only = only_newest_changed(i, w, w_was, held, pt, now, t, last_id)
     if used:
         vr = v_ref[i] if np.isfinite(v_ref[i]) else vref_learned[i]
         k = bucket_means(i, b_w[i], b_id, b_n, b_st, b_sx, last_id, tm, xm, nm)

@@ -215,7 +215,6 @@ class Gateway(GatewayHealth, Reconfigure, GatewayRecords):
             self.history.clock_stepped(jump, self.clock.now())
 
     def _process(self, batch: Batch) -> None:
-        self.follow_clock()
         started = time.perf_counter()
         verdict = self.detect.process(batch)
         self.detector_seconds += time.perf_counter() - started
