@@ -26,6 +26,12 @@ target only, carrying the request's Correlation Data when it has one.
 Reconnects back off from `reconnect_min` to `reconnect_max`, doubling, with jitter: each wait is
 half its step plus a random part of the other half, so the gateways a broker restart dropped at
 the same instant come back spread out instead of all at once (`benchmarks/fleet.py`).
+
+paho runs the connection in a thread of its own, which an error escaping a callback (ours, or
+paho's) ends for good: nothing is published or reconnected after it, and nothing else would say
+so. The thread is watched: its end on an error is logged with the traceback (`mqtt_loop_failed`),
+and the target connects again on a new thread at once; paho keeps the messages in flight and sends
+them again, so the outbox loses nothing (`network_restarts` in the target's health).
 """
 
 from __future__ import annotations
@@ -50,6 +56,27 @@ from gateway.uplink.window import Window
 __all__ = ["Incoming", "MqttPublisher"]
 
 log = logging.getLogger("minewatch.mqtt")
+
+# the running publishers, asked in turn whether a thread that ended on an error was theirs
+_WATCHED: list[MqttPublisher] = []
+
+
+def _watch_threads() -> None:
+    """Chain a hook onto `threading.excepthook`, once: a watched paho thread that ends on an
+    error is handed to its publisher, every other thread goes on to the previous hook."""
+    previous = threading.excepthook
+    if getattr(previous, "minewatch_mqtt", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        owner = next((p for p in list(_WATCHED) if p.owns(args.thread)), None)
+        if owner is None:
+            previous(args)
+        else:
+            owner.network_died(args)
+
+    hook.minewatch_mqtt = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,9 @@ class MqttPublisher:
         self.wakeup = asyncio.Event()
         self.published = 0
         self.rejected = 0
+        self.network_restarts = 0  # paho's thread ended on an error and was started again
+        self._connect_kwargs: dict = {}
+        self._network: threading.Thread | None = None  # paho's thread, once it called us back
         self.window = Window(m.max_inflight, m.reconnect_min, m.reconnect_max)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -111,6 +141,7 @@ class MqttPublisher:
 
     # -- paho callbacks (network thread) -------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._network = threading.current_thread()
         if reason_code.is_failure:
             self._log_failure(f"the broker refused the connection: {reason_code}",
                               "mqtt_refused")
@@ -211,6 +242,7 @@ class MqttPublisher:
         self.wakeup.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
+        self._network = threading.current_thread()
         client.reconnect_delay_set(self.reconnect_delay(), self.m.reconnect_max)
         # paho does not say why; find out with one plain attempt (this is paho's network thread,
         # which is waiting to retry anyway)
@@ -258,6 +290,8 @@ class MqttPublisher:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._client = self._make_client()
+        _watch_threads()
+        _WATCHED.append(self)
         kwargs = {}
         if self.m.protocol == "5":
             from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
@@ -269,7 +303,40 @@ class MqttPublisher:
             props.SessionExpiryInterval = 86400
             kwargs["clean_start"] = MQTT_CLEAN_START_FIRST_ONLY
             kwargs["properties"] = props
+        self._connect_kwargs = kwargs
         self._client.connect_async(self.m.host, self.m.port, keepalive=self.m.keepalive, **kwargs)
+        self._client.loop_start()
+
+    def owns(self, thread: threading.Thread | None) -> bool:
+        """Whether `thread` is this target's paho thread: the one that called it back, or, before
+        a new one did, one of the name paho gives it (targets may share a client id)."""
+        if self._network is not None:
+            return thread is self._network
+        return thread is not None and thread.name == f"paho-mqtt-client-{self.m.client_id}"
+
+    def network_died(self, args: threading.ExceptHookArgs) -> None:
+        """paho's thread ended on an error (in that thread, as it ends; paho has cleared its
+        handle, so `loop_start` can start another)."""
+        self.network_restarts += 1
+        log.error("MQTT %s: the connection's thread ended on an error (%s: %s); connecting "
+                  "again on a new one", self.name, args.exc_type.__name__, args.exc_value,
+                  exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+                  extra={"event": "mqtt_loop_failed", "target": self.name,
+                         "error": f"{args.exc_type.__name__}: {args.exc_value}",
+                         "restarts": self.network_restarts})
+        self._call(self._restart_network)
+
+    def _restart_network(self) -> None:
+        """A new connection on a new thread (loop thread). A fresh CONNECT, not the old socket:
+        the error may have cut a connect's callback short, and only a new connect does all it
+        does (subscriptions, births, the window's reconnect). The session is the broker's and
+        paho's in-flight messages are sent again after it."""
+        if self._stopping or self._client is None:
+            return
+        self._network = None
+        self.connected.clear()
+        self._client.connect_async(self.m.host, self.m.port, keepalive=self.m.keepalive,
+                                   **self._connect_kwargs)
         self._client.loop_start()
 
     async def stop(self, timeout: float = 5.0) -> None:
@@ -284,6 +351,8 @@ class MqttPublisher:
             while info is not None and not info.is_published() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         self._stopping = True
+        with contextlib.suppress(ValueError):
+            _WATCHED.remove(self)
         client.disconnect()
         client.loop_stop()
 
@@ -418,6 +487,8 @@ class MqttPublisher:
                "telemetry": depth.get("telemetry", 0), "in_flight": len(self.window.flights),
                "max_inflight": self.window.size, "published": self.published,
                "rejected": self.rejected}
+        if self.network_restarts:
+            out["network_restarts"] = self.network_restarts
         if self.m.receipts:
             out["unconfirmed"] = unconfirmed
             out["oldest_unconfirmed_s"] = round(time.time() - oldest, 1) if oldest else None
