@@ -21,6 +21,7 @@ from gateway.outbox import Outbox
 from gateway.uplink.mqtt import MqttPublisher
 from tests.support.services import Mosquitto, MqttRecorder, free_port, require_binary
 from tests.support.sites import example_site
+from tests.support.uplink import draining
 
 
 def _event(n: int, kind: str) -> dict:
@@ -56,10 +57,7 @@ def test_events_accepted_behind_a_refused_one_are_sent_again_after_it(tmp_path: 
                     if t.rpartition("/")[2] in ("alert", "fault")]
 
     async def run() -> MqttPublisher:
-        publisher = MqttPublisher(cfg, outbox, time.time)
-        await publisher.start()
-        drain = asyncio.create_task(publisher.run())
-        try:
+        async with draining(MqttPublisher(cfg, outbox, time.time)) as publisher:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not (publisher.rejected >= 2
                                                        and sorted(arrived()) == [2, 3]):
@@ -70,10 +68,6 @@ def test_events_accepted_behind_a_refused_one_are_sent_again_after_it(tmp_path: 
             mqtt.reload()
             while time.monotonic() < deadline + 30 and outbox.depth()["events"]:
                 await asyncio.sleep(0.05)
-        finally:
-            drain.cancel()
-            await asyncio.gather(drain, return_exceptions=True)
-            await publisher.stop()
         return publisher
 
     try:

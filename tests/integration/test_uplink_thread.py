@@ -23,6 +23,7 @@ from gateway.outbox import Outbox
 from gateway.uplink.mqtt import MqttPublisher
 from tests.support.services import Mosquitto, MqttRecorder, free_port, require_binary
 from tests.support.sites import ROOT, example_site
+from tests.support.uplink import draining
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -79,17 +80,10 @@ def test_a_failing_puback_callback_mid_window_loses_nothing(tmp_path: Path, capl
     caplog.set_level(logging.INFO, logger="minewatch.mqtt")
 
     async def run() -> MqttPublisher:
-        publisher = MqttPublisher(cfg, outbox, time.time)
-        await publisher.start()
-        # the first PUBACK's callback fails: paho's thread ends with five events in flight
-        publisher._client.on_publish = Once(publisher._on_publish)
-        drain = asyncio.create_task(publisher.run())
-        try:
+        async with draining(MqttPublisher(cfg, outbox, time.time)) as publisher:
+            # the first PUBACK's callback fails: paho's thread ends with five events in flight
+            publisher._client.on_publish = Once(publisher._on_publish)
             await _until(lambda: outbox.depth()["events"] == 0, 30)
-        finally:
-            drain.cancel()
-            await asyncio.gather(drain, return_exceptions=True)
-            await publisher.stop()
         return publisher
 
     try:
@@ -121,10 +115,7 @@ def test_a_callback_failing_as_the_broker_goes_down_does_not_leave_the_gateway_o
     caplog.set_level(logging.INFO, logger="minewatch.mqtt")
 
     async def run() -> MqttPublisher:
-        publisher = MqttPublisher(cfg, outbox, time.time)
-        await publisher.start()
-        drain = asyncio.create_task(publisher.run())
-        try:
+        async with draining(MqttPublisher(cfg, outbox, time.time)) as publisher:
             assert await _until(publisher.connected.is_set, 15)
             # the disconnect's callback fails: paho's thread ends as the broker goes away, and
             # without a watch nothing would ever connect again
@@ -136,10 +127,6 @@ def test_a_callback_failing_as_the_broker_goes_down_does_not_leave_the_gateway_o
             await asyncio.sleep(0.5)
             mqtt.start()  # the broker is back: the gateway reconnects by itself
             await _until(lambda: outbox.depth()["events"] == 0, 45)
-        finally:
-            drain.cancel()
-            await asyncio.gather(drain, return_exceptions=True)
-            await publisher.stop()
         return publisher
 
     try:
