@@ -15,7 +15,7 @@ import json
 import struct
 import zlib
 
-__all__ = ["decode", "encoding_of"]
+__all__ = ["decode", "encoded_as", "encoding_of"]
 
 
 def encoding_of(payload: bytes) -> str:
@@ -26,6 +26,19 @@ def encoding_of(payload: bytes) -> str:
     if first == b"\x78":
         return "zlib"
     return "protobuf"
+
+
+def encoded_as(payload: bytes) -> str:
+    """The `encoding` that wrote a telemetry payload: "compact" or "json" (by the schema its
+    first bytes name), "zlib" or "protobuf" (by its first byte).
+
+    >>> encoded_as(b'{"schema":"minewatch/telemetry/2","k":"values"}'), encoded_as(b"\\x78\\x9c")
+    ('compact', 'zlib')
+    """
+    kind = encoding_of(payload)
+    if kind != "json":
+        return kind
+    return "compact" if b'"minewatch/telemetry/2"' in payload[:64] else "json"
 
 
 def decode(payload: bytes) -> dict:

@@ -5,9 +5,10 @@ the wire (its topic under the target's prefix, its payload, its MQTT 5 propertie
 `MineWatchSession` is the JSON contract of docs/contracts.md#topics: a retained `status` that says
 "online" at each connect and "offline" at a clean stop and as the will; events stamped with
 `sent_at` at every (re)transmission; a command result's Correlation Data. The outbox holds every
-topic under the first target's prefix, and telemetry in the first target's encoding; each
-target's session moves it under its own prefix and, when its `encoding` differs, writes the
-telemetry again in its own (`gateway/encodings/transcode.py`).
+topic under the first target's prefix, and telemetry in the encoding the first target had when
+it was committed; each target's session moves it under its own prefix and writes telemetry that
+is not in its own `encoding` again in its own (`gateway/encodings/transcode.py`): another
+target's, or its own before a restart changed it.
 
 An encoding with a session life of its own (Sparkplug B, `sparkplug.py`: an NBIRTH at each
 connect with the next `bdSeq`, an NDEATH as the will, a rebirth on an NCMD) subclasses `Session`:
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 from gateway.alerts.encoder import status_payload, topic, with_sent_at
 from gateway.config.model import MqttUplink, SiteConfig
+from gateway.encodings.decode import encoded_as
 from gateway.outbox import PRIORITY_EVENT, PRIORITY_TELEMETRY, OutboxRow
 
 __all__ = ["MineWatchSession", "Publish", "Sent", "Session"]
@@ -55,15 +57,8 @@ class Session:
         home = cfg.mqtt.prefix if cfg.mqtt is not None else m.prefix
         self.home = topic(home, cfg.site.code, cfg.gateway.id, "")  # the outbox's topics
         self.base = topic(m.prefix, cfg.site.code, cfg.gateway.id, "")  # this target's
-        self.transcode = None
-        stored = cfg.mqtt.encoding if cfg.mqtt is not None else m.encoding
-        if m.encoding != stored:
-            from gateway.encodings import encoder
-            from gateway.encodings.transcode import Transcoder
-            from gateway.telemetry import catalog
-
-            site = catalog(cfg)
-            self.transcode = Transcoder(site, encoder(m.encoding, site, m.digits))
+        self.transcodes = True  # telemetry in another encoding is written again in its own
+        self._transcoder: Callable[[bytes], bytes] | None = None
 
     def topic(self, stored: str) -> str:
         """An outbox topic under this target's prefix (a Response Topic elsewhere stays)."""
@@ -94,13 +89,24 @@ class Session:
         topic_, payload, properties = self.message(row)
         return Sent(publish(topic_, payload, row.qos, False, properties), row.qos)
 
+    def transcode(self, payload: bytes) -> bytes:
+        """Telemetry of another encoding in this target's (its encoder made at first need)."""
+        if self._transcoder is None:
+            from gateway.encodings import encoder
+            from gateway.encodings.transcode import Transcoder
+            from gateway.telemetry import catalog
+
+            site = catalog(self.cfg)
+            self._transcoder = Transcoder(site, encoder(self.m.encoding, site, self.m.digits))
+        return self._transcoder(payload)
+
     def message(self, row: OutboxRow) -> tuple[str, bytes, object | None]:
         """(topic, payload, MQTT 5 properties) of one outbox message on this target."""
         payload = row.payload
         if row.priority == PRIORITY_EVENT and row.seq is not None:  # an event, not a result
             payload = with_sent_at(payload, self.now())
-        elif row.priority == PRIORITY_TELEMETRY and self.transcode is not None \
-                and row.topic.endswith("/telemetry"):
+        elif row.priority == PRIORITY_TELEMETRY and self.transcodes \
+                and row.topic.endswith("/telemetry") and encoded_as(payload) != self.m.encoding:
             payload = self.transcode(payload)
         properties = None
         if row.correlation is not None and self.m.protocol == "5":

@@ -50,7 +50,7 @@ class SparkplugSession(Session):
     def __init__(self, cfg: SiteConfig, m: MqttUplink, now: Callable[[], float],
                  version: str = "0"):
         super().__init__(cfg, m, now, version)
-        self.transcode = None  # telemetry becomes DDATA here, not another payload
+        self.transcodes = False  # telemetry becomes DDATA here, not another payload
         self.node = SparkplugNode(m.sparkplug_group or cfg.site.code, catalog(cfg))
         self.path = bdseq_path(cfg.gateway.state_dir, m.name)
         self.bdseq = self._load()  # the next connection's

@@ -167,3 +167,42 @@ def _retain(port: int, topic: str, doc: dict) -> None:
     from paho.mqtt import publish
 
     publish.single(topic, json.dumps(doc), qos=1, retain=True, hostname="127.0.0.1", port=port)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_a_new_encoding_reaches_the_telemetry_committed_under_the_old_one(tmp_path: Path) -> None:
+    """The platform moves from the full JSON to the compact encoding while telemetry waits in
+    the outbox (its broker did not take it): the waiting telemetry goes out compact too, as the
+    platform now reads it. It went out in the full JSON before, which that platform no longer
+    parses, an hour of a site's values lost to it."""
+    mqtt, acl = _broker(tmp_path, *(f"topic readwrite +/+/+/+/{kind}" for kind in (
+        "status", "alert", "fault", "health", "receipt")), "topic read #")
+    site = Site(tmp_path, mqtt.port, scale=3000.0, start_h=17.0, replace={
+        'protocol = "5"': 'protocol = "5"\nreconnect_max = "2s"\nencoding = "json"'})
+    gw = site.gateway(until_h=19.0)
+    platform = None
+    try:
+        assert gw.wait(timeout=120) == 0, site.logs()
+        with site.outbox() as db:
+            waiting = db.execute("SELECT count(*) FROM outbox WHERE priority != 0 AND topic "
+                                 "LIKE '%/telemetry'").fetchone()[0]
+        assert waiting >= 5, site.logs()  # two hours of telemetry, in the full JSON
+        site.cfg.write_text(site.cfg.read_text(encoding="utf-8").replace(
+            'encoding = "json"', 'encoding = "compact"'), encoding="utf-8")
+        acl.write_text("topic readwrite minewatch/v1/#\ntopic read #\n")
+        mqtt.reload()
+        platform = MqttRecorder(mqtt.port, "minewatch/v1/+/+/telemetry")
+        _run_to_end(site, 23.0)
+    finally:
+        _finish(site, platform, mqtt)
+    wire = platform.telemetry_wire
+    assert len(wire) >= waiting, (len(wire), waiting)  # the backlog, and what the restart added
+    assert all(p.startswith(b'{"schema":"minewatch/telemetry/2"') for p in wire), [
+        p[:40] for p in wire if not p.startswith(b'{"schema":"minewatch/telemetry/2"')]
+    observed = sorted({p["observed_at"] for d in platform.on("telemetry") if d["kind"] != "stats"
+                       for p in d["points"] if p.get("observed_at")})
+    assert site.hours(observed[0]) < 17.5, site.hours(observed[0])  # from the first run's start
+    with site.outbox() as db:
+        assert db.execute("SELECT count(*) FROM outbox WHERE topic LIKE '%/telemetry'"
+                          ).fetchone()[0] == 0

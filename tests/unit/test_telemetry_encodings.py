@@ -153,3 +153,38 @@ def test_a_second_target_gets_the_outbox_telemetry_in_its_own_encoding(target: s
             p.get("maintenance") for p in before["points"]]
     manual = b'{"schema":"minewatch/telemetry/1","kind":"manual","points":[]}'
     assert again(manual) == manual  # not transcodable: as it is
+
+
+@pytest.mark.parametrize("stored", ["compact", "json", "zlib", "protobuf"])
+@pytest.mark.parametrize("target", ["compact", "json", "zlib", "protobuf"])
+def test_the_first_target_sends_telemetry_of_a_former_encoding_in_its_own(stored: str,
+                                                                          target: str) -> None:
+    """The outbox's telemetry was committed under `stored` (the first target's encoding until a
+    restart changed it to `target`): the platform gets it in `target`, values intact; telemetry
+    already in `target` goes byte for byte as stored."""
+    from dataclasses import replace
+
+    from gateway.encodings.decode import encoded_as
+    from gateway.outbox import PRIORITY_TELEMETRY
+    from gateway.outbox_drain import OutboxRow
+    from gateway.uplink.session import MineWatchSession
+
+    cfg = load_site(ROOT / "config" / "examples" / "tailings_pond.toml")
+    m = replace(cfg.mqtt, encoding=target)
+    session = MineWatchSession(cfg, m, lambda: T0)
+    tel = Telemetry(cfg, "t/telemetry", encoding=stored)
+    tel.due(T0)
+    idx = np.arange(len(cfg.points), dtype=np.int64)
+    tel.add(Batch("d", T0 + 1, idx, np.round(np.linspace(1, 99, len(idx)), 3),
+                  np.zeros(len(idx), np.uint8)))
+    payloads = [p for _, p in tel.due(T0 + 2)] + [p for _, p in tel.due(T0 + 300)]
+    assert {decode(p)["kind"] for p in payloads} == {"values", "stats"}
+    for payload in payloads:
+        assert encoded_as(payload) == stored
+        row = OutboxRow(1, PRIORITY_TELEMETRY, f"{session.home}telemetry", payload, 0, None,
+                        None, 0)
+        sent = session.message(row)[1]
+        assert encoded_as(sent) == target
+        assert _points([decode(sent)]) == _points([decode(payload)])
+        if stored == target:
+            assert sent == payload
