@@ -180,6 +180,9 @@ class MqttUplink:
     max_inflight: int = 20
     # encoding = "sparkplug": the Sparkplug B group_id of the edge node (default: the site code)
     sparkplug_group: str = ""
+    # encoding = "sparkplug": the host_id of the Primary Host Application, whose STATE must say
+    # it is online before the node is born and sends anything ("": no primary host, born at once)
+    sparkplug_primary_host: str = ""
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ def _check_listen(r: Reader, listen: tuple[str, int] | None, public: bool,
 _MQTT_KEYS = {"host", "port", "prefix", "protocol", "client_id", "keepalive", "username",
               "password_file", "tls_ca", "tls_cert", "tls_key", "reconnect_min", "reconnect_max",
               "receipts", "receipt_timeout", "encoding", "digits", "name", "max_inflight",
-              "sparkplug_group"}
+              "sparkplug_group", "sparkplug_primary_host"}
 
 
 def build_mqtt_target(m: dict, r: Reader, base_dir: Path, site: Site, gw: GatewayIdentity,
@@ -182,7 +182,33 @@ def build_mqtt_target(m: dict, r: Reader, base_dir: Path, site: Site, gw: Gatewa
         # a window over 1000 messages buys nothing on any link and holds that many in memory
         max_inflight=r.number(m, "max_inflight", p, 20, 1, 1000, integer=True),
         sparkplug_group=_sparkplug_group(r, m, p, encoding, site),
+        sparkplug_primary_host=_sparkplug_primary_host(r, m, p, encoding),
     )
+
+
+def _sparkplug_primary_host(r: Reader, m: dict, p: str, encoding: str) -> str:
+    """The Primary Host Application's host_id: a topic level of `spBv1.0/STATE/<host_id>`
+    (Sparkplug 3.0.0 §4.1.2), empty for none."""
+    if "sparkplug_primary_host" not in m:
+        return ""
+    if encoding != "sparkplug":
+        r.problem(f"{p}.sparkplug_primary_host", t(
+            f"only used with encoding = \"sparkplug\" (this target's is \"{encoding}\")",
+            f"仅在 encoding = \"sparkplug\" 时使用（该目标为 \"{encoding}\"）"),
+            t("remove it, or set encoding = \"sparkplug\"",
+              "删除该键，或设置 encoding = \"sparkplug\""))
+        return ""
+    host = r.get(m, "sparkplug_primary_host", p, str, "")
+    if not host or any(c in host for c in "/+#"):
+        r.problem(f"{p}.sparkplug_primary_host", t(
+            f"{host!r} is not a Sparkplug host_id: it must be non-empty, without '/', '+', '#'",
+            f"{host!r} 不能用作 Sparkplug host_id：不能为空，不能含 '/'、'+'、'#'"),
+            t("the Primary Host ID your SCADA host publishes its STATE under, for example "
+              "sparkplug_primary_host = \"IgnitionPrimary\"; or remove the key",
+              "SCADA 主机发布 STATE 所用的 Primary Host ID，例如 "
+              "sparkplug_primary_host = \"IgnitionPrimary\"；或删除该键"))
+        return ""
+    return host
 
 
 def _sparkplug_group(r: Reader, m: dict, p: str, encoding: str, site: Site) -> str:

@@ -211,6 +211,7 @@ class MqttPublisher:
         for topic_filter, on_payload in self.session.subscriptions():
             if topic_matches_sub(topic_filter, msg.topic):
                 self._call(on_payload, bytes(msg.payload))
+                self._call(self.wakeup.set)  # the session may be ready now
                 return
         for topic_filter, handler in self._subscriptions:
             if topic_matches_sub(topic_filter, msg.topic):
@@ -359,7 +360,7 @@ class MqttPublisher:
     def publish_now(self, topic_: str, doc: dict, qos: int = 0) -> bool:
         """Current-state messages (health) and refusals of requests that proved nothing: sent
         if connected, never queued (stale is useless, and junk must not fill the disk)."""
-        if self._client is not None and self.connected.is_set():
+        if self._client is not None and self.connected.is_set() and self.session.ready():
             self._client.publish(self.session.topic(topic_), json.dumps(
                 doc, ensure_ascii=False, separators=(",", ":")).encode(), qos=qos)
             return True
@@ -379,6 +380,11 @@ class MqttPublisher:
         while True:
             await self.connected.wait()
             self.wakeup.clear()
+            if not self.session.ready():  # nothing leaves; the outbox holds it meanwhile
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self.wakeup.wait()
+                continue
             now = time.monotonic()
             rows = self.outbox.peek(self.window.peek_size(), self.name)
             for row in self.window.choose(rows, now):
@@ -489,6 +495,7 @@ class MqttPublisher:
                "rejected": self.rejected}
         if self.network_restarts:
             out["network_restarts"] = self.network_restarts
+        out.update(self.session.health())
         if self.m.receipts:
             out["unconfirmed"] = unconfirmed
             out["oldest_unconfirmed_s"] = round(time.time() - oldest, 1) if oldest else None

@@ -83,6 +83,14 @@ class Session:
     def subscriptions(self) -> list[tuple[str, Callable[[bytes], None]]]:
         return []
 
+    def ready(self) -> bool:
+        """Whether messages may go now (a Sparkplug node waits for its primary host)."""
+        return True
+
+    def health(self) -> dict:
+        """What the target's health says of its session, besides the publisher's figures."""
+        return {}
+
     def send(self, row: OutboxRow, publish: Publish) -> Sent | None:
         """Publish one outbox message on this target; what settles it (None: nothing to send
         here, it counts as delivered)."""

@@ -15,6 +15,16 @@ delivered to this target. Everything else (alerts, faults, records, command resu
 readings) goes as MineWatch JSON under the target's `prefix`, exactly as on a MineWatch target
 (the side topic: events keep their `seq` and `event_id`, QoS 1 from the outbox). There is no
 retained MineWatch `status` on a Sparkplug target: its NBIRTH and NDEATH say it.
+
+With `sparkplug_primary_host` the node has a Primary Host Application (Sparkplug 3.0.0, "Edge
+Node Session Establishment"): it subscribes to `spBv1.0/STATE/<host_id>` before it is born, and
+is born only once that retained STATE says `{"online": true, ...}` on this connection; until
+then this target sends nothing and the outbox holds its messages (telemetry and the side topic's
+alerts alike), which go out after the births, oldest first. A STATE that says the host went
+offline is answered with the NDEATH, and the node waits again, connected (one server: there is
+no other to walk to), to be born again with the same bdSeq when the host is back. A STATE with
+an older timestamp than one already seen is stale (a will that lost the race with a new birth)
+and changes nothing.
 """
 
 from __future__ import annotations
@@ -50,12 +60,16 @@ class SparkplugSession(Session):
     def __init__(self, cfg: SiteConfig, m: MqttUplink, now: Callable[[], float],
                  version: str = "0"):
         super().__init__(cfg, m, now, version)
-        self.transcodes = False  # telemetry becomes DDATA here, not another payload
         self.node = SparkplugNode(m.sparkplug_group or cfg.site.code, catalog(cfg))
         self.path = bdseq_path(cfg.gateway.state_dir, m.name)
         self.bdseq = self._load()  # the next connection's
-        self.current: int | None = None  # this connection's, once born
+        self.current: int | None = None  # this connection's
+        self.born = False  # NBIRTH published on this connection (and no NDEATH since)
         self.rebirths = 0
+        self.primary = m.sparkplug_primary_host  # "" for none
+        self.host_online = False  # the primary host's STATE on this connection
+        self.host_ts = -1  # the newest STATE timestamp seen: an older one is stale
+        self.transcodes = False  # telemetry becomes DDATA here, not another payload
         # seq is given and the message published under one lock, so the wire order is seq
         # order: births come from paho's thread (on_connect), DDATA from the drain's
         self._lock = threading.Lock()
@@ -94,7 +108,15 @@ class SparkplugSession(Session):
         with self._lock:
             self._publish = publish
             self.current = self.bdseq
-            self._births()
+            self.born = False
+            if self.primary:
+                self.host_online = False  # until this server's retained STATE says otherwise
+                log.info("Sparkplug %s connected; waiting for the primary host %s to be online "
+                         "before the births", self.m.name, self.primary,
+                         extra={"event": "sparkplug_waiting_for_host", "target": self.m.name,
+                                "host": self.primary})
+            else:
+                self._births()
             # the will of the next CONNECT says the next number (the publisher sets it now)
             self.bdseq = (self.current + 1) % 256
             self._save()
@@ -103,21 +125,66 @@ class SparkplugSession(Session):
         assert self._publish is not None and self.current is not None
         for topic_, payload in self.node.births(self.current, self._ms()):
             self._publish(topic_, payload, 0, False)
+        self.born = True
+
+    def ready(self) -> bool:
+        return self.born
 
     def on_stop(self, publish: Publish) -> object | None:
-        if self.current is None:
+        if self.current is None or not self.born:
             return None
         topic_, payload = self.node.death(self.current, self._ms())
         return publish(topic_, payload, 1, False)
 
     def subscriptions(self) -> list[tuple[str, Callable[[bytes], None]]]:
-        return [(self.node.topic("NCMD"), self._command)]
+        subs = [(self.node.topic("NCMD"), self._command)]
+        if self.primary:
+            subs.append((f"spBv1.0/STATE/{self.primary}", self._host_state))
+        return subs
+
+    def _host_state(self, payload: bytes) -> None:
+        """The primary host's STATE (Sparkplug 3.0.0: JSON `online` and `timestamp`)."""
+        try:
+            doc = json.loads(payload)
+            online, ts = doc["online"], doc["timestamp"]
+            if not isinstance(online, bool) or not isinstance(ts, int) or isinstance(ts, bool):
+                raise ValueError(f"online {online!r}, timestamp {ts!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("Sparkplug %s: STATE of %s ignored, not a Sparkplug 3.0 STATE (%s)",
+                        self.m.name, self.primary, exc,
+                        extra={"event": "sparkplug_state_invalid", "target": self.m.name})
+            return
+        with self._lock:
+            if ts < self.host_ts:
+                return  # stale: an older will or birth delivered after a newer one
+            self.host_ts = ts
+            self.host_online = online
+            if online and not self.born and self._publish is not None \
+                    and self.current is not None:
+                log.info("Sparkplug %s: primary host %s online; NBIRTH (bdSeq %d) and %d "
+                         "DBIRTH", self.m.name, self.primary, self.current,
+                         len(self.node.devices), extra={"event": "sparkplug_host_online",
+                                                        "target": self.m.name})
+                self._births()
+            elif not online and self.born:
+                assert self._publish is not None and self.current is not None
+                log.warning("Sparkplug %s: primary host %s offline; NDEATH, and this target's "
+                            "messages wait in the outbox until it is back", self.m.name,
+                            self.primary, extra={"event": "sparkplug_host_offline",
+                                                 "target": self.m.name})
+                self._publish(*self.node.death(self.current, self._ms()), 1, False)
+                self.born = False
+
+    def health(self) -> dict:
+        if not self.primary:
+            return {}
+        return {"primary_host": {"id": self.primary, "online": self.host_online}}
 
     def _command(self, payload: bytes) -> None:
         if not self.node.is_rebirth(payload):
             return
         with self._lock:
-            if self._publish is None or self.current is None:
+            if self._publish is None or self.current is None or not self.born:
                 return
             self.rebirths += 1
             log.info("Sparkplug rebirth requested on %s: NBIRTH (bdSeq %d) and %d DBIRTH",

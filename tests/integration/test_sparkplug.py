@@ -7,6 +7,9 @@ decoder, not the gateway's descriptor: NBIRTH with bdSeq and Node Control/Rebirt
 device with every point and its unit, quantity and quality, DDATA whose values are the city's to
 the bit, seq without a gap from NBIRTH on, a rebirth when it asks for one, and at the stop the
 NDEATH with the NBIRTH's bdSeq. The alerts come on the side topic, every one once in seq order.
+
+With a Primary Host Application configured, the node is born only while that host's STATE says
+it is online, holds everything meanwhile, and says NDEATH when the host goes offline.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +30,7 @@ GROUP, EDGE, SITE = "Ponds", "gw01", "130825-TP001"
 NODE = f"spBv1.0/{GROUP}/"
 
 
-def _targets(cfg: Path, port: int) -> None:
+def _targets(cfg: Path, port: int, more: str = "") -> None:
     text = re.sub(r"(?ms)^\[uplink\.mqtt\].*?(?=^\[|\Z)", "", cfg.read_text(encoding="utf-8"))
     cfg.write_text(text + f"""
 [[uplink.mqtt]]
@@ -43,7 +47,7 @@ prefix = "plant/v1"
 encoding = "sparkplug"
 sparkplug_group = "{GROUP}"
 reconnect_max = "2s"
-""", encoding="utf-8")
+{more}""", encoding="utf-8")
 
 
 def _kind(topic: str) -> str:
@@ -65,16 +69,45 @@ def _born_after(messages, start: int, devices: set[str]) -> bool:
     return devices <= seen
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(300)
-def test_a_sparkplug_host_reads_births_and_data_and_gets_a_rebirth(tmp_path: Path) -> None:
+def _seq_runs(msgs: list[tuple[str, dict]]) -> None:
+    """seq is 0 at each NBIRTH and runs on by one from there (NDEATH carries none)."""
+    seq = None
+    for t, d in msgs:
+        kind = _kind(t)
+        if kind in ("NDEATH", "NCMD"):
+            assert "seq" not in d or kind == "NCMD"
+            continue
+        assert d["seq"] == (0 if kind == "NBIRTH" else (seq + 1) % 256), (t, d["seq"], seq)
+        seq = d["seq"]
+
+
+def _plant(tmp_path: Path, more: str = "") -> tuple[Mosquitto, SparkplugHost, MqttRecorder, Site]:
+    """One broker, the plant's Sparkplug host, the city's recorder, and the rainstorm site with
+    both targets (`more`: lines for the plant's target), above blue from the start."""
     binary = require_binary("mosquitto", "/usr/sbin/mosquitto")
     broker = Mosquitto(binary, tmp_path / "broker", free_port())
     broker.start()
     host = SparkplugHost(broker.port, "plant/v1/#")
     city = MqttRecorder(broker.port, "minewatch/v1/#", receipts=False)
-    site = Site(tmp_path, broker.port, scale=600.0, start_h=21.0)  # above blue from the start
-    _targets(site.cfg, broker.port)
+    site = Site(tmp_path, broker.port, scale=600.0, start_h=21.0)
+    _targets(site.cfg, broker.port, more)
+    return broker, host, city, site
+
+
+def _close(gw, site: Site, host: SparkplugHost, city: MqttRecorder, broker: Mosquitto) -> None:
+    """Stop what a test started, whatever state it stopped in (the broker last)."""
+    if gw.poll() is None:
+        gw.kill()
+    site.close()
+    host.close()
+    city.close()
+    broker.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_a_sparkplug_host_reads_births_and_data_and_gets_a_rebirth(tmp_path: Path) -> None:
+    broker, host, city, site = _plant(tmp_path)
     from gateway.config import load_site
 
     cfg = load_site(site.cfg)
@@ -96,24 +129,12 @@ def test_a_sparkplug_host_reads_births_and_data_and_gets_a_rebirth(tmp_path: Pat
         assert host.wait(lambda msgs: any(_kind(t) == "NDEATH" for t, _ in msgs
                                           if t.startswith(NODE))), site.logs()
     finally:
-        if gw.poll() is None:
-            gw.kill()
-        site.close()
-        host.close()
-        city.close()
-        broker.stop()
+        _close(gw, site, host, city, broker)
     msgs = [(t, d) for t, d in host.snapshot() if t.startswith(NODE)]
     assert all(t.split("/")[3] == EDGE for t, _ in msgs)
     # the first word of the node is its birth; seq runs on without a gap, 0 at each NBIRTH
     assert _kind(msgs[0][0]) == "NBIRTH"
-    seq = None
-    for t, d in msgs:
-        kind = _kind(t)
-        if kind in ("NDEATH", "NCMD"):
-            assert "seq" not in d or kind == "NCMD"
-            continue
-        assert d["seq"] == (0 if kind == "NBIRTH" else (seq + 1) % 256), (t, d["seq"], seq)
-        seq = d["seq"]
+    _seq_runs(msgs)
     # NBIRTHs (the first and the rebirth's) and the NDEATH carry the same bdSeq
     bdseq = {m["value"] for t, m in _metrics(msgs, ("NBIRTH", "NDEATH")) if m["name"] == "bdSeq"}
     assert len(bdseq) == 1
@@ -151,3 +172,80 @@ def test_a_sparkplug_host_reads_births_and_data_and_gets_a_rebirth(tmp_path: Pat
     assert committed and [m["seq"] for m in first_arrivals(side)] == [
         c["seq"] for c in committed]
     assert {m["event_id"] for m in side} == {c["event_id"] for c in committed}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_a_node_with_a_primary_host_is_born_only_while_the_host_is_online(
+        tmp_path: Path) -> None:
+    """The plant's SCADA host ("Scada") is down when the gateway starts (its retained STATE says
+    offline): the node is not born and sends nothing, while the city gets everything. The host
+    comes back: births, then the held data (read while it was away) and the alerts. A stale
+    STATE (older than the newest) changes nothing; the host going offline again gets the NDEATH
+    and nothing more until it is back, when the node is born again with the same bdSeq and
+    sends what it held meanwhile."""
+    broker, host, city, site = _plant(tmp_path, 'sparkplug_primary_host = "Scada"\n')
+    from gateway.config import load_site
+
+    devices = {p.device for p in load_site(site.cfg).points}
+
+    def sim_ms() -> int:
+        return int((site.epoch + (time.time() - site.anchor) * site.scale) * 1000)
+
+    def node(msgs) -> list[tuple[str, dict]]:
+        return [(t, d) for t, d in msgs if t.startswith(NODE)]
+
+    ms = int(time.time() * 1000)
+    host.state("Scada", False, ms)  # the host's will, retained from before
+    gw = site.gateway(until_h=60.0)
+    try:
+        # away: the city gets alerts and telemetry, the plant nothing at all
+        assert city.subscribed.wait(10)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (city.on("alert")
+                                                    and len(city.on("telemetry")) >= 5):
+            time.sleep(0.2)
+        assert city.on("alert") and len(city.on("telemetry")) >= 5, site.logs()
+        assert node(host.snapshot()) == [], node(host.snapshot())[:3]
+        assert not [t for t, _ in host.snapshot() if t.startswith("plant/v1/")]
+        away_until = sim_ms()
+        # back: births, then what was held, oldest first, and the side topic's alerts
+        host.state("Scada", True, ms + 1000)
+        assert host.wait(lambda msgs: _born_after(node(msgs), 0, devices)), site.logs()
+        assert host.wait(lambda msgs: any(
+            m["timestamp"] < away_until for _, m in _metrics(msgs, ("DDATA",)))), site.logs()
+        assert host.wait(lambda msgs: any(t.endswith("/alert") for t, _ in msgs
+                                          if t.startswith("plant/v1/"))), site.logs()
+        # a stale STATE (an old will delivered late) changes nothing
+        host.state("Scada", False, ms + 500)
+        time.sleep(2.0)
+        assert "NDEATH" not in [_kind(t) for t, _ in node(host.snapshot())], site.logs()
+        # offline again: NDEATH, then silence on the node's topics
+        host.state("Scada", False, ms + 2000)
+        assert host.wait(lambda msgs: any(_kind(t) == "NDEATH" for t, _ in node(msgs))), \
+            site.logs()
+        gone = sim_ms()
+        time.sleep(3.0)  # half an hour of the site's time
+        dead = len(node(host.snapshot()))
+        assert _kind(node(host.snapshot())[dead - 1][0]) == "NDEATH", node(host.snapshot())[-3:]
+        # back again: born again, the same bdSeq, and the readings of the silence arrive
+        host.state("Scada", True, ms + 3000)
+        assert host.wait(lambda msgs: _born_after(node(msgs), dead, devices)), site.logs()
+        assert host.wait(lambda msgs: any(
+            gone <= m["timestamp"] for _, m in _metrics(node(msgs)[dead:], ("DDATA",)))), \
+            site.logs()
+        gw.send_signal(signal.SIGTERM)
+        assert gw.wait(timeout=60) == 0, site.logs()
+    finally:
+        _close(gw, site, host, city, broker)
+    msgs = node(host.snapshot())
+    kinds = [_kind(t) for t, _ in msgs]
+    assert kinds[0] == "NBIRTH" and kinds.count("NBIRTH") == 2, kinds[:5]
+    assert kinds.count("NDEATH") == 2 and kinds[-1] == "NDEATH"  # the host's, and the stop's
+    first_death = kinds.index("NDEATH")
+    assert kinds[first_death + 1] == "NBIRTH"  # nothing between the NDEATH and the rebirth
+    _seq_runs(msgs)
+    bdseq = {m["value"] for t, m in _metrics(msgs, ("NBIRTH", "NDEATH")) if m["name"] == "bdSeq"}
+    assert len(bdseq) == 1  # one connection throughout: one bdSeq
+    log = "".join(p.read_text() for p in tmp_path.glob("gateway-*.log"))
+    assert log.count('"sparkplug_host_online"') == 2 and log.count('"sparkplug_host_offline"') == 1

@@ -1,6 +1,7 @@
 """A Sparkplug B host application for tests: subscribes to the Sparkplug namespace (and any side
 topics), reads every payload with the test's own wire decoder (`sparkplug_wire.py`), keeps what
-arrived in order, and sends an NCMD rebirth request."""
+arrived in order, sends an NCMD rebirth request and publishes its STATE as a Primary Host
+Application does (Sparkplug 3.0.0: retained JSON on `spBv1.0/STATE/<host_id>`)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ class SparkplugHost:
             raise TimeoutError("the Sparkplug host could not subscribe")
 
     def _on_message(self, client, userdata, msg) -> None:
-        if msg.topic.startswith("spBv1.0/"):
+        if msg.topic.startswith("spBv1.0/STATE/"):
+            doc = json.loads(msg.payload)
+        elif msg.topic.startswith("spBv1.0/"):
             doc = decode_payload(msg.payload)
         else:
             doc = json.loads(msg.payload)
@@ -65,6 +68,12 @@ class SparkplugHost:
         """NCMD `Node Control/Rebirth` = true to the edge node."""
         self.client.publish(f"spBv1.0/{group}/NCMD/{edge}",
                             encode_ncmd(int(time.time() * 1000)), qos=0)
+
+    def state(self, host_id: str, online: bool, timestamp: int) -> None:
+        """This host's STATE: retained, QoS 1, `{"online": ..., "timestamp": ...}`."""
+        info = self.client.publish(f"spBv1.0/STATE/{host_id}", json.dumps(
+            {"online": online, "timestamp": timestamp}), qos=1, retain=True)
+        info.wait_for_publish(10)
 
     def close(self) -> None:
         self.client.disconnect()

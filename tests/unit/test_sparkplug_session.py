@@ -245,3 +245,74 @@ def test_sparkplug_config_keys_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_site(path)
     assert "devices[0].name" in str(err.value) and "device_id" in str(err.value)
+
+
+def _state(online: bool, ts: int) -> bytes:
+    return json.dumps({"online": online, "timestamp": ts}).encode()
+
+
+def test_with_a_primary_host_the_node_is_born_only_while_its_state_says_online(
+        tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    m = replace(cfg.mqtt, sparkplug_primary_host="Scada")
+    cfg = replace(cfg, mqtt=m, uplinks=(m,))
+    s = SparkplugSession(cfg, m, lambda: T0)
+    handlers = dict(s.subscriptions())
+    state = handlers["spBv1.0/STATE/Scada"]
+    assert f"spBv1.0/{cfg.site.code}/NCMD/gw01" in handlers
+    wire = Wire()
+    s.on_connect(wire)
+    assert wire.take() == [] and not s.ready()  # connected, waiting for the host
+    assert s.health() == {"primary_host": {"id": "Scada", "online": False}}
+    assert s.on_stop(wire) is None and wire.take() == []  # never born: no NDEATH to say
+    state(_state(False, 100))  # its will, retained
+    assert wire.take() == [] and not s.ready()
+    state(_state(True, 200))
+    kinds = [t.split("/")[2] for t, *_ in wire.take()]
+    assert kinds[0] == "NBIRTH" and set(kinds[1:]) == {"DBIRTH"} and s.ready()
+    assert s.health()["primary_host"]["online"] is True
+    state(_state(False, 150))  # stale: older than the online one
+    assert wire.take() == [] and s.ready()
+    state(b'{"online": "yes", "timestamp": 300}')  # not a 3.0 STATE: ignored
+    state(b"ONLINE")  # a 2.2 STATE: ignored
+    assert wire.take() == [] and s.ready()
+    state(_state(False, 300))
+    (death,) = wire.take()
+    assert death[0].split("/")[2] == "NDEATH" and death[2] == 1 and not s.ready()
+    bdseq = [mt["value"] for mt in death[1]["metrics"] if mt["name"] == "bdSeq"]
+    s._command(encode_ncmd(1))  # a rebirth request while the host is away: nothing
+    assert wire.take() == []
+    state(_state(True, 400))
+    again = wire.take()
+    assert again[0][0].split("/")[2] == "NBIRTH" and again[0][1]["seq"] == 0
+    assert [mt["value"] for mt in again[0][1]["metrics"] if mt["name"] == "bdSeq"] == bdseq
+    # a new connection waits for that server's STATE again
+    s.on_connect(wire)
+    assert wire.take() == [] and not s.ready()
+    state(_state(True, 400))  # the retained one, delivered again at the subscribe
+    assert wire.take()[0][0].split("/")[2] == "NBIRTH"
+
+
+def test_without_a_primary_host_the_node_is_born_at_connect(tmp_path: Path) -> None:
+    s = _session(_cfg(tmp_path))
+    assert [t for t, _ in s.subscriptions()] == [f"spBv1.0/{s.cfg.site.code}/NCMD/gw01"]
+    wire = Wire()
+    assert not s.ready()
+    s.on_connect(wire)
+    assert wire.take()[0][0].split("/")[2] == "NBIRTH" and s.ready() and s.health() == {}
+
+
+def test_the_primary_host_key_is_checked(tmp_path: Path) -> None:
+    text = (ROOT / "config" / "examples" / "tailings_pond.toml").read_text(encoding="utf-8")
+    path = tmp_path / "site.toml"
+    good = '[uplink.mqtt]\nencoding = "sparkplug"\nsparkplug_primary_host = "Scada"\n'
+    path.write_text(text.replace("[uplink.mqtt]\n", good, 1), encoding="utf-8")
+    assert load_site(path).mqtt.sparkplug_primary_host == "Scada"
+    for bad in ('encoding = "sparkplug"\nsparkplug_primary_host = "a/b"',
+                'encoding = "sparkplug"\nsparkplug_primary_host = ""',
+                'sparkplug_primary_host = "Scada"'):
+        path.write_text(text.replace("[uplink.mqtt]\n", f"[uplink.mqtt]\n{bad}\n", 1),
+                        encoding="utf-8")
+        with pytest.raises(ConfigError) as err:
+            load_site(path)
+        assert "uplink.mqtt.sparkplug_primary_host" in str(err.value), bad
