@@ -188,7 +188,7 @@ def build_mqtt_target(m: dict, r: Reader, base_dir: Path, site: Site, gw: Gatewa
 
 def _sparkplug_primary_host(r: Reader, m: dict, p: str, encoding: str) -> str:
     """The Primary Host Application's host_id: a topic level of `spBv1.0/STATE/<host_id>`
-    (Sparkplug 3.0.0 §4.1.2), empty for none."""
+    (Sparkplug 3.0.0's STATE topic), empty for none."""
     if "sparkplug_primary_host" not in m:
         return ""
     if encoding != "sparkplug":
