@@ -151,7 +151,11 @@ def test_a_garbage_device_costs_only_itself(tmp_path: Path, mosquitto) -> None:
             <= set(bad["errors"])
         for name in ("radar_wl1", "vw_logger_a"):
             assert devices[name]["online"] and devices[name]["errors"] == {}
-            assert devices[name]["missed_deadlines"] == 0, devices[name]
+            # the bad device is on a bus of its own: its 15 kinds of junk, 4 answers each and
+            # timeouts among them, would cost the good buses a deadline at each if they shared
+            # anything; one late poll (a 1 s stall of CI's loaded machine, seen once in ~20
+            # runs) is not that
+            assert devices[name]["missed_deadlines"] <= 1, devices[name]
             assert devices[name]["polls"] >= 10
     for kind in ("malformed", "truncated", "connection_lost", "exception_4", "timeout"):
         m = re.search(rf'minewatch_poll_errors_total\{{device="bad_dev",kind="{kind}"\}} (\d+)',
