@@ -64,6 +64,16 @@ def _broker(tmp_path: Path, *acl: str) -> tuple[Mosquitto, Path]:
     return mqtt, path
 
 
+def _reconfigured(site: Site, mqtt: Mosquitto, acl: Path, change: tuple[str, str], opened: str,
+                  listen: str) -> MqttRecorder:
+    """Between the runs: the site's config changed (`change`: old text, new), the broker
+    opened to everything under `opened`, and a platform listening on `listen`."""
+    site.cfg.write_text(site.cfg.read_text(encoding="utf-8").replace(*change), encoding="utf-8")
+    acl.write_text(f"topic readwrite {opened}/#\ntopic read #\n")
+    mqtt.reload()
+    return MqttRecorder(mqtt.port, listen)
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: Path) -> None:
@@ -79,11 +89,8 @@ def test_a_new_prefix_carries_the_backlog_committed_under_the_old_one(tmp_path: 
         assert gw.wait(timeout=120) == 0, site.logs()
         backlog = site.committed()
         assert backlog and not any(c["delivered_at"] for c in backlog)
-        site.cfg.write_text(site.cfg.read_text(encoding="utf-8").replace(
-            'prefix = "minewatch/v1"', 'prefix = "minewatch/v2"'), encoding="utf-8")
-        acl.write_text("topic readwrite minewatch/v2/#\ntopic read #\n")
-        mqtt.reload()
-        platform = MqttRecorder(mqtt.port, "#")
+        platform = _reconfigured(site, mqtt, acl, ('prefix = "minewatch/v1"',
+                                                   'prefix = "minewatch/v2"'), "minewatch/v2", "#")
         _run_to_end(site, 30.0)
     finally:
         _finish(site, platform, mqtt)
@@ -188,11 +195,8 @@ def test_a_new_encoding_reaches_the_telemetry_committed_under_the_old_one(tmp_pa
             waiting = db.execute("SELECT count(*) FROM outbox WHERE priority != 0 AND topic "
                                  "LIKE '%/telemetry'").fetchone()[0]
         assert waiting >= 5, site.logs()  # two hours of telemetry, in the full JSON
-        site.cfg.write_text(site.cfg.read_text(encoding="utf-8").replace(
-            'encoding = "json"', 'encoding = "compact"'), encoding="utf-8")
-        acl.write_text("topic readwrite minewatch/v1/#\ntopic read #\n")
-        mqtt.reload()
-        platform = MqttRecorder(mqtt.port, "minewatch/v1/+/+/telemetry")
+        platform = _reconfigured(site, mqtt, acl, ('encoding = "json"', 'encoding = "compact"'),
+                                 "minewatch/v1", "minewatch/v1/+/+/telemetry")
         _run_to_end(site, 23.0)
     finally:
         _finish(site, platform, mqtt)
